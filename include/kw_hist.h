@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
+/*
+ * Histogram slots shared by the BPF programs (which count into them) and user space
+ * (which exposes them as Prometheus buckets). Each slot i counts values v with
+ * bound[i-1] < v <= bound[i]; the last slot is +Inf.
+ *
+ * Idle-before-close bounds bracket the keep-alive timeouts users really meet (1, 2, 5,
+ * 10, 15, 20, 30, 60, 65, 75, 120 and 300 s): a server that closes idle connections
+ * after T seconds fills the narrow slot (T - d, T + d], so the timeout reads off the
+ * histogram directly.
+ */
+#ifndef KW_HIST_H
+#define KW_HIST_H
+
+/* BPF before kernel 5.3 had no loops; unrolling also keeps the verifier's work small. */
+#ifdef __bpf__
+#define KW_UNROLL _Pragma("unroll")
+#else
+#define KW_UNROLL
+#endif
+
+#define KW_IDLE_SLOTS 31
+#define KW_REQS_SLOTS 16
+
+/* ms; the slot after the last bound is +Inf */
+#define KW_IDLE_BOUNDS_MS                                                                  \
+	{                                                                                  \
+		1, 10, 100, 500, 900, 1100, 1900, 2100, 4500, 5500, 9500, 10500, 14500,    \
+			15500, 19500, 20500, 29500, 30500, 44500, 45500, 59500, 60500,     \
+			64500, 65500, 74500, 75500, 119500, 120500, 299500, 300500         \
+	}
+
+/* requests per connection; the slot after the last bound is +Inf */
+#define KW_REQS_BOUNDS                                                                     \
+	{                                                                                  \
+		0, 1, 2, 3, 4, 5, 10, 20, 50, 99, 100, 500, 999, 1000, 10000               \
+	}
+
+/* Slot of a value: the first bound >= v, or the +Inf slot. */
+static inline __attribute__((always_inline)) unsigned int kw_idle_slot(__u64 ms)
+{
+	static const __u32 b[KW_IDLE_SLOTS - 1] = KW_IDLE_BOUNDS_MS;
+	unsigned int i;
+
+	KW_UNROLL
+	for (i = 0; i < KW_IDLE_SLOTS - 1; i++)
+		if (ms <= b[i])
+			return i;
+	return KW_IDLE_SLOTS - 1;
+}
+
+static inline __attribute__((always_inline)) unsigned int kw_reqs_slot(__u64 n)
+{
+	static const __u32 b[KW_REQS_SLOTS - 1] = KW_REQS_BOUNDS;
+	unsigned int i;
+
+	KW_UNROLL
+	for (i = 0; i < KW_REQS_SLOTS - 1; i++)
+		if (n <= b[i])
+			return i;
+	return KW_REQS_SLOTS - 1;
+}
+
+#endif /* KW_HIST_H */

@@ -1,0 +1,593 @@
+# SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+"""Test bed for the end-to-end tests: network namespaces, nginx, the agent, the CLI.
+
+Standard library only. Every wait is bounded in time; every process started here is
+stopped at teardown, and every namespace created here is deleted, even on failure.
+"""
+
+import ipaddress
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD = REPO / "build"
+KEEPWATCHD = BUILD / "keepwatchd"
+KEEPWATCH = BUILD / "keepwatch"
+PYTHON = "/usr/bin/python3"  # Debian's, not the first python3 on PATH
+CLIENT = Path(__file__).resolve().with_name("client.py")
+NGINX = "/usr/sbin/nginx"
+
+NS_PREFIXES = ("kwc", "kws")
+_ns_counter = 0
+
+
+def run(cmd, timeout=30, check=True, input=None):
+    """Run a command, capture text output; on failure raise with its output."""
+    try:
+        p = subprocess.run([str(c) for c in cmd], input=input, capture_output=True, text=True,
+                           timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError(f"{' '.join(map(str, cmd))}: timed out after {timeout}s\n"
+                             f"stdout: {e.stdout}\nstderr: {e.stderr}") from None
+    if check and p.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, cmd))}: exit {p.returncode}\n"
+                             f"stdout: {p.stdout}\nstderr: {p.stderr}")
+    return p
+
+
+def stop_process(p, timeout=5.0):
+    """SIGTERM, wait up to `timeout`, then SIGKILL. Returns the exit status."""
+    if p.poll() is None:
+        try:
+            p.send_signal(signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+    return p.returncode
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def kill_netns_pids(ns):
+    """Kill every process left in a namespace we own (TERM, then KILL), bounded."""
+    p = run(["ip", "netns", "pids", ns], check=False)
+    pids = [int(x) for x in p.stdout.split()]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and any(_pid_alive(x) for x in pids):
+            time.sleep(0.05)
+        pids = [x for x in pids if _pid_alive(x)]
+        if not pids:
+            return
+
+
+def delete_netns(ns):
+    kill_netns_pids(ns)
+    run(["ip", "netns", "del", ns], check=False)
+
+
+def cleanup_stale_netns():
+    """Delete kwc-/kws-<pid>-<n> namespaces left by test sessions that no longer run."""
+    p = run(["ip", "netns", "list"], check=False)
+    for line in p.stdout.splitlines():
+        name = line.split()[0] if line.split() else ""
+        m = re.fullmatch(r"(kwc|kws)-(\d+)-(\d+)", name)
+        if m and int(m.group(2)) != os.getpid() and not _pid_alive(int(m.group(2))):
+            delete_netns(name)
+
+
+# --- network namespaces -----------------------------------------------------------------
+
+class NetnsPair:
+    """Two namespaces joined by a veth pair.
+
+    client: 10.77.N.1/24, fd77:N::1/64     server: 10.77.N.2/24, fd77:N::2/64
+    """
+
+    def __init__(self):
+        global _ns_counter
+        _ns_counter += 1
+        self.index = (_ns_counter - 1) % 250 + 1
+        tag = f"{os.getpid()}-{_ns_counter}"
+        self.client_ns = f"kwc-{tag}"
+        self.server_ns = f"kws-{tag}"
+        n = self.index
+        self.client_v4 = f"10.77.{n}.1"
+        self.server_v4 = f"10.77.{n}.2"
+        self.client_v6 = ipaddress.ip_address(f"fd77:{n}::1").compressed
+        self.server_v6 = ipaddress.ip_address(f"fd77:{n}::2").compressed
+        self.procs = []
+        self.created = []
+
+    def client_addr(self, v6=False):
+        return self.client_v6 if v6 else self.client_v4
+
+    def server_addr(self, v6=False):
+        return self.server_v6 if v6 else self.server_v4
+
+    def create(self):
+        c, s = self.client_ns, self.server_ns
+        for ns in (c, s):
+            run(["ip", "netns", "add", ns])
+            self.created.append(ns)
+        steps = [
+            ["ip", "-n", c, "link", "add", "veth0", "type", "veth", "peer", "name", "veth0",
+             "netns", s],
+            ["ip", "-n", c, "link", "set", "lo", "up"],
+            ["ip", "-n", s, "link", "set", "lo", "up"],
+            ["ip", "-n", c, "addr", "add", f"{self.client_v4}/24", "dev", "veth0"],
+            ["ip", "-n", s, "addr", "add", f"{self.server_v4}/24", "dev", "veth0"],
+            ["ip", "-n", c, "addr", "add", f"{self.client_v6}/64", "dev", "veth0", "nodad"],
+            ["ip", "-n", s, "addr", "add", f"{self.server_v6}/64", "dev", "veth0", "nodad"],
+            ["ip", "-n", c, "link", "set", "veth0", "up"],
+            ["ip", "-n", s, "link", "set", "veth0", "up"],
+        ]
+        for cmd in steps:
+            run(cmd)
+        return self
+
+    def destroy(self):
+        for p in self.procs:
+            stop_process(p, timeout=3)
+        for ns in self.created:
+            delete_netns(ns)
+        self.created = []
+
+    # commands inside a namespace
+
+    def exec(self, ns, cmd, timeout=30, check=True, input=None):
+        return run(["ip", "netns", "exec", ns, *cmd], timeout=timeout, check=check, input=input)
+
+    def spawn(self, ns, cmd, **kw):
+        """Start a background process in `ns`; it is stopped at teardown."""
+        kw.setdefault("stdin", subprocess.DEVNULL)
+        p = subprocess.Popen(["ip", "netns", "exec", ns, *map(str, cmd)], **kw)
+        self.procs.append(p)
+        return p
+
+    def nstat(self, ns):
+        """Absolute SNMP/netstat counters of `ns` (nstat -a: no history file is touched)."""
+        p = self.exec(ns, ["nstat", "--ignore", "--zeros", "--noupdate", "--json"])
+        return json.loads(p.stdout)["kernel"]
+
+    def ss(self, ns, *args):
+        return self.exec(ns, ["ss", "-H", *args]).stdout
+
+    def tcp_states(self, ns):
+        """{state: count} of TCP sockets in `ns` (ss -tan, listeners included)."""
+        counts = {}
+        for line in self.ss(ns, "-tan").splitlines():
+            if line.strip():
+                st = line.split()[0]
+                counts[st] = counts.get(st, 0) + 1
+        return counts
+
+    def sockstat(self, ns):
+        """/proc/net/sockstat of `ns` as {"TCP": {"inuse": n, "tw": n, ...}, ...}."""
+        text = self.exec(ns, ["cat", "/proc/net/sockstat"]).stdout
+        out = {}
+        for line in text.splitlines():
+            proto, _, rest = line.partition(":")
+            f = rest.split()
+            out[proto] = {f[i]: int(f[i + 1]) for i in range(0, len(f) - 1, 2)}
+        return out
+
+    def run_client(self, mode, *args, v6=False, host=None, check=True, timeout=60):
+        """Run tests/e2e/client.py in the client namespace; return its JSON summary."""
+        host = host or self.server_addr(v6)
+        cmd = [PYTHON, str(CLIENT), mode, "--host", host, *map(str, args)]
+        p = self.exec(self.client_ns, cmd, timeout=timeout, check=False)
+        try:
+            out = json.loads(p.stdout)
+        except ValueError:
+            raise AssertionError(f"client {mode}: exit {p.returncode}, no JSON\n"
+                                 f"stdout: {p.stdout}\nstderr: {p.stderr}") from None
+        if check and p.returncode != 0:
+            raise AssertionError(f"client {mode}: exit {p.returncode}: {out}\n{p.stderr}")
+        return out
+
+
+# --- nginx ----------------------------------------------------------------------------
+
+NGINX_CONF = """\
+daemon off;
+master_process on;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log info;
+events {{ worker_connections 1024; }}
+http {{
+    access_log {dir}/access.log;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    keepalive_timeout {keepalive_timeout};
+    keepalive_requests {keepalive_requests};
+{http_extra}
+    server {{
+        listen {port};
+        listen [::]:{port};
+{server_extra}
+        location / {{
+            default_type text/plain;
+            return 200 "ok\\n";
+        }}
+    }}
+}}
+"""
+
+
+class Nginx:
+    def __init__(self, net, keepalive_timeout="1s", keepalive_requests=1000, port=80,
+                 http_extra="", server_extra=""):
+        self.net = net
+        self.port = port
+        self.dir = tempfile.mkdtemp(prefix="kw-nginx-")
+        self.conf = os.path.join(self.dir, "nginx.conf")
+        with open(self.conf, "w") as f:
+            f.write(NGINX_CONF.format(dir=self.dir, port=port,
+                                      keepalive_timeout=keepalive_timeout,
+                                      keepalive_requests=keepalive_requests,
+                                      http_extra=http_extra, server_extra=server_extra))
+        self.proc = None
+
+    def error_log(self):
+        try:
+            with open(os.path.join(self.dir, "error.log")) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def start(self, timeout=10):
+        self.log = open(os.path.join(self.dir, "stderr.log"), "w")
+        self.proc = self.net.spawn(self.net.server_ns,
+                                   [NGINX, "-p", self.dir, "-e",
+                                    os.path.join(self.dir, "error.log"), "-c", self.conf],
+                                   stdout=self.log, stderr=subprocess.STDOUT)
+        # Ready when both listeners exist. Checked with ss, not with a request, so that no
+        # connection is made that the agent could count.
+        want = {f"0.0.0.0:{self.port}", f"[::]:{self.port}"}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            lines = self.net.ss(self.net.server_ns, "-tln").splitlines()
+            have = {ln.split()[3] for ln in lines if len(ln.split()) > 3}
+            if want <= have:
+                return self
+            time.sleep(0.05)
+        status = self.proc.poll()
+        self.stop()
+        with open(os.path.join(self.dir, "stderr.log")) as f:
+            err = f.read()
+        raise AssertionError(f"nginx in {self.net.server_ns} not listening on {sorted(want)} "
+                             f"after {timeout}s (exit status {status})\n{err}\n"
+                             f"{self.error_log()}")
+
+    def stop(self):
+        if self.proc is not None:
+            stop_process(self.proc, timeout=5)  # SIGTERM: nginx's fast shutdown
+            self.log.close()
+            self.proc = None
+
+    def remove(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# --- Prometheus text ------------------------------------------------------------------
+
+_NAME_RE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_LABEL_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_ESCAPES = {"\\": "\\", '"': '"', "n": "\n"}
+
+
+def _parse_labels(line, i, lineno):
+    """Parse `{a="x",b="y"}` starting at line[i] == '{'; return (dict, index after '}')."""
+    labels = {}
+    i += 1
+    while True:
+        while i < len(line) and line[i] in " \t":
+            i += 1
+        if i < len(line) and line[i] == "}":
+            return labels, i + 1
+        m = _LABEL_RE.match(line, i)
+        if not m:
+            raise ValueError(f"line {lineno}: bad label name at column {i}: {line!r}")
+        name = m.group(0)
+        i = m.end()
+        if line[i:i + 2] != '="':
+            raise ValueError(f"line {lineno}: expected =\" after {name}: {line!r}")
+        i += 2
+        value = []
+        while True:
+            if i >= len(line):
+                raise ValueError(f"line {lineno}: unterminated label value: {line!r}")
+            ch = line[i]
+            if ch == "\\":
+                nxt = line[i + 1:i + 2]
+                if nxt not in _ESCAPES:
+                    raise ValueError(f"line {lineno}: bad escape \\{nxt} in label value")
+                value.append(_ESCAPES[nxt])
+                i += 2
+            elif ch == '"':
+                i += 1
+                break
+            else:
+                value.append(ch)
+                i += 1
+        if name in labels:
+            raise ValueError(f"line {lineno}: duplicate label {name}: {line!r}")
+        labels[name] = "".join(value)
+        while i < len(line) and line[i] in " \t":
+            i += 1
+        if i < len(line) and line[i] == ",":
+            i += 1
+        elif i < len(line) and line[i] == "}":
+            return labels, i + 1
+        else:
+            raise ValueError(f"line {lineno}: expected , or }} in labels: {line!r}")
+
+
+def parse_prometheus(text):
+    """Parse Prometheus text format 0.0.4.
+
+    Returns {(name, frozenset(labels.items())): float}. Raises ValueError on malformed
+    input or a duplicate series.
+    """
+    samples = {}
+    for lineno, line in enumerate(text.split("\n"), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        m = _NAME_RE.match(line)
+        if not m:
+            raise ValueError(f"line {lineno}: bad metric name: {line!r}")
+        name, i = m.group(0), m.end()
+        labels = {}
+        if i < len(line) and line[i] == "{":
+            labels, i = _parse_labels(line, i, lineno)
+        rest = line[i:].split()
+        if not 1 <= len(rest) <= 2 or line[i:i + 1] not in (" ", "\t"):
+            raise ValueError(f"line {lineno}: expected value [timestamp]: {line!r}")
+        try:
+            value = float(rest[0])
+        except ValueError:
+            raise ValueError(f"line {lineno}: bad value {rest[0]!r}") from None
+        key = (name, frozenset(labels.items()))
+        if key in samples:
+            raise ValueError(f"line {lineno}: duplicate series: {line!r}")
+        samples[key] = value
+    return samples
+
+
+def _label_matches(have, want):
+    for k, v in want.items():
+        if k not in have:
+            return False
+        if k == "le":
+            try:
+                if float(have[k]) != float(v):
+                    return False
+            except ValueError:
+                return False
+        elif have[k] != str(v):
+            return False
+    return True
+
+
+def select(samples, name, **labels):
+    """[(labels dict, value)] of the series `name` whose labels include `labels`."""
+    return [(dict(ls), v) for (n, ls), v in samples.items()
+            if n == name and _label_matches(dict(ls), labels)]
+
+
+def fmt_series(name, labels):
+    inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    return f"{name}{{{inner}}}"
+
+
+def fmt_num(v):
+    if v is None:
+        return "(no series)"
+    return str(int(v)) if float(v).is_integer() else repr(v)
+
+
+# --- the agent ------------------------------------------------------------------------
+
+SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                      "SUMMARY: AddressSanitizer", "SUMMARY: UndefinedBehaviorSanitizer",
+                      "runtime error:")
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def require_binary(path):
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        pytest.fail(f"{path.relative_to(REPO)} not found or not executable: build it with "
+                    f"`make` first", pytrace=False)
+
+
+class Agent:
+    def __init__(self, netns_names, extra_args=(), ready_timeout=20):
+        require_binary(KEEPWATCHD)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.args = [str(KEEPWATCHD), "--listen", f"127.0.0.1:{self.port}"]
+        for ns in netns_names:
+            self.args += ["--netns", ns]
+        self.args += ["--no-pin", *extra_args]
+        self.ready_timeout = ready_timeout
+        self.errfile = tempfile.NamedTemporaryFile(prefix="kw-agent-", suffix=".log",
+                                                   delete=False)
+        self.proc = None
+
+    def stderr(self):
+        try:
+            with open(self.errfile.name, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def start(self):
+        env = dict(os.environ)
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL,
+                                     stdout=self.errfile, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + self.ready_timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self._fail_start(f"exited with status {self.proc.returncode}")
+            try:
+                status, _, _ = self.request("GET", "/healthz", timeout=1)
+                if status == 200:
+                    return self
+                last = f"status {status}"
+            except OSError as e:
+                last = str(e)
+            time.sleep(0.1)
+        self._fail_start(f"/healthz not 200 after {self.ready_timeout}s (last: {last})")
+
+    def _fail_start(self, why):
+        self.stop(check=False)
+        pytest.fail(f"agent {' '.join(self.args)}: {why}\n--- agent output ---\n"
+                    f"{self.stderr()}", pytrace=False)
+
+    def stop(self, check=True):
+        """SIGTERM, wait, SIGKILL; with check, fail on a crash or a sanitizer report."""
+        if self.proc is None:
+            return
+        died_early = self.proc.poll() is not None
+        status = stop_process(self.proc, timeout=10)
+        self.proc = None
+        out = self.stderr()
+        self.errfile.close()
+        try:
+            os.unlink(self.errfile.name)
+        except OSError:
+            pass
+        if not check:
+            return
+        if any(p in out for p in SANITIZER_PATTERNS):
+            pytest.fail(f"agent printed a sanitizer error:\n{out}", pytrace=False)
+        if died_early:
+            pytest.fail(f"agent died during the test (status {status}):\n{out}",
+                        pytrace=False)
+
+    # HTTP
+
+    def request(self, method, path, body=None, timeout=5):
+        """(status, headers, body bytes) without raising on 4xx/5xx."""
+        req = urllib.request.Request(self.url + path, data=body, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, r.headers, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers, e.read()
+
+    def get(self, path, timeout=5):
+        try:
+            status, headers, body = self.request("GET", path, timeout=timeout)
+        except OSError as e:
+            raise AssertionError(f"GET {path}: {e}\n--- agent output ---\n{self.stderr()}")
+        if status != 200:
+            raise AssertionError(f"GET {path}: status {status}, expected 200: {body[:500]!r}")
+        return headers, body
+
+    def metrics_text(self):
+        return self.get("/metrics")[1].decode()
+
+    def metrics(self):
+        return parse_prometheus(self.metrics_text())
+
+    def upstreams(self):
+        return json.loads(self.get("/api/v1/upstreams")[1])
+
+    def value(self, name, samples=None, **labels):
+        """Sum of the series `name` whose labels include `labels`; raise if none match."""
+        samples = self.metrics() if samples is None else samples
+        matched = select(samples, name, **labels)
+        if not matched:
+            raise LookupError(f"no series {fmt_series(name, labels)}\n"
+                              f"{self.describe(samples, name)}")
+        return sum(v for _, v in matched)
+
+    def describe(self, samples, name):
+        """The series of `name`'s family, for failure messages."""
+        base = re.sub(r"_(bucket|sum|count)$", "", name)
+        lines = [f"  {fmt_series(n, dict(ls))} {fmt_num(v)}" for (n, ls), v in
+                 sorted(samples.items(), key=lambda kv: (kv[0][0], sorted(kv[0][1])))
+                 if n == base or n.startswith(base + "_")]
+        return "series of " + base + ":\n" + ("\n".join(lines) if lines else "  (none)")
+
+    def wait_for(self, name, expected, timeout=5, **labels):
+        """Poll until value(name, **labels) == expected; fail with actual vs expected."""
+        self.wait_all([(name, labels, expected)], timeout=timeout)
+
+    def wait_all(self, expectations, timeout=5):
+        """Poll until every (name, labels, expected) holds in one scrape; else fail listing
+        every mismatch as actual vs expected."""
+        deadline = time.monotonic() + timeout
+        while True:
+            samples = self.metrics()
+            bad = []
+            for name, labels, expected in expectations:
+                matched = select(samples, name, **labels)
+                actual = sum(v for _, v in matched) if matched else None
+                if actual != expected:
+                    bad.append((name, labels, expected, actual))
+            if not bad:
+                return samples
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.1)
+        msg = [f"after {timeout}s, {len(bad)} of {len(expectations)} expectations failed:"]
+        for name, labels, expected, actual in bad:
+            msg.append(f"  {fmt_series(name, labels)}: actual {fmt_num(actual)}, "
+                       f"expected {fmt_num(expected)}")
+        for base in dict.fromkeys(re.sub(r"_(bucket|sum|count)$", "", b[0]) for b in bad):
+            msg.append(self.describe(samples, base))
+        pytest.fail("\n".join(msg), pytrace=False)
+
+
+# --- the CLI --------------------------------------------------------------------------
+
+def cli(*args, timeout=15):
+    require_binary(KEEPWATCH)
+    return run([KEEPWATCH, *args], timeout=timeout, check=False)

@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+/* Formatting and parsing of the 16-byte peer addresses declared in addr.h. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include "addr.h"
+
+static const __u8 v4mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+int kw_addr_format(const __u8 addr[16], char *out, size_t len)
+{
+	char tmp[KW_ADDR_STRLEN];
+	size_t n;
+
+	if (!memcmp(addr, v4mapped_prefix, sizeof(v4mapped_prefix))) {
+		if (!inet_ntop(AF_INET, addr + 12, tmp, sizeof(tmp)))
+			return -errno;
+	} else {
+		if (!inet_ntop(AF_INET6, addr, tmp, sizeof(tmp)))
+			return -errno;
+	}
+	n = strlen(tmp);
+	if (n >= len) {
+		if (len)
+			out[0] = '\0';
+		return -ENOSPC;
+	}
+	memcpy(out, tmp, n + 1);
+	return 0;
+}
+
+void kw_addr_v4mapped(__u32 be_addr, __u8 out[16])
+{
+	memcpy(out, v4mapped_prefix, sizeof(v4mapped_prefix));
+	memcpy(out + 12, &be_addr, 4);
+}
+
+int kw_addr_parse(const char *s, __u8 out[16])
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (!s)
+		return -EINVAL;
+	if (inet_pton(AF_INET, s, &a4) == 1) {
+		kw_addr_v4mapped(a4.s_addr, out);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, s, &a6) == 1) {
+		memcpy(out, &a6, 16);
+		return 0;
+	}
+	return -EINVAL;
+}

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
+/*
+ * Peer addresses as the BPF side stores them: 16 bytes in network order, IPv4 as
+ * v4-mapped ::ffff:a.b.c.d. Formatting prints v4-mapped addresses as dotted quads and
+ * everything else as IPv6 text.
+ */
+#ifndef KW_ADDR_H
+#define KW_ADDR_H
+
+#include <stddef.h>
+#include <linux/types.h>
+
+/* Longest text kw_addr_format writes, with the NUL (INET6_ADDRSTRLEN). */
+#define KW_ADDR_STRLEN 46
+
+/* 0, or -ENOSPC if out cannot hold the text and its NUL (out is then "" if len > 0). */
+int kw_addr_format(const __u8 addr[16], char *out, size_t len);
+
+/* be_addr is an IPv4 address in network order, as in struct in_addr. */
+void kw_addr_v4mapped(__u32 be_addr, __u8 out[16]);
+
+/* A dotted quad (stored v4-mapped) or IPv6 text (stored as is); -EINVAL otherwise. */
+int kw_addr_parse(const char *s, __u8 out[16]);
+
+#endif /* KW_ADDR_H */

@@ -1,0 +1,354 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+/*
+ * Turns the BPF maps into snapshots. Closed connections are in the upstream map; open
+ * ones are summed from the live-socket iterator. A connection moves from the second to
+ * the first when it closes: the kernel marks it folded before it adds its counts, so a
+ * snapshot taken in between can come out a little low, never high. Counters are held to
+ * the last value served so that they never go backwards for Prometheus.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "collector.h"
+#include "log.h"
+
+double kw_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int kw_key_cmp(const struct kw_key *a, const struct kw_key *b)
+{
+	return memcmp(a, b, sizeof(*a));
+}
+
+int kw_key_is_overflow(const struct kw_key *k)
+{
+	static const __u8 zero[16];
+
+	return k->netns == 0 && k->port == 0 && !memcmp(k->addr, zero, sizeof(zero));
+}
+
+static int upstream_cmp(const void *a, const void *b)
+{
+	return kw_key_cmp(&((const struct kw_upstream *)a)->key,
+			  &((const struct kw_upstream *)b)->key);
+}
+
+static struct kw_upstream *find(struct kw_upstream *u, size_t n, const struct kw_key *key)
+{
+	struct kw_upstream probe = { .key = *key };
+
+	return bsearch(&probe, u, n, sizeof(*u), upstream_cmp);
+}
+
+int kw_collector_init(struct kw_collector *c, const struct kw_bpf *bpf)
+{
+	memset(c, 0, sizeof(*c));
+	c->bpf = bpf;
+	c->started = kw_now();
+	c->evict_idle = 600;
+	return -pthread_mutex_init(&c->lock, NULL);
+}
+
+void kw_collector_fini(struct kw_collector *c)
+{
+	free(c->prev);
+	pthread_mutex_destroy(&c->lock);
+}
+
+void kw_snapshot_free(struct kw_snapshot *s)
+{
+	free(s->u);
+	memset(s, 0, sizeof(*s));
+}
+
+static void from_counters(struct kw_upstream *u, const struct kw_counters *k)
+{
+	unsigned int i;
+
+	u->val[KW_F_CONN] = k->opened;
+	u->val[KW_F_REQ] = k->requests;
+	u->val[KW_F_REUSE] = k->reused;
+	u->val[KW_F_CLOSED_LOCAL_FIN] = k->closed[KW_BY_LOCAL][KW_HOW_FIN];
+	u->val[KW_F_CLOSED_LOCAL_RST] = k->closed[KW_BY_LOCAL][KW_HOW_RST];
+	u->val[KW_F_CLOSED_PEER_FIN] = k->closed[KW_BY_PEER][KW_HOW_FIN];
+	u->val[KW_F_CLOSED_PEER_RST] = k->closed[KW_BY_PEER][KW_HOW_RST];
+	u->val[KW_F_UNUSED] = k->unused_closed;
+	for (i = 0; i < KW_IDLE_SLOTS; i++) {
+		u->hist[KW_H_IDLE_LOCAL][i] = k->idle_hist[KW_BY_LOCAL][i];
+		u->hist[KW_H_IDLE_PEER][i] = k->idle_hist[KW_BY_PEER][i];
+	}
+	u->hist_sum[KW_H_IDLE_LOCAL] = k->idle_ms_sum[KW_BY_LOCAL] / 1000.0;
+	u->hist_sum[KW_H_IDLE_PEER] = k->idle_ms_sum[KW_BY_PEER] / 1000.0;
+	for (i = 0; i < KW_REQS_SLOTS; i++)
+		u->hist[KW_H_REQS][i] = k->reqs_hist[i];
+	u->hist_sum[KW_H_REQS] = k->requests;
+}
+
+static int read_upstreams(int fd, struct kw_snapshot *s)
+{
+	struct kw_key key, next, *prev = NULL;
+	struct kw_counters *k;
+	size_t cap = 64;
+	int err = 0;
+
+	k = malloc(sizeof(*k));
+	s->u = calloc(cap, sizeof(*s->u));
+	if (!k || !s->u) {
+		err = -ENOMEM;
+		goto out;
+	}
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, k))
+			continue; /* deleted meanwhile */
+		if (s->n == cap) {
+			struct kw_upstream *grown = realloc(s->u, 2 * cap * sizeof(*s->u));
+
+			if (!grown) {
+				err = -ENOMEM;
+				goto out;
+			}
+			memset(grown + cap, 0, cap * sizeof(*s->u));
+			s->u = grown;
+			cap *= 2;
+		}
+		s->u[s->n].key = key;
+		from_counters(&s->u[s->n], k);
+		s->n++;
+	}
+	qsort(s->u, s->n, sizeof(*s->u), upstream_cmp);
+out:
+	free(k);
+	return err;
+}
+
+static void add_live(struct kw_snapshot *s, const struct kw_live *l)
+{
+	struct kw_upstream *u = find(s->u, s->n, &l->key);
+
+	if (!u) {
+		/* Opened while the map was full: its counts go to the overflow upstream. */
+		struct kw_key overflow = { .direction = l->key.direction };
+
+		u = find(s->u, s->n, &overflow);
+		if (!u)
+			return;
+	}
+	u->val[KW_F_REQ] += l->requests;
+	u->val[KW_F_REUSE] += l->requests > 1 ? l->requests - 1 : 0;
+	u->val[KW_F_ACTIVE]++;
+	s->live_sockets++;
+}
+
+static int read_live(const struct kw_bpf *bpf, struct kw_snapshot *s)
+{
+	char buf[64 * sizeof(struct kw_live)];
+	size_t have = 0, off;
+	ssize_t r;
+	int fd;
+
+	fd = kw_bpf_live_iter(bpf);
+	if (fd < 0)
+		return fd;
+	for (;;) {
+		r = read(fd, buf + have, sizeof(buf) - have);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		have += r;
+		for (off = 0; off + sizeof(struct kw_live) <= have; off += sizeof(struct kw_live)) {
+			struct kw_live l;
+
+			memcpy(&l, buf + off, sizeof(l));
+			add_live(s, &l);
+		}
+		memmove(buf, buf + off, have - off);
+		have -= off;
+	}
+	close(fd);
+	return r < 0 ? -errno : 0;
+}
+
+static void read_errors(int fd, struct kw_snapshot *s)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	__u64 *v;
+	__u32 i;
+	int c;
+
+	if (ncpu <= 0)
+		return;
+	v = calloc(ncpu, sizeof(*v));
+	if (!v)
+		return;
+	for (i = 0; i < KW_ERR_MAX; i++) {
+		if (bpf_map_lookup_elem(fd, &i, v))
+			continue;
+		for (c = 0; c < ncpu; c++)
+			s->errors[i] += v[c];
+	}
+	free(v);
+}
+
+static int read_bpf_stats_enabled(void)
+{
+	FILE *f = fopen("/proc/sys/kernel/bpf_stats_enabled", "r");
+	int v = -1;
+
+	if (!f)
+		return -1;
+	if (fscanf(f, "%d", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
+/* Counters never go backwards; the gauge (active) is served as read. */
+static void hold_monotonic(struct kw_collector *c, struct kw_snapshot *s, double now)
+{
+	size_t i;
+	int f;
+
+	for (i = 0; i < s->n; i++) {
+		struct kw_upstream *u = &s->u[i];
+		struct kw_upstream *p = find(c->prev, c->nprev, &u->key);
+		int changed = !p;
+
+		if (p) {
+			for (f = 0; f < KW_F_MAX; f++) {
+				if (f == KW_F_ACTIVE)
+					continue;
+				if (u->val[f] < p->val[f])
+					u->val[f] = p->val[f];
+				changed |= u->val[f] != p->val[f];
+			}
+			changed |= u->val[KW_F_ACTIVE] != 0;
+		}
+		u->last_change = changed ? now : p->last_change;
+	}
+}
+
+static int remember(struct kw_collector *c, const struct kw_snapshot *s)
+{
+	struct kw_upstream *copy = malloc((s->n ? s->n : 1) * sizeof(*copy));
+
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, s->u, s->n * sizeof(*copy));
+	free(c->prev);
+	c->prev = copy;
+	c->nprev = s->n;
+	return 0;
+}
+
+static int collect_locked(struct kw_collector *c, struct kw_snapshot *s)
+{
+	double now = kw_now();
+	int err;
+
+	memset(s, 0, sizeof(*s));
+	err = read_upstreams(kw_bpf_upstreams_fd(c->bpf), s);
+	if (!err)
+		err = read_live(c->bpf, s);
+	if (err) {
+		kw_snapshot_free(s);
+		return err;
+	}
+	read_errors(kw_bpf_errors_fd(c->bpf), s);
+	hold_monotonic(c, s, now);
+	err = remember(c, s);
+	if (err) {
+		kw_snapshot_free(s);
+		return err;
+	}
+	s->capacity = kw_bpf_upstreams_capacity(c->bpf);
+	s->evicted = c->evicted;
+	s->uptime = now - c->started;
+	s->nprogs = kw_bpf_prog_stats(c->bpf, s->progs, KW_MAX_PROGS);
+	s->bpf_stats_enabled = read_bpf_stats_enabled();
+	return 0;
+}
+
+int kw_collect(struct kw_collector *c, struct kw_snapshot *s)
+{
+	int err;
+
+	pthread_mutex_lock(&c->lock);
+	err = collect_locked(c, s);
+	pthread_mutex_unlock(&c->lock);
+	return err;
+}
+
+static int by_last_change(const void *a, const void *b)
+{
+	double x = (*(struct kw_upstream *const *)a)->last_change;
+	double y = (*(struct kw_upstream *const *)b)->last_change;
+
+	return (x > y) - (x < y);
+}
+
+static int evict_locked(struct kw_collector *c)
+{
+	struct kw_upstream **cand = NULL;
+	struct kw_snapshot s;
+	size_t i, n = 0, high, low;
+	double now = kw_now();
+	int fd, err, evicted = 0;
+
+	err = collect_locked(c, &s);
+	if (err)
+		return err;
+	high = s.capacity * 9 / 10;
+	low = s.capacity * 8 / 10;
+	if (s.n <= high)
+		goto out;
+	cand = calloc(s.n, sizeof(*cand));
+	if (!cand) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < s.n; i++)
+		if (!kw_key_is_overflow(&s.u[i].key) && !s.u[i].val[KW_F_ACTIVE] &&
+		    now - s.u[i].last_change >= c->evict_idle)
+			cand[n++] = &s.u[i];
+	qsort(cand, n, sizeof(*cand), by_last_change);
+	fd = kw_bpf_upstreams_fd(c->bpf);
+	for (i = 0; i < n && s.n - evicted > low; i++)
+		if (!bpf_map_delete_elem(fd, &cand[i]->key))
+			evicted++;
+	c->evicted += evicted;
+	if (evicted) {
+		/* Forget them, or a new upstream with the same key would be held to old values. */
+		kw_snapshot_free(&s);
+		err = collect_locked(c, &s);
+		kw_info("evicted %d idle upstreams (map %zu of %llu)", evicted, s.n,
+			(unsigned long long)s.capacity);
+	}
+out:
+	free(cand);
+	kw_snapshot_free(&s);
+	return err ? err : evicted;
+}
+
+int kw_collector_evict(struct kw_collector *c)
+{
+	int ret;
+
+	pthread_mutex_lock(&c->lock);
+	ret = evict_locked(c);
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}

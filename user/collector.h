@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
+/*
+ * Reads the BPF maps into a snapshot: one record per upstream with every figure of the
+ * field table (fields.h), the histograms, and the agent's own health (errors, map fill,
+ * evictions, program statistics). Counters of closed connections come from the upstream
+ * map, those of open connections from the live-socket iterator.
+ */
+#ifndef KW_COLLECTOR_H
+#define KW_COLLECTOR_H
+
+#include <pthread.h>
+#include <linux/types.h>
+#include "keepwatch.h"
+#include "fields.h"
+#include "loader.h"
+
+#define KW_HIST_MAXSLOTS 32
+
+struct kw_upstream {
+	struct kw_key key;
+	__u64 val[KW_F_MAX];			     /* by enum kw_field_id */
+	__u64 hist[KW_H_MAX][KW_HIST_MAXSLOTS];	     /* per slot, not cumulative */
+	double hist_sum[KW_H_MAX];		     /* in the exposed unit */
+	double last_change;			     /* s, CLOCK_MONOTONIC: for eviction */
+};
+
+struct kw_snapshot {
+	struct kw_upstream *u; /* sorted by key */
+	size_t n;
+	__u64 errors[KW_ERR_MAX];
+	__u64 capacity;	     /* upstream map capacity, overflow entries included */
+	__u64 evicted;	     /* upstreams evicted since start */
+	__u64 live_sockets;  /* tracked open sockets */
+	double uptime;	     /* s since the agent started */
+	struct kw_prog_stat progs[KW_MAX_PROGS];
+	unsigned int nprogs;
+	int bpf_stats_enabled; /* kernel.bpf_stats_enabled, -1 if unreadable */
+};
+
+struct kw_collector {
+	const struct kw_bpf *bpf;
+	pthread_mutex_t lock;
+	struct kw_upstream *prev; /* last snapshot's upstreams, sorted, for monotonic counters */
+	size_t nprev;
+	__u64 evicted;
+	double started;
+	double evict_idle; /* s an upstream must be unchanged and idle before eviction */
+};
+
+int kw_collector_init(struct kw_collector *c, const struct kw_bpf *bpf);
+void kw_collector_fini(struct kw_collector *c);
+/* Takes a snapshot; free it with kw_snapshot_free. 0 or -errno. */
+int kw_collect(struct kw_collector *c, struct kw_snapshot *s);
+void kw_snapshot_free(struct kw_snapshot *s);
+/* Deletes idle upstreams once the map is over 90% full; returns how many. */
+int kw_collector_evict(struct kw_collector *c);
+
+int kw_key_cmp(const struct kw_key *a, const struct kw_key *b);
+/* The overflow upstream of a direction: counts the map had no room for. */
+int kw_key_is_overflow(const struct kw_key *k);
+double kw_now(void);
+
+#endif /* KW_COLLECTOR_H */

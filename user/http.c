@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+/*
+ * HTTP with libmicrohttpd, one internal polling thread: requests are served one at a
+ * time, so route handlers need no locking among themselves. Malformed requests are
+ * answered by libmicrohttpd itself (400) and never reach the routes.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <microhttpd.h>
+
+#include "http.h"
+#include "log.h"
+
+struct kw_http {
+	struct MHD_Daemon *d;
+	const struct kw_route *routes;
+	unsigned int nroutes;
+	void *ctx;
+};
+
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int status, const char *ctype,
+			     struct kw_buf *body)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	size_t len = body->len;
+	char *data = kw_buf_steal(body);
+
+	r = MHD_create_response_from_buffer(len, data ? data : (char *)"",
+					    data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+	if (!r) {
+		free(data);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	ret = MHD_queue_response(conn, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
+			      const char *method, const char *version, const char *upload_data,
+			      size_t *upload_data_size, void **req_cls)
+{
+	struct kw_http *h = cls;
+	const char *ctype = "text/plain; charset=utf-8";
+	struct kw_buf body;
+	enum MHD_Result ret;
+	unsigned int i;
+	int status = MHD_HTTP_NOT_FOUND;
+
+	(void)version;
+	(void)upload_data;
+	if (!*req_cls) {
+		/* First call: headers only. Answer at the second, once any body is read. */
+		*req_cls = (void *)1;
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		*upload_data_size = 0; /* discard request bodies */
+		return MHD_YES;
+	}
+	kw_buf_init(&body);
+	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD)) {
+		status = MHD_HTTP_METHOD_NOT_ALLOWED;
+		kw_buf_puts(&body, "method not allowed\n");
+	} else {
+		for (i = 0; i < h->nroutes; i++) {
+			if (!strcmp(url, h->routes[i].path)) {
+				status = h->routes[i].fn(h->ctx, &body, &ctype);
+				break;
+			}
+		}
+		if (i == h->nroutes)
+			kw_buf_puts(&body, "not found: try /metrics, /api/v1/upstreams, /healthz\n");
+	}
+	if (body.err) {
+		kw_buf_reset(&body);
+		status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+		ctype = "text/plain; charset=utf-8";
+	}
+	ret = reply(conn, status, ctype, &body);
+	kw_buf_free(&body);
+	return ret;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[256];
+
+	(void)cls;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	msg[strcspn(msg, "\n")] = '\0';
+	kw_dbg("http: %s", msg);
+}
+
+struct kw_http *kw_http_start(const char *host, unsigned short port, const struct kw_route *routes,
+			      unsigned int nroutes, void *ctx)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE };
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	struct addrinfo *ai = NULL;
+	struct kw_http *h;
+	int err;
+
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return NULL;
+	h->routes = routes;
+	h->nroutes = nroutes;
+	h->ctx = ctx;
+	if (*host) {
+		err = getaddrinfo(host, NULL, &hints, &ai);
+		if (err) {
+			kw_err("listen address %s: %s", host, gai_strerror(err));
+			free(h);
+			errno = EINVAL;
+			return NULL;
+		}
+		if (ai->ai_family == AF_INET6) {
+			flags |= MHD_USE_IPv6;
+			((struct sockaddr_in6 *)ai->ai_addr)->sin6_port = htons(port);
+		} else {
+			((struct sockaddr_in *)ai->ai_addr)->sin_port = htons(port);
+		}
+	} else {
+		flags |= MHD_USE_DUAL_STACK;
+	}
+	h->d = MHD_start_daemon(flags, port, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER,
+				mhd_log, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64,
+				ai ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_END,
+				ai ? ai->ai_addr : NULL, MHD_OPTION_END);
+	err = errno;
+	if (ai)
+		freeaddrinfo(ai);
+	if (!h->d) {
+		free(h);
+		errno = err ? err : EADDRINUSE;
+		return NULL;
+	}
+	return h;
+}
+
+void kw_http_stop(struct kw_http *h)
+{
+	if (!h)
+		return;
+	MHD_stop_daemon(h->d);
+	free(h);
+}

@@ -1,0 +1,267 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+/*
+ * keepwatchd, the agent: loads the BPF programs, then serves what they count as
+ * Prometheus text on /metrics and JSON under /api/v1/ until SIGINT or SIGTERM.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "collector.h"
+#include "http.h"
+#include "json.h"
+#include "loader.h"
+#include "log.h"
+#include "metrics.h"
+#include "netns.h"
+#include "parse.h"
+
+#define DEFAULT_LISTEN	      "127.0.0.1:9479"
+#define DEFAULT_MAX_UPSTREAMS 4096
+#define MAINTENANCE_SECONDS   10
+
+struct options {
+	char host[256];
+	__u16 port;
+	struct kw_loader_opts bpf;
+	char pin_dir[200];
+	int no_pin;
+};
+
+static const char usage_text[] =
+	"usage: keepwatchd [OPTIONS]\n"
+	"Follows every TCP connection from kernel tracepoints and serves per-upstream\n"
+	"connection reuse, closes and idle times as Prometheus metrics and JSON.\n"
+	"\n"
+	"  -l, --listen HOST:PORT    serve HTTP here (default " DEFAULT_LISTEN ")\n"
+	"  -n, --netns NAME|PATH     only this network namespace (repeatable; NAME as in\n"
+	"                            /var/run/netns); default: every namespace\n"
+	"  -p, --port N              only this service port (repeatable): our listening\n"
+	"                            port inbound, the peer's port outbound\n"
+	"  -m, --max-upstreams N     upstreams kept in the kernel (default 4096); beyond it\n"
+	"                            counts go to peer=\"other\" and idle ones are evicted\n"
+	"      --pin-dir DIR         pin maps here so counts survive restarts\n"
+	"                            (default " KW_PIN_DIR_DEFAULT ")\n"
+	"      --no-pin              pin nothing: counts start from zero at every start\n"
+	"  -v, --verbose             more logging (twice: libbpf debug output)\n"
+	"  -V, --version             print the version and exit\n"
+	"  -h, --help                print this help and exit\n";
+
+static void usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "keepwatchd: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nTry 'keepwatchd --help' for more information.\n");
+	exit(2);
+}
+
+static void parse_options(int argc, char **argv, struct options *o)
+{
+	enum { OPT_PIN_DIR = 256, OPT_NO_PIN };
+	static const struct option longopts[] = {
+		{ "listen", required_argument, NULL, 'l' },
+		{ "netns", required_argument, NULL, 'n' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "max-upstreams", required_argument, NULL, 'm' },
+		{ "pin-dir", required_argument, NULL, OPT_PIN_DIR },
+		{ "no-pin", no_argument, NULL, OPT_NO_PIN },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	int c, verbose = 0, err;
+	__u64 v;
+
+	if (kw_parse_hostport(DEFAULT_LISTEN, o->host, sizeof(o->host), &o->port))
+		abort();
+	o->bpf.max_upstreams = DEFAULT_MAX_UPSTREAMS;
+	snprintf(o->pin_dir, sizeof(o->pin_dir), "%s", KW_PIN_DIR_DEFAULT);
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":l:n:p:m:vVh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			err = kw_parse_hostport(optarg, o->host, sizeof(o->host), &o->port);
+			if (err)
+				usage_error("--listen: '%s' is not HOST:PORT with a port of 1-65535",
+					    optarg);
+			break;
+		case 'n':
+			if (o->bpf.n_netns == KW_MAX_FILTERS)
+				usage_error("--netns: at most 64 namespaces%s", "");
+			err = kw_netns_resolve(optarg, &o->bpf.netns[o->bpf.n_netns]);
+			if (err) {
+				fprintf(stderr, "keepwatchd: --netns %s: %s\n", optarg,
+					strerror(-err));
+				exit(2);
+			}
+			o->bpf.n_netns++;
+			break;
+		case 'p':
+			if (o->bpf.n_ports == KW_MAX_FILTERS)
+				usage_error("--port: at most 64 ports%s", "");
+			if (kw_parse_u64(optarg, 1, 65535, &v))
+				usage_error("--port: '%s' is not a port number (1-65535)", optarg);
+			o->bpf.ports[o->bpf.n_ports++] = v;
+			break;
+		case 'm':
+			if (kw_parse_u64(optarg, 16, 1 << 20, &v))
+				usage_error("--max-upstreams: '%s' is not a number from 16 to 1048576",
+					    optarg);
+			o->bpf.max_upstreams = v;
+			break;
+		case OPT_PIN_DIR:
+			if (optarg[0] != '/' || strlen(optarg) >= sizeof(o->pin_dir))
+				usage_error("--pin-dir: '%s' is not an absolute path", optarg);
+			snprintf(o->pin_dir, sizeof(o->pin_dir), "%s", optarg);
+			break;
+		case OPT_NO_PIN:
+			o->no_pin = 1;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case 'V':
+			printf("keepwatchd %s\n", KW_VERSION);
+			exit(0);
+		case 'h':
+			fputs(usage_text, stdout);
+			exit(0);
+		case ':':
+			usage_error("option '%s' needs a value", argv[optind - 1]);
+			break;
+		default:
+			usage_error("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		usage_error("unexpected argument '%s'", argv[optind]);
+	o->bpf.pin_dir = o->no_pin ? NULL : o->pin_dir;
+	kw_log_set_level(KW_LOG_INFO + verbose);
+}
+
+static int route_metrics(void *ctx, struct kw_buf *body, const char **ctype)
+{
+	struct kw_snapshot s;
+	int err;
+
+	err = kw_collect(ctx, &s);
+	if (err) {
+		kw_buf_printf(body, "collect: %s\n", strerror(-err));
+		return 500;
+	}
+	err = kw_metrics_render(&s, body);
+	kw_snapshot_free(&s);
+	if (err)
+		return 500;
+	*ctype = "text/plain; version=0.0.4; charset=utf-8";
+	return 200;
+}
+
+static int route_upstreams(void *ctx, struct kw_buf *body, const char **ctype)
+{
+	struct kw_snapshot s;
+	int err;
+
+	*ctype = "application/json";
+	err = kw_collect(ctx, &s);
+	if (err) {
+		kw_json_error(strerror(-err), body);
+		return 500;
+	}
+	err = kw_json_upstreams(&s, body);
+	kw_snapshot_free(&s);
+	return err ? 500 : 200;
+}
+
+static int route_healthz(void *ctx, struct kw_buf *body, const char **ctype)
+{
+	(void)ctx;
+	(void)ctype;
+	kw_buf_puts(body, "ok\n");
+	return 200;
+}
+
+static const struct kw_route routes[] = {
+	{ "/metrics", route_metrics },
+	{ "/api/v1/upstreams", route_upstreams },
+	{ "/healthz", route_healthz },
+};
+
+/* Waits for SIGINT/SIGTERM, evicting idle upstreams from a nearly full map meanwhile. */
+static void serve_until_signal(struct kw_collector *col)
+{
+	struct timespec tick = { .tv_sec = MAINTENANCE_SECONDS };
+	sigset_t set;
+	int sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	for (;;) {
+		sig = sigtimedwait(&set, NULL, &tick);
+		if (sig == SIGINT || sig == SIGTERM) {
+			kw_info("%s: stopping", strsignal(sig));
+			return;
+		}
+		if (sig < 0 && errno == EAGAIN)
+			kw_collector_evict(col);
+	}
+}
+
+static int block_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	signal(SIGPIPE, SIG_IGN);
+	/* Blocked before any thread starts, so that only sigtimedwait sees them. */
+	return -pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+int main(int argc, char **argv)
+{
+	struct kw_collector col;
+	struct options opts = {};
+	struct kw_http *http;
+	struct kw_bpf *bpf;
+	int err;
+
+	kw_log_set_prog("keepwatchd");
+	parse_options(argc, argv, &opts);
+	err = block_signals();
+	if (err)
+		return 1;
+	bpf = kw_bpf_start(&opts.bpf);
+	if (!bpf)
+		return 1;
+	err = kw_collector_init(&col, bpf);
+	if (err) {
+		kw_err("start collector: %s", strerror(-err));
+		goto destroy_bpf;
+	}
+	http = kw_http_start(opts.host, opts.port, routes, sizeof(routes) / sizeof(routes[0]),
+			     &col);
+	if (!http) {
+		err = -errno;
+		kw_err("listen on %s:%u: %s", opts.host, opts.port, strerror(errno));
+		goto fini_collector;
+	}
+	kw_info("serving http://%s%s%s:%u/metrics (%u namespaces, %u ports filtered; pins %s)",
+		strchr(opts.host, ':') ? "[" : "", opts.host, strchr(opts.host, ':') ? "]" : "",
+		opts.port, opts.bpf.n_netns, opts.bpf.n_ports,
+		opts.bpf.pin_dir ? opts.bpf.pin_dir : "off");
+	serve_until_signal(&col);
+	kw_http_stop(http);
+fini_collector:
+	kw_collector_fini(&col);
+destroy_bpf:
+	kw_bpf_destroy(bpf);
+	return err ? 1 : 0;
+}

@@ -1,0 +1,306 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+/*
+ * Skeleton lifecycle: open, check the kernel, set rodata and map sizes, choose pins,
+ * load, fill the filter maps and overflow upstreams, attach. One destroy on every path.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "keepwatch.h"
+#include "keepwatch.skel.h"
+#include "loader.h"
+#include "log.h"
+
+struct kw_bpf {
+	struct keepwatch_bpf *skel;
+	struct bpf_link *iter_link;
+	__u32 capacity;
+};
+
+_Static_assert(sizeof(struct kw_key) == 24, "kw_key layout");
+_Static_assert(sizeof(struct kw_live) == 32, "kw_live layout");
+_Static_assert(sizeof(struct kw_counters) % 8 == 0, "kw_counters layout");
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	/* libbpf's own chatter only at -vv */
+	if (level != LIBBPF_WARN && kw_log_level() <= KW_LOG_DEBUG)
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+static int check_kernel(void)
+{
+	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
+		kw_err("kernel BTF not found at /sys/kernel/btf/vmlinux: keepwatch needs a kernel "
+		       "built with CONFIG_DEBUG_INFO_BTF=y (5.8 or later)");
+		return -ENOENT;
+	}
+	return 0;
+}
+
+static int check_bpffs(const char *dir)
+{
+	char parent[256];
+	struct statfs st;
+	char *slash;
+
+	snprintf(parent, sizeof(parent), "%s", dir);
+	slash = strrchr(parent, '/');
+	if (slash && slash != parent)
+		*slash = '\0';
+	if (statfs(parent, &st) || st.f_type != BPF_FS_MAGIC) {
+		kw_err("%s is not a bpf filesystem: mount it with 'mount -t bpf bpf %s', or run "
+		       "with --no-pin",
+		       parent, parent);
+		return -ENOTDIR;
+	}
+	if (mkdir(dir, 0700) && errno != EEXIST) {
+		int err = -errno;
+
+		kw_err("create pin directory %s: %s", dir, strerror(errno));
+		return err;
+	}
+	return 0;
+}
+
+/*
+ * A pinned map from an earlier run is reused only if its layout is the one this build
+ * wants (another version or another --max-upstreams makes another map): otherwise it
+ * is unpinned, said so, and created afresh.
+ */
+static int pin_map(struct bpf_map *map, const char *dir)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	char path[256];
+	int fd, err;
+
+	if (!dir)
+		return bpf_map__set_pin_path(map, NULL);
+	snprintf(path, sizeof(path), "%s/%s", dir, bpf_map__name(map));
+	fd = bpf_obj_get(path);
+	if (fd >= 0) {
+		err = bpf_obj_get_info_by_fd(fd, &info, &len);
+		close(fd);
+		if (err || info.type != bpf_map__type(map) ||
+		    info.key_size != bpf_map__key_size(map) ||
+		    info.value_size != bpf_map__value_size(map) ||
+		    info.max_entries != bpf_map__max_entries(map)) {
+			kw_warn("pinned map %s has another layout: starting its counts afresh",
+				path);
+			if (unlink(path)) {
+				err = -errno;
+				kw_err("unpin %s: %s", path, strerror(errno));
+				return err;
+			}
+		} else {
+			kw_info("reusing pinned map %s", path);
+		}
+	}
+	return bpf_map__set_pin_path(map, path);
+}
+
+static int set_filters(struct kw_bpf *b, const struct kw_loader_opts *o)
+{
+	int nfd = bpf_map__fd(b->skel->maps.kw_netns_allow);
+	int pfd = bpf_map__fd(b->skel->maps.kw_ports_allow);
+	__u8 one = 1;
+	unsigned int i;
+
+	for (i = 0; i < o->n_netns; i++)
+		if (bpf_map_update_elem(nfd, &o->netns[i], &one, BPF_ANY))
+			return -errno;
+	for (i = 0; i < o->n_ports; i++)
+		if (bpf_map_update_elem(pfd, &o->ports[i], &one, BPF_ANY))
+			return -errno;
+	return 0;
+}
+
+/* The overflow upstreams take the counts of connections the full map has no room for. */
+static int add_overflow_upstreams(struct kw_bpf *b)
+{
+	int fd = bpf_map__fd(b->skel->maps.kw_upstreams);
+	struct kw_counters *zero;
+	struct kw_key key;
+	int dir, err = 0;
+
+	zero = calloc(1, sizeof(*zero));
+	if (!zero)
+		return -ENOMEM;
+	for (dir = 0; dir < KW_DIR_MAX; dir++) {
+		memset(&key, 0, sizeof(key));
+		key.direction = dir;
+		if (bpf_map_update_elem(fd, &key, zero, BPF_NOEXIST) && errno != EEXIST) {
+			err = -errno;
+			break;
+		}
+	}
+	free(zero);
+	return err;
+}
+
+static int attach(struct kw_bpf *b)
+{
+	union bpf_iter_link_info linfo = {};
+	LIBBPF_OPTS(bpf_iter_attach_opts, iopts);
+	int err;
+
+	err = keepwatch_bpf__attach(b->skel);
+	if (err) {
+		kw_err("attach tracepoints: %s", strerror(-err));
+		return err;
+	}
+	linfo.map.map_fd = bpf_map__fd(b->skel->maps.kw_socks);
+	iopts.link_info = &linfo;
+	iopts.link_info_len = sizeof(linfo);
+	b->iter_link = bpf_program__attach_iter(b->skel->progs.kw_iter_socks, &iopts);
+	if (!b->iter_link) {
+		err = -errno;
+		kw_err("attach iter/bpf_sk_storage_map: %s", strerror(errno));
+		return err;
+	}
+	return 0;
+}
+
+struct kw_bpf *kw_bpf_start(const struct kw_loader_opts *o)
+{
+	struct kw_bpf *b;
+	int err;
+
+	libbpf_set_print(libbpf_print);
+	err = check_kernel();
+	if (err)
+		goto fail;
+	if (o->pin_dir) {
+		err = check_bpffs(o->pin_dir);
+		if (err)
+			goto fail;
+	}
+	b = calloc(1, sizeof(*b));
+	if (!b) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	b->skel = keepwatch_bpf__open();
+	if (!b->skel) {
+		err = -errno;
+		kw_err("open BPF object: %s", strerror(errno));
+		goto free_b;
+	}
+	/* The iterator is attached by hand, to the socket-storage map. */
+	bpf_program__set_autoattach(b->skel->progs.kw_iter_socks, false);
+	b->skel->rodata->cfg_filter_netns = o->n_netns > 0;
+	b->skel->rodata->cfg_filter_ports = o->n_ports > 0;
+	b->capacity = o->max_upstreams + KW_DIR_MAX;
+	err = bpf_map__set_max_entries(b->skel->maps.kw_upstreams, b->capacity);
+	if (!err)
+		err = pin_map(b->skel->maps.kw_upstreams, o->pin_dir);
+	if (!err)
+		err = pin_map(b->skel->maps.kw_socks, o->pin_dir);
+	if (!err)
+		err = pin_map(b->skel->maps.kw_errors, o->pin_dir);
+	if (err) {
+		kw_err("prepare maps: %s", strerror(-err));
+		goto destroy_skel;
+	}
+	err = keepwatch_bpf__load(b->skel);
+	if (err) {
+		kw_err("load BPF programs: %s%s", strerror(-err),
+		       err == -EPERM ? " (keepwatchd needs root, or CAP_BPF and CAP_PERFMON)" : "");
+		goto destroy_skel;
+	}
+	err = set_filters(b, o);
+	if (!err)
+		err = add_overflow_upstreams(b);
+	if (err) {
+		kw_err("initialise maps: %s", strerror(-err));
+		goto destroy_skel;
+	}
+	err = attach(b);
+	if (err)
+		goto destroy_skel;
+	kw_info("attached: %s", kw_bpf_attach_mode(b));
+	return b;
+
+destroy_skel:
+	bpf_link__destroy(b->iter_link);
+	keepwatch_bpf__destroy(b->skel);
+free_b:
+	free(b);
+fail:
+	errno = -err;
+	return NULL;
+}
+
+void kw_bpf_destroy(struct kw_bpf *b)
+{
+	if (!b)
+		return;
+	bpf_link__destroy(b->iter_link);
+	keepwatch_bpf__destroy(b->skel);
+	free(b);
+}
+
+int kw_bpf_upstreams_fd(const struct kw_bpf *b)
+{
+	return bpf_map__fd(b->skel->maps.kw_upstreams);
+}
+
+int kw_bpf_errors_fd(const struct kw_bpf *b)
+{
+	return bpf_map__fd(b->skel->maps.kw_errors);
+}
+
+__u32 kw_bpf_upstreams_capacity(const struct kw_bpf *b)
+{
+	return b->capacity;
+}
+
+int kw_bpf_live_iter(const struct kw_bpf *b)
+{
+	int fd = bpf_iter_create(bpf_link__fd(b->iter_link));
+
+	return fd < 0 ? -errno : fd;
+}
+
+unsigned int kw_bpf_prog_stats(const struct kw_bpf *b, struct kw_prog_stat *out, unsigned int max)
+{
+	struct bpf_program *prog;
+	unsigned int n = 0;
+
+	bpf_object__for_each_program(prog, b->skel->obj)
+	{
+		struct bpf_prog_info info = {};
+		__u32 len = sizeof(info);
+
+		if (n >= max || bpf_program__fd(prog) < 0)
+			break;
+		if (bpf_program__type(prog) == BPF_PROG_TYPE_TRACING &&
+		    bpf_program__expected_attach_type(prog) == BPF_TRACE_ITER)
+			continue;
+		if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len))
+			continue;
+		snprintf(out[n].name, sizeof(out[n].name), "%s", bpf_program__name(prog));
+		out[n].run_cnt = info.run_cnt;
+		out[n].run_time_ns = info.run_time_ns;
+		n++;
+	}
+	return n;
+}
+
+const char *kw_bpf_attach_mode(const struct kw_bpf *b)
+{
+	(void)b;
+	return "tp_btf/inet_sock_set_state tp_btf/sock_recv_length tp_btf/tcp_receive_reset "
+	       "iter/bpf_sk_storage_map";
+}

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
+/*
+ * Loads keepwatch's BPF programs: probes the kernel, sets the filters and map sizes,
+ * reuses or creates the pinned maps, attaches, and gives the collector what it reads
+ * (map fds, the live-socket iterator, per-program statistics).
+ */
+#ifndef KW_LOADER_H
+#define KW_LOADER_H
+
+#include <linux/types.h>
+
+#define KW_PIN_DIR_DEFAULT "/sys/fs/bpf/keepwatch"
+#define KW_MAX_FILTERS	   64
+
+struct kw_loader_opts {
+	const char *pin_dir; /* NULL: nothing pinned, every start is from zero */
+	__u32 netns[KW_MAX_FILTERS];
+	unsigned int n_netns; /* 0: every network namespace */
+	__u16 ports[KW_MAX_FILTERS];
+	unsigned int n_ports; /* 0: every service port */
+	__u32 max_upstreams;
+};
+
+struct kw_prog_stat {
+	char name[32];
+	__u64 run_cnt;
+	__u64 run_time_ns;
+};
+
+#define KW_MAX_PROGS 8
+
+struct kw_bpf;
+
+/* Opens, loads and attaches; NULL with errno set, having logged why. */
+struct kw_bpf *kw_bpf_start(const struct kw_loader_opts *opts);
+void kw_bpf_destroy(struct kw_bpf *b);
+
+int kw_bpf_upstreams_fd(const struct kw_bpf *b);
+int kw_bpf_errors_fd(const struct kw_bpf *b);
+__u32 kw_bpf_upstreams_capacity(const struct kw_bpf *b);
+/* A new read end of the live-socket iterator (a stream of struct kw_live), or -errno. */
+int kw_bpf_live_iter(const struct kw_bpf *b);
+/* Fills up to max program statistics; returns how many. */
+unsigned int kw_bpf_prog_stats(const struct kw_bpf *b, struct kw_prog_stat *out, unsigned int max);
+/* A short description of the attach path, for logs and the info metric. */
+const char *kw_bpf_attach_mode(const struct kw_bpf *b);
+
+#endif /* KW_LOADER_H */

@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+/*
+ * Renders a snapshot as Prometheus text: every row of the field table as one series per
+ * upstream (families grouped, HELP/TYPE once), the histograms, then the agent's own
+ * health, modelled on ebpf_exporter's self-metrics.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "addr.h"
+#include "expo.h"
+#include "metrics.h"
+#include "netns.h"
+
+#define NAME_MAX_LEN 128
+
+static const char *const error_reasons[KW_ERR_MAX] = {
+	[KW_ERR_UPSTREAMS_FULL] = "upstreams_full",
+	[KW_ERR_SOCK_STORAGE] = "sock_storage",
+	[KW_ERR_NO_UPSTREAM] = "no_upstream",
+	[KW_ERR_FAMILY] = "family",
+};
+
+void kw_upstream_labels(const struct kw_upstream *u, struct kw_upstream_labels *l)
+{
+	l->direction = u->key.direction == KW_DIR_OUTBOUND ? "outbound" : "inbound";
+	if (kw_key_is_overflow(&u->key)) {
+		snprintf(l->peer, sizeof(l->peer), "other");
+		snprintf(l->port, sizeof(l->port), "other");
+		snprintf(l->netns, sizeof(l->netns), "other");
+		return;
+	}
+	if (kw_addr_format(u->key.addr, l->peer, sizeof(l->peer)))
+		snprintf(l->peer, sizeof(l->peer), "?");
+	snprintf(l->port, sizeof(l->port), "%u", u->key.port);
+	kw_netns_name(u->key.netns, l->netns, sizeof(l->netns));
+}
+
+static unsigned int set_labels(struct kw_label *lab, const struct kw_upstream_labels *l)
+{
+	lab[0] = (struct kw_label){ "direction", l->direction };
+	lab[1] = (struct kw_label){ "peer", l->peer };
+	lab[2] = (struct kw_label){ "port", l->port };
+	lab[3] = (struct kw_label){ "netns", l->netns };
+	return 4;
+}
+
+static void full_name(char *out, const char *family)
+{
+	snprintf(out, NAME_MAX_LEN, KW_METRIC_PREFIX "%s", family);
+}
+
+static void render_fields(struct kw_expo *e, const struct kw_snapshot *s,
+			  const struct kw_upstream_labels *ul)
+{
+	char name[NAME_MAX_LEN];
+	struct kw_label lab[6];
+	unsigned int f, n, j;
+	size_t i;
+
+	for (f = 0; f < KW_F_MAX; f++) {
+		const struct kw_field *fd = &kw_fields[f];
+
+		full_name(name, fd->family);
+		kw_expo_family(e, name, fd->type, fd->help);
+		for (i = 0; i < s->n; i++) {
+			n = set_labels(lab, &ul[i]);
+			for (j = 0; j < 2 && fd->lname[j]; j++)
+				lab[n++] = (struct kw_label){ fd->lname[j], fd->lvalue[j] };
+			kw_expo_u64(e, name, lab, n, s->u[i].val[f]);
+		}
+	}
+}
+
+static void render_hists(struct kw_expo *e, const struct kw_snapshot *s,
+			 const struct kw_upstream_labels *ul)
+{
+	char name[NAME_MAX_LEN];
+	struct kw_label lab[6];
+	unsigned int h, n;
+	size_t i;
+
+	for (h = 0; h < KW_H_MAX; h++) {
+		const struct kw_hist_desc *hd = &kw_hists[h];
+
+		full_name(name, hd->family);
+		kw_expo_family(e, name, "histogram", hd->help);
+		for (i = 0; i < s->n; i++) {
+			n = set_labels(lab, &ul[i]);
+			if (hd->lname)
+				lab[n++] = (struct kw_label){ hd->lname, hd->lvalue };
+			kw_expo_histogram(e, name, lab, n, hd->bounds, s->u[i].hist[h], hd->nslots,
+					  s->u[i].hist_sum[h]);
+		}
+	}
+}
+
+static void render_self(struct kw_expo *e, const struct kw_snapshot *s)
+{
+	struct kw_label lab[1];
+	unsigned int i;
+
+	kw_expo_family(e, "keepwatch_build_info", "gauge", "keepwatch's version.");
+	lab[0] = (struct kw_label){ "version", KW_VERSION };
+	kw_expo_u64(e, "keepwatch_build_info", lab, 1, 1);
+
+	kw_expo_family(e, "keepwatch_bpf_errors_total", "counter",
+		       "Events the BPF programs could not count as they should, by reason.");
+	for (i = 0; i < KW_ERR_MAX; i++) {
+		lab[0] = (struct kw_label){ "reason", error_reasons[i] };
+		kw_expo_u64(e, "keepwatch_bpf_errors_total", lab, 1, s->errors[i]);
+	}
+
+	kw_expo_family(e, "keepwatch_upstreams", "gauge",
+		       "Upstreams in the kernel map (the overflow entries included).");
+	kw_expo_u64(e, "keepwatch_upstreams", NULL, 0, s->n);
+	kw_expo_family(e, "keepwatch_upstreams_capacity", "gauge",
+		       "Capacity of the kernel's upstream map (--max-upstreams plus overflow).");
+	kw_expo_u64(e, "keepwatch_upstreams_capacity", NULL, 0, s->capacity);
+	kw_expo_family(e, "keepwatch_upstreams_evicted_total", "counter",
+		       "Idle upstreams removed to make room in a nearly full map.");
+	kw_expo_u64(e, "keepwatch_upstreams_evicted_total", NULL, 0, s->evicted);
+	kw_expo_family(e, "keepwatch_tracked_connections", "gauge",
+		       "Open connections with keepwatch state in the kernel.");
+	kw_expo_u64(e, "keepwatch_tracked_connections", NULL, 0, s->live_sockets);
+
+	kw_expo_family(e, "keepwatch_bpf_stats_enabled", "gauge",
+		       "kernel.bpf_stats_enabled: 1 when program run counts and times are kept.");
+	kw_expo_sample(e, "keepwatch_bpf_stats_enabled", NULL, 0, s->bpf_stats_enabled);
+	kw_expo_family(e, "keepwatch_bpf_program_runs_total", "counter",
+		       "Runs of each BPF program (needs kernel.bpf_stats_enabled=1).");
+	for (i = 0; i < s->nprogs; i++) {
+		lab[0] = (struct kw_label){ "program", s->progs[i].name };
+		kw_expo_u64(e, "keepwatch_bpf_program_runs_total", lab, 1, s->progs[i].run_cnt);
+	}
+	kw_expo_family(e, "keepwatch_bpf_program_run_seconds_total", "counter",
+		       "Time spent in each BPF program (needs kernel.bpf_stats_enabled=1).");
+	for (i = 0; i < s->nprogs; i++) {
+		lab[0] = (struct kw_label){ "program", s->progs[i].name };
+		kw_expo_sample(e, "keepwatch_bpf_program_run_seconds_total", lab, 1,
+			       s->progs[i].run_time_ns / 1e9);
+	}
+	kw_expo_family(e, "keepwatch_agent_uptime_seconds", "gauge",
+		       "Seconds since the agent started.");
+	kw_expo_sample(e, "keepwatch_agent_uptime_seconds", NULL, 0, s->uptime);
+}
+
+int kw_metrics_render(const struct kw_snapshot *s, struct kw_buf *out)
+{
+	struct kw_upstream_labels *ul;
+	struct kw_expo e;
+	size_t i;
+
+	ul = calloc(s->n ? s->n : 1, sizeof(*ul));
+	if (!ul)
+		return -ENOMEM;
+	for (i = 0; i < s->n; i++)
+		kw_upstream_labels(&s->u[i], &ul[i]);
+	kw_expo_init(&e, out);
+	render_fields(&e, s, ul);
+	render_hists(&e, s, ul);
+	render_self(&e, s);
+	free(ul);
+	if (e.err)
+		return e.err;
+	return out->err;
+}
