@@ -28,7 +28,7 @@ LIB_OBJS := $(LIB_SRCS:user/%.c=$(OUT)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(OUT)/%)
 
-.PHONY: all run test unit e2e deps clean format format-check bench
+.PHONY: all run test unit e2e deps clean format format-check bench docs
 all: $(OUT)/keepwatchd $(OUT)/keepwatch
 
 $(OUT):
@@ -83,6 +83,9 @@ test: DEPS = test
 test: deps all
 	$(MAKE) unit
 	$(MAKE) e2e
+
+docs: $(OUT)/keepwatchd
+	tools/update-docs.sh
 
 bench: all
 	tools/bench/run.sh

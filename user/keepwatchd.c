@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "collector.h"
+#include "docs.h"
 #include "http.h"
 #include "json.h"
 #include "loader.h"
@@ -47,6 +48,7 @@ static const char usage_text[] =
 	"      --pin-dir DIR         pin maps here so counts survive restarts\n"
 	"                            (default " KW_PIN_DIR_DEFAULT ")\n"
 	"      --no-pin              pin nothing: counts start from zero at every start\n"
+	"      --metrics-doc         print the metric reference (Markdown) and exit\n"
 	"  -v, --verbose             more logging (twice: libbpf debug output)\n"
 	"  -V, --version             print the version and exit\n"
 	"  -h, --help                print this help and exit\n";
@@ -59,9 +61,22 @@ static void usage_error(const char *fmt, const char *arg)
 	exit(2);
 }
 
+static int print_metrics_doc(void)
+{
+	struct kw_buf b;
+	int err;
+
+	kw_buf_init(&b);
+	err = kw_metrics_doc(&b);
+	if (!err)
+		fputs(b.data, stdout);
+	kw_buf_free(&b);
+	return err ? 1 : 0;
+}
+
 static void parse_options(int argc, char **argv, struct options *o)
 {
-	enum { OPT_PIN_DIR = 256, OPT_NO_PIN };
+	enum { OPT_PIN_DIR = 256, OPT_NO_PIN, OPT_METRICS_DOC };
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "netns", required_argument, NULL, 'n' },
@@ -69,6 +84,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{ "max-upstreams", required_argument, NULL, 'm' },
 		{ "pin-dir", required_argument, NULL, OPT_PIN_DIR },
 		{ "no-pin", no_argument, NULL, OPT_NO_PIN },
+		{ "metrics-doc", no_argument, NULL, OPT_METRICS_DOC },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
@@ -122,6 +138,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 		case OPT_NO_PIN:
 			o->no_pin = 1;
 			break;
+		case OPT_METRICS_DOC:
+			exit(print_metrics_doc());
 		case 'v':
 			verbose++;
 			break;

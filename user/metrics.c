@@ -97,54 +97,68 @@ static void render_hists(struct kw_expo *e, const struct kw_snapshot *s,
 	}
 }
 
+/* The agent's own families: declared once here, rendered below, documented by docs.c. */
+const struct kw_self_family kw_self_families[KW_S_MAX] = {
+	[KW_S_BUILD_INFO] = { "keepwatch_build_info", "gauge", "version",
+			      "keepwatch's version (always 1)." },
+	[KW_S_BPF_ERRORS] = { "keepwatch_bpf_errors_total", "counter", "reason",
+			      "Events the BPF programs could not count as they should, by reason." },
+	[KW_S_UPSTREAMS] = { "keepwatch_upstreams", "gauge", NULL,
+			     "Upstreams in the kernel map (the overflow entries included)." },
+	[KW_S_CAPACITY] = { "keepwatch_upstreams_capacity", "gauge", NULL,
+			    "Capacity of the kernel's upstream map (--max-upstreams plus overflow)." },
+	[KW_S_EVICTED] = { "keepwatch_upstreams_evicted_total", "counter", NULL,
+			   "Idle upstreams removed to make room in a nearly full map." },
+	[KW_S_TRACKED] = { "keepwatch_tracked_connections", "gauge", NULL,
+			   "Open connections with keepwatch state in the kernel." },
+	[KW_S_STATS_ENABLED] = { "keepwatch_bpf_stats_enabled", "gauge", NULL,
+				 "kernel.bpf_stats_enabled: 1 when program run counts and times are "
+				 "kept, -1 if unreadable." },
+	[KW_S_PROG_RUNS] = { "keepwatch_bpf_program_runs_total", "counter", "program",
+			     "Runs of each BPF program (needs kernel.bpf_stats_enabled=1)." },
+	[KW_S_PROG_SECONDS] = { "keepwatch_bpf_program_run_seconds_total", "counter", "program",
+				"Time spent in each BPF program (needs kernel.bpf_stats_enabled=1)." },
+	[KW_S_UPTIME] = { "keepwatch_agent_uptime_seconds", "gauge", NULL,
+			  "Seconds since the agent started." },
+};
+
+static const char *self_family(struct kw_expo *e, enum kw_self_id id)
+{
+	const struct kw_self_family *f = &kw_self_families[id];
+
+	kw_expo_family(e, f->name, f->type, f->help);
+	return f->name;
+}
+
+static void self_labeled(struct kw_expo *e, enum kw_self_id id, const char *lvalue, double v)
+{
+	struct kw_label lab = { kw_self_families[id].label, lvalue };
+
+	kw_expo_sample(e, kw_self_families[id].name, &lab, 1, v);
+}
+
 static void render_self(struct kw_expo *e, const struct kw_snapshot *s)
 {
-	struct kw_label lab[1];
 	unsigned int i;
 
-	kw_expo_family(e, "keepwatch_build_info", "gauge", "keepwatch's version.");
-	lab[0] = (struct kw_label){ "version", KW_VERSION };
-	kw_expo_u64(e, "keepwatch_build_info", lab, 1, 1);
-
-	kw_expo_family(e, "keepwatch_bpf_errors_total", "counter",
-		       "Events the BPF programs could not count as they should, by reason.");
-	for (i = 0; i < KW_ERR_MAX; i++) {
-		lab[0] = (struct kw_label){ "reason", error_reasons[i] };
-		kw_expo_u64(e, "keepwatch_bpf_errors_total", lab, 1, s->errors[i]);
-	}
-
-	kw_expo_family(e, "keepwatch_upstreams", "gauge",
-		       "Upstreams in the kernel map (the overflow entries included).");
-	kw_expo_u64(e, "keepwatch_upstreams", NULL, 0, s->n);
-	kw_expo_family(e, "keepwatch_upstreams_capacity", "gauge",
-		       "Capacity of the kernel's upstream map (--max-upstreams plus overflow).");
-	kw_expo_u64(e, "keepwatch_upstreams_capacity", NULL, 0, s->capacity);
-	kw_expo_family(e, "keepwatch_upstreams_evicted_total", "counter",
-		       "Idle upstreams removed to make room in a nearly full map.");
-	kw_expo_u64(e, "keepwatch_upstreams_evicted_total", NULL, 0, s->evicted);
-	kw_expo_family(e, "keepwatch_tracked_connections", "gauge",
-		       "Open connections with keepwatch state in the kernel.");
-	kw_expo_u64(e, "keepwatch_tracked_connections", NULL, 0, s->live_sockets);
-
-	kw_expo_family(e, "keepwatch_bpf_stats_enabled", "gauge",
-		       "kernel.bpf_stats_enabled: 1 when program run counts and times are kept.");
-	kw_expo_sample(e, "keepwatch_bpf_stats_enabled", NULL, 0, s->bpf_stats_enabled);
-	kw_expo_family(e, "keepwatch_bpf_program_runs_total", "counter",
-		       "Runs of each BPF program (needs kernel.bpf_stats_enabled=1).");
-	for (i = 0; i < s->nprogs; i++) {
-		lab[0] = (struct kw_label){ "program", s->progs[i].name };
-		kw_expo_u64(e, "keepwatch_bpf_program_runs_total", lab, 1, s->progs[i].run_cnt);
-	}
-	kw_expo_family(e, "keepwatch_bpf_program_run_seconds_total", "counter",
-		       "Time spent in each BPF program (needs kernel.bpf_stats_enabled=1).");
-	for (i = 0; i < s->nprogs; i++) {
-		lab[0] = (struct kw_label){ "program", s->progs[i].name };
-		kw_expo_sample(e, "keepwatch_bpf_program_run_seconds_total", lab, 1,
-			       s->progs[i].run_time_ns / 1e9);
-	}
-	kw_expo_family(e, "keepwatch_agent_uptime_seconds", "gauge",
-		       "Seconds since the agent started.");
-	kw_expo_sample(e, "keepwatch_agent_uptime_seconds", NULL, 0, s->uptime);
+	self_family(e, KW_S_BUILD_INFO);
+	self_labeled(e, KW_S_BUILD_INFO, KW_VERSION, 1);
+	self_family(e, KW_S_BPF_ERRORS);
+	for (i = 0; i < KW_ERR_MAX; i++)
+		self_labeled(e, KW_S_BPF_ERRORS, error_reasons[i], s->errors[i]);
+	kw_expo_u64(e, self_family(e, KW_S_UPSTREAMS), NULL, 0, s->n);
+	kw_expo_u64(e, self_family(e, KW_S_CAPACITY), NULL, 0, s->capacity);
+	kw_expo_u64(e, self_family(e, KW_S_EVICTED), NULL, 0, s->evicted);
+	kw_expo_u64(e, self_family(e, KW_S_TRACKED), NULL, 0, s->live_sockets);
+	kw_expo_sample(e, self_family(e, KW_S_STATS_ENABLED), NULL, 0, s->bpf_stats_enabled);
+	self_family(e, KW_S_PROG_RUNS);
+	for (i = 0; i < s->nprogs; i++)
+		self_labeled(e, KW_S_PROG_RUNS, s->progs[i].name, s->progs[i].run_cnt);
+	self_family(e, KW_S_PROG_SECONDS);
+	for (i = 0; i < s->nprogs; i++)
+		self_labeled(e, KW_S_PROG_SECONDS, s->progs[i].name,
+			     s->progs[i].run_time_ns / 1e9);
+	kw_expo_sample(e, self_family(e, KW_S_UPTIME), NULL, 0, s->uptime);
 }
 
 int kw_metrics_render(const struct kw_snapshot *s, struct kw_buf *out)

@@ -16,6 +16,30 @@ struct kw_upstream_labels {
 	char netns[64];
 };
 
+/* The agent's own metric families. */
+enum kw_self_id {
+	KW_S_BUILD_INFO,
+	KW_S_BPF_ERRORS,
+	KW_S_UPSTREAMS,
+	KW_S_CAPACITY,
+	KW_S_EVICTED,
+	KW_S_TRACKED,
+	KW_S_STATS_ENABLED,
+	KW_S_PROG_RUNS,
+	KW_S_PROG_SECONDS,
+	KW_S_UPTIME,
+	KW_S_MAX
+};
+
+struct kw_self_family {
+	const char *name;
+	const char *type;
+	const char *label; /* its one label, or NULL */
+	const char *help;
+};
+
+extern const struct kw_self_family kw_self_families[KW_S_MAX];
+
 void kw_upstream_labels(const struct kw_upstream *u, struct kw_upstream_labels *l);
 /* Writes the whole exposition; 0 or -errno. */
 int kw_metrics_render(const struct kw_snapshot *s, struct kw_buf *out);
