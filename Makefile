@@ -99,4 +99,6 @@ format-check:
 clean:
 	rm -rf $(OUT)
 
+.SECONDARY:
+
 -include $(wildcard $(OUT)/*.d)

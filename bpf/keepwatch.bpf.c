@@ -19,11 +19,11 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-#define AF_INET	     2
-#define AF_INET6     10
-#define IPPROTO_TCP  6
-#define MSG_PEEK     2
-#define EEXIST	     17
+#define AF_INET	    2
+#define AF_INET6    10
+#define IPPROTO_TCP 6
+#define MSG_PEEK    2
+#define EEXIST	    17
 
 /* Filters, set by the agent before load. */
 const volatile __u8 cfg_filter_netns = 0;
@@ -151,8 +151,8 @@ static __always_inline bool fill_key(const struct sock *sk, __u8 direction, stru
 	} else if (family == AF_INET6) {
 		BPF_CORE_READ_INTO(&key->addr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
 		/* A v4 peer of a dual-stack socket is an IPv4 upstream. */
-		key->family = (a32[0] | a32[1]) == 0 && a32[2] == bpf_htonl(0xffff) ? KW_AF_INET
-										    : KW_AF_INET6;
+		key->family = (a32[0] | a32[1]) == 0 && a32[2] == bpf_htonl(0xffff) ? KW_AF_INET :
+										      KW_AF_INET6;
 	} else {
 		return false;
 	}

@@ -36,11 +36,11 @@
  * full) has netns 0, an all-zero address and port 0.
  */
 struct kw_key {
-	__u8 addr[16];	/* peer address, network order; IPv4 as v4-mapped ::ffff:a.b.c.d */
-	__u32 netns;	/* network namespace inode number */
-	__u16 port;	/* service port, host order: our listening port (inbound), the peer's (outbound) */
+	__u8 addr[16]; /* peer address, network order; IPv4 as v4-mapped ::ffff:a.b.c.d */
+	__u32 netns;   /* network namespace inode number */
+	__u16 port; /* service port, host order: our listening port (inbound), the peer's (outbound) */
 	__u8 direction; /* KW_DIR_* */
-	__u8 family;	/* KW_AF_INET or KW_AF_INET6: the peer's family (v4-mapped peers are INET) */
+	__u8 family; /* KW_AF_INET or KW_AF_INET6: the peer's family (v4-mapped peers are INET) */
 };
 
 /*
@@ -48,14 +48,14 @@ struct kw_key {
  * close; requests on open connections are read from the live sockets (struct kw_live).
  */
 struct kw_counters {
-	__u64 opened;				  /* connections established */
-	__u64 requests;				  /* requests carried by closed connections */
-	__u64 reused;				  /* of those, requests after a connection's first */
-	__u64 unused_closed;			  /* connections closed without a request */
-	__u64 closed[KW_BY_MAX][KW_HOW_MAX];	  /* closes, by who closed first and how */
-	__u64 idle_ms_sum[KW_BY_MAX];		  /* ms, idle time before close, by closer */
+	__u64 opened;			     /* connections established */
+	__u64 requests;			     /* requests carried by closed connections */
+	__u64 reused;			     /* of those, requests after a connection's first */
+	__u64 unused_closed;		     /* connections closed without a request */
+	__u64 closed[KW_BY_MAX][KW_HOW_MAX]; /* closes, by who closed first and how */
+	__u64 idle_ms_sum[KW_BY_MAX];	     /* ms, idle time before close, by closer */
 	__u64 idle_hist[KW_BY_MAX][KW_IDLE_SLOTS]; /* idle before close, by closer */
-	__u64 reqs_hist[KW_REQS_SLOTS];		  /* requests per closed connection */
+	__u64 reqs_hist[KW_REQS_SLOTS];		   /* requests per closed connection */
 };
 
 /* One open tracked socket, as the socket-storage iterator writes it. */

@@ -27,7 +27,7 @@ struct kw_stat_row {
 };
 
 struct kw_stat {
-	double uptime;				/* s, the agent's uptime_seconds */
+	double uptime;			       /* s, the agent's uptime_seconds */
 	struct kw_stat_row rows[KW_STAT_ROWS]; /* backend rows, then client rows, table order */
 };
 

@@ -18,20 +18,20 @@
 
 struct kw_upstream {
 	struct kw_key key;
-	__u64 val[KW_F_MAX];			     /* by enum kw_field_id */
-	__u64 hist[KW_H_MAX][KW_HIST_MAXSLOTS];	     /* per slot, not cumulative */
-	double hist_sum[KW_H_MAX];		     /* in the exposed unit */
-	double last_change;			     /* s, CLOCK_MONOTONIC: for eviction */
+	__u64 val[KW_F_MAX];			/* by enum kw_field_id */
+	__u64 hist[KW_H_MAX][KW_HIST_MAXSLOTS]; /* per slot, not cumulative */
+	double hist_sum[KW_H_MAX];		/* in the exposed unit */
+	double last_change;			/* s, CLOCK_MONOTONIC: for eviction */
 };
 
 struct kw_snapshot {
 	struct kw_upstream *u; /* sorted by key */
 	size_t n;
 	__u64 errors[KW_ERR_MAX];
-	__u64 capacity;	     /* upstream map capacity, overflow entries included */
-	__u64 evicted;	     /* upstreams evicted since start */
-	__u64 live_sockets;  /* tracked open sockets */
-	double uptime;	     /* s since the agent started */
+	__u64 capacity;	    /* upstream map capacity, overflow entries included */
+	__u64 evicted;	    /* upstreams evicted since start */
+	__u64 live_sockets; /* tracked open sockets */
+	double uptime;	    /* s since the agent started */
 	struct kw_prog_stat progs[KW_MAX_PROGS];
 	unsigned int nprogs;
 	int bpf_stats_enabled; /* kernel.bpf_stats_enabled, -1 if unreadable */

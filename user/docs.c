@@ -35,7 +35,8 @@ int kw_metrics_doc(struct kw_buf *out)
 		kw_buf_printf(out, " | `backend_%s`, `client_%s` | %s", f->field, f->field,
 			      f->desc);
 		for (j = 0; j < 2 && f->lname[j]; j++)
-			kw_buf_printf(out, "%s%s=\"%s\"", j ? ", " : " (", f->lname[j], f->lvalue[j]);
+			kw_buf_printf(out, "%s%s=\"%s\"", j ? ", " : " (", f->lname[j],
+				      f->lvalue[j]);
 		if (f->lname[0])
 			kw_buf_puts(out, ")");
 		kw_buf_puts(out, " |\n");
@@ -45,8 +46,9 @@ int kw_metrics_doc(struct kw_buf *out)
 
 		if (i > 0 && !strcmp(h->family, kw_hists[i - 1].family))
 			continue;
-		kw_buf_printf(out, "| `" KW_METRIC_PREFIX "%s` | histogram | direction, peer, port, "
-				   "netns%s%s | | %s |\n",
+		kw_buf_printf(out,
+			      "| `" KW_METRIC_PREFIX "%s` | histogram | direction, peer, port, "
+			      "netns%s%s | | %s |\n",
 			      h->family, h->lname ? ", " : "", h->lname ? h->lname : "", h->help);
 	}
 	kw_buf_puts(out, "\nThe agent's own:\n\n| metric | type | labels | meaning |\n"

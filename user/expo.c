@@ -87,7 +87,8 @@ static void format_value(double v, char *out, size_t len)
 		snprintf(out, len, v > 0 ? "+Inf" : "-Inf");
 	} else if (v == 0) {
 		snprintf(out, len, "0"); /* also -0 */
-	} else if (v == trunc(v) && fabs(v) <= KW_EXPO_EXACT_INT) {
+	} else if (v >= -KW_EXPO_EXACT_INT && v <= KW_EXPO_EXACT_INT && v == (double)(long long)v) {
+		/* the range test first: the cast is only defined for values that fit */
 		snprintf(out, len, "%.0f", v);
 	} else {
 		for (prec = 15; prec < 17; prec++) {

@@ -19,15 +19,17 @@ const struct kw_field kw_fields[KW_F_MAX] = {
 };
 
 static const double idle_bounds[KW_IDLE_SLOTS - 1] = {
-	0.001, 0.01, 0.1,  0.5,	 0.9,  1.1,  1.9,  2.1,	 4.5,	5.5,   9.5,   10.5,  14.5,  15.5,  19.5,
-	20.5,  29.5, 30.5, 44.5, 45.5, 59.5, 60.5, 64.5, 65.5, 74.5, 75.5, 119.5, 120.5, 299.5, 300.5,
+	0.001, 0.01, 0.1,  0.5,	 0.9,  1.1,  1.9,   2.1,   4.5,	  5.5,
+	9.5,   10.5, 14.5, 15.5, 19.5, 20.5, 29.5,  30.5,  44.5,  45.5,
+	59.5,  60.5, 64.5, 65.5, 74.5, 75.5, 119.5, 120.5, 299.5, 300.5,
 };
 
 static const double reqs_bounds[KW_REQS_SLOTS - 1] = {
 	0, 1, 2, 3, 4, 5, 10, 20, 50, 99, 100, 500, 999, 1000, 10000,
 };
 
-#define IDLE_HELP "Idle time before a connection closed (since the last data either way), by closer."
+#define IDLE_HELP                                                                                  \
+	"Idle time before a connection closed (since the last data either way), by closer."
 
 const struct kw_hist_desc kw_hists[KW_H_MAX] = {
 	[KW_H_IDLE_LOCAL] = { "idle_before_close_local", "idle_before_close_seconds", "closed_by",

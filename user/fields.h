@@ -11,29 +11,31 @@
 #ifndef KW_FIELDS_H
 #define KW_FIELDS_H
 
+#include <stddef.h>
+
 /* X(id, field, family, type, label name, label value, label2 name, label2 value, help, desc) */
 #define KW_FIELDS(X)                                                                               \
 	X(CONN, "conn", "connections_opened_total", "counter", NULL, NULL, NULL, NULL,             \
 	  "TCP connections established with this upstream.", "Connections opened")                 \
 	X(REQ, "req", "requests_total", "counter", NULL, NULL, NULL, NULL,                         \
-	  "Requests, counted at request/response turns (sequential HTTP/1.x).", "Requests")       \
+	  "Requests, counted at request/response turns (sequential HTTP/1.x).", "Requests")        \
 	X(REUSE, "reuse", "requests_reused_total", "counter", NULL, NULL, NULL, NULL,              \
-	  "Requests on an already used connection (every request after a connection's first).", \
-	  "Requests on a reused connection")                                                       \
-	X(CLOSED_LOCAL_FIN, "closed_local_fin", "connections_closed_total", "counter", "closed_by", \
-	  "local", "how", "fin", "Connections closed, by who closed first and how.",               \
-	  "Closed by us first, with FIN")                                                          \
-	X(CLOSED_LOCAL_RST, "closed_local_rst", "connections_closed_total", "counter", "closed_by", \
-	  "local", "how", "rst", "Connections closed, by who closed first and how.",               \
-	  "Closed by us first, with RST")                                                          \
-	X(CLOSED_PEER_FIN, "closed_peer_fin", "connections_closed_total", "counter", "closed_by",   \
+	  "Requests on an already used connection (every request after a connection's first).",    \
+	  "Reused-connection requests")                                                            \
+	X(CLOSED_LOCAL_FIN, "closed_local_fin", "connections_closed_total", "counter",             \
+	  "closed_by", "local", "how", "fin", "Connections closed, by who closed first and how.",  \
+	  "Closed by us first, FIN")                                                               \
+	X(CLOSED_LOCAL_RST, "closed_local_rst", "connections_closed_total", "counter",             \
+	  "closed_by", "local", "how", "rst", "Connections closed, by who closed first and how.",  \
+	  "Closed by us first, RST")                                                               \
+	X(CLOSED_PEER_FIN, "closed_peer_fin", "connections_closed_total", "counter", "closed_by",  \
 	  "peer", "how", "fin", "Connections closed, by who closed first and how.",                \
-	  "Closed by the peer first, with FIN")                                                    \
-	X(CLOSED_PEER_RST, "closed_peer_rst", "connections_closed_total", "counter", "closed_by",   \
+	  "Closed by peer first, FIN")                                                             \
+	X(CLOSED_PEER_RST, "closed_peer_rst", "connections_closed_total", "counter", "closed_by",  \
 	  "peer", "how", "rst", "Connections closed, by who closed first and how.",                \
-	  "Closed by the peer first, with RST")                                                    \
+	  "Closed by peer first, RST")                                                             \
 	X(UNUSED, "unused", "connections_unused_closed_total", "counter", NULL, NULL, NULL, NULL,  \
-	  "Connections closed without ever carrying a request.", "Closed without a request")      \
+	  "Connections closed without ever carrying a request.", "Closed without a request")       \
 	X(ACTIVE, "active", "connections_active", "gauge", NULL, NULL, NULL, NULL,                 \
 	  "Tracked connections open now.", "Connections open now")
 

@@ -79,7 +79,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 			}
 		}
 		if (i == h->nroutes)
-			kw_buf_puts(&body, "not found: try /metrics, /api/v1/upstreams, /healthz\n");
+			kw_buf_puts(&body,
+				    "not found: try /metrics, /api/v1/upstreams, /healthz\n");
 	}
 	if (body.err) {
 		kw_buf_reset(&body);
@@ -136,8 +137,8 @@ struct kw_http *kw_http_start(const char *host, unsigned short port, const struc
 	h->d = MHD_start_daemon(flags, port, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER,
 				mhd_log, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64,
-				ai ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_END,
-				ai ? ai->ai_addr : NULL, MHD_OPTION_END);
+				ai ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_END, ai ? ai->ai_addr : NULL,
+				MHD_OPTION_END);
 	err = errno;
 	if (ai)
 		freeaddrinfo(ai);

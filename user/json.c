@@ -20,8 +20,8 @@ static json_t *hist_json(const struct kw_hist_desc *hd, const __u64 *slots, doub
 		cum += slots[i];
 		json_array_append_new(buckets,
 				      json_pack("[oI]",
-						i + 1 < hd->nslots ? json_real(hd->bounds[i])
-								   : json_string("+Inf"),
+						i + 1 < hd->nslots ? json_real(hd->bounds[i]) :
+								     json_string("+Inf"),
 						(json_int_t)cum));
 	}
 	json_object_set_new(h, "buckets", buckets);

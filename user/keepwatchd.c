@@ -103,8 +103,9 @@ static void parse_options(int argc, char **argv, struct options *o)
 		case 'l':
 			err = kw_parse_hostport(optarg, o->host, sizeof(o->host), &o->port);
 			if (err)
-				usage_error("--listen: '%s' is not HOST:PORT with a port of 1-65535",
-					    optarg);
+				usage_error(
+					"--listen: '%s' is not HOST:PORT with a port of 1-65535",
+					optarg);
 			break;
 		case 'n':
 			if (o->bpf.n_netns == KW_MAX_FILTERS)
@@ -126,8 +127,9 @@ static void parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'm':
 			if (kw_parse_u64(optarg, 16, 1 << 20, &v))
-				usage_error("--max-upstreams: '%s' is not a number from 16 to 1048576",
-					    optarg);
+				usage_error(
+					"--max-upstreams: '%s' is not a number from 16 to 1048576",
+					optarg);
 			o->bpf.max_upstreams = v;
 			break;
 		case OPT_PIN_DIR:

@@ -156,8 +156,7 @@ static void render_self(struct kw_expo *e, const struct kw_snapshot *s)
 		self_labeled(e, KW_S_PROG_RUNS, s->progs[i].name, s->progs[i].run_cnt);
 	self_family(e, KW_S_PROG_SECONDS);
 	for (i = 0; i < s->nprogs; i++)
-		self_labeled(e, KW_S_PROG_SECONDS, s->progs[i].name,
-			     s->progs[i].run_time_ns / 1e9);
+		self_labeled(e, KW_S_PROG_SECONDS, s->progs[i].name, s->progs[i].run_time_ns / 1e9);
 	kw_expo_sample(e, self_family(e, KW_S_UPTIME), NULL, 0, s->uptime);
 }
 
