@@ -73,6 +73,12 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } kw_errors SEC(".maps");
 
+/* Rare, notable events for the agent's event log (struct kw_event). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} kw_events SEC(".maps");
+
 /* Allowed network namespaces (inode numbers), used when cfg_filter_netns. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -272,7 +278,7 @@ static __always_inline void fold(const struct sock *sk, struct kw_sock *s)
 	if (reqs > 1)
 		__sync_fetch_and_add(&c->reused, reqs - 1);
 	if (!reqs)
-		__sync_fetch_and_add(&c->unused_closed, 1);
+		__sync_fetch_and_add(&c->unused_closed[by], 1);
 	__sync_fetch_and_add(&c->closed[by][how], 1);
 	__sync_fetch_and_add(&c->idle_ms_sum[by], s->idle_ms);
 	__sync_fetch_and_add(&c->idle_hist[by][kw_idle_slot(s->idle_ms)], 1);

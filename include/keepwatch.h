@@ -26,6 +26,37 @@
 #define KW_HOW_RST 1
 #define KW_HOW_MAX 2
 
+/*
+ * Reset reasons as keepwatch names them. The kernel's enum sk_rst_reason (6.10 and later)
+ * changes between versions: the BPF side maps it by name through BTF.
+ */
+#define KW_RST_UNKNOWN		    0 /* the kernel gives no reason (before 6.10) */
+#define KW_RST_NOT_SPECIFIED	    1
+#define KW_RST_NO_SOCKET	    2 /* no socket for the packet's tuple */
+#define KW_RST_TCP_FLAGS	    3 /* e.g. an ACK to a listener: the connection is gone */
+#define KW_RST_ABORT_ON_DATA	    4 /* data arrived after we closed */
+#define KW_RST_TIMEWAIT_SOCKET	    5 /* data arrived at our timewait socket */
+#define KW_RST_ABORT_ON_CLOSE	    6 /* we closed with data unread */
+#define KW_RST_ABORT_ON_LINGER	    7
+#define KW_RST_ABORT_ON_MEMORY	    8
+#define KW_RST_TCP_STATE	    9 /* close with SO_LINGER 0, or a disconnect */
+#define KW_RST_KEEPALIVE_TIMEOUT    10
+#define KW_RST_DISCONNECT_WITH_DATA 11
+#define KW_RST_INVALID_SYN	    12
+#define KW_RST_OTHER		    13 /* protocol errors: bad ACK, PAWS, MPTCP, ... */
+#define KW_RST_MAX		    14
+
+/* Our socket's state when a reset arrived. */
+#define KW_RSTATE_ESTABLISHED 0
+#define KW_RSTATE_SYN_SENT    1
+#define KW_RSTATE_CLOSE_WAIT  2
+#define KW_RSTATE_FIN_WAIT1   3
+#define KW_RSTATE_FIN_WAIT2   4
+#define KW_RSTATE_LAST_ACK    5
+#define KW_RSTATE_CLOSING     6
+#define KW_RSTATE_OTHER	      7
+#define KW_RSTATE_MAX	      8
+
 /* kw_key.family: AF_INET / AF_INET6 values, without pulling in socket headers */
 #define KW_AF_INET  2
 #define KW_AF_INET6 10
@@ -51,11 +82,24 @@ struct kw_counters {
 	__u64 opened;			     /* connections established */
 	__u64 requests;			     /* requests carried by closed connections */
 	__u64 reused;			     /* of those, requests after a connection's first */
-	__u64 unused_closed;		     /* connections closed without a request */
+	__u64 unused_closed[KW_BY_MAX];	     /* closed without a request, by who closed first */
 	__u64 closed[KW_BY_MAX][KW_HOW_MAX]; /* closes, by who closed first and how */
 	__u64 idle_ms_sum[KW_BY_MAX];	     /* ms, idle time before close, by closer */
 	__u64 idle_hist[KW_BY_MAX][KW_IDLE_SLOTS]; /* idle before close, by closer */
 	__u64 reqs_hist[KW_REQS_SLOTS];		   /* requests per closed connection */
+	/*
+	 * Keep-alive races: a request met a connection the other side had closed. Inbound
+	 * upstreams count the server side (we closed, the request came), outbound ones the
+	 * client side (we sent on a connection the peer had closed: a reset answered).
+	 */
+	__u64 races;
+	__u64 aborted_unread;		     /* we closed with a request unread */
+	__u64 resets_sent[KW_RST_MAX];	     /* by KW_RST_* */
+	__u64 resets_rcvd[KW_RSTATE_MAX];    /* by KW_RSTATE_* */
+	__u64 race_idle_ms_sum;		     /* ms */
+	__u64 race_idle_hist[KW_IDLE_SLOTS]; /* idle before the close a request met */
+	__u64 race_gap_us_sum;		     /* us */
+	__u64 race_gap_hist[KW_GAP_SLOTS];   /* from the close (FIN) to the request */
 };
 
 /* One open tracked socket, as the socket-storage iterator writes it. */
@@ -65,11 +109,38 @@ struct kw_live {
 	__u32 pad;
 };
 
+/* Notable events, rate limited in the kernel: kw_event.type */
+#define KW_EV_RACE	   1 /* a keep-alive race (reason: KW_RST_* server side, KW_RSTATE_* client) */
+#define KW_EV_RESET_SENT   2 /* reason: KW_RST_* */
+#define KW_EV_RESET_RCVD   3 /* reason: KW_RSTATE_* */
+#define KW_EV_IDLE_CLOSE   4 /* we closed a connection idle for 500 ms or more */
+#define KW_EV_UNUSED_CLOSE 5 /* a connection closed without a request */
+#define KW_EV_ABORT_UNREAD 6 /* we closed with a request unread */
+#define KW_EV_MAX	   7
+
+struct kw_event {
+	__u64 ts_ns;	/* ns, CLOCK_MONOTONIC (bpf_ktime_get_ns) */
+	__u8 laddr[16]; /* our address, network order, IPv4 v4-mapped */
+	__u8 raddr[16]; /* the peer's address, likewise */
+	__u32 netns;	/* network namespace inode number */
+	__u32 idle_ms;	/* ms, idle time before the close */
+	__u32 gap_us;	/* us, race: from the close to the request or the reset */
+	__u32 requests; /* requests the connection had carried */
+	__u16 lport;	/* our port, host order */
+	__u16 rport;	/* the peer's port, host order */
+	__u8 type;	/* KW_EV_* */
+	__u8 direction; /* KW_DIR_* */
+	__u8 reason;	/* KW_RST_* or KW_RSTATE_*, see KW_EV_* */
+	__u8 family;	/* KW_AF_* of the peer */
+};
+
 /* Error and loss counters: index of the per-CPU kw_errors array. */
 #define KW_ERR_UPSTREAMS_FULL 0 /* upstream map full: counted in the overflow upstream */
 #define KW_ERR_SOCK_STORAGE   1 /* socket storage could not be created: connection not tracked */
 #define KW_ERR_NO_UPSTREAM    2 /* not even the overflow upstream was found: counts lost */
 #define KW_ERR_FAMILY	      3 /* socket of another address family: not tracked */
-#define KW_ERR_MAX	      4
+#define KW_ERR_EVENTS_RATE    4 /* events over the rate limit: not sent */
+#define KW_ERR_RINGBUF_FULL   5 /* events lost: the ring buffer was full */
+#define KW_ERR_MAX	      6
 
 #endif /* KEEPWATCH_H */

@@ -36,6 +36,14 @@
 		0, 1, 2, 3, 4, 5, 10, 20, 50, 99, 100, 500, 999, 1000, 10000                       \
 	}
 
+#define KW_GAP_SLOTS 13
+/* us: 100 us .. 60 s */
+#define KW_GAP_BOUNDS_US                                                                           \
+	{                                                                                          \
+		100, 500, 1000, 5000, 10000, 50000, 100000, 500000, 1000000, 5000000, 10000000,    \
+			60000000                                                                   \
+	}
+
 /* Slot of a value: the first bound >= v, or the +Inf slot. */
 static inline __attribute__((always_inline)) unsigned int kw_idle_slot(__u64 ms)
 {
@@ -59,6 +67,18 @@ static inline __attribute__((always_inline)) unsigned int kw_reqs_slot(__u64 n)
 		if (n <= b[i])
 			return i;
 	return KW_REQS_SLOTS - 1;
+}
+
+static inline __attribute__((always_inline)) unsigned int kw_gap_slot(__u64 us)
+{
+	static const __u32 b[KW_GAP_SLOTS - 1] = KW_GAP_BOUNDS_US;
+	unsigned int i;
+
+	KW_UNROLL
+	for (i = 0; i < KW_GAP_SLOTS - 1; i++)
+		if (us <= b[i])
+			return i;
+	return KW_GAP_SLOTS - 1;
 }
 
 #endif /* KW_HIST_H */

@@ -72,6 +72,24 @@ void kw_snapshot_free(struct kw_snapshot *s)
 	memset(s, 0, sizeof(*s));
 }
 
+/* KW_RST_* to its field; the table lists them in its own order. */
+static const enum kw_field_id rst_sent_field[KW_RST_MAX] = {
+	[KW_RST_UNKNOWN] = KW_F_RST_SENT_UNKNOWN,
+	[KW_RST_NOT_SPECIFIED] = KW_F_RST_SENT_NOT_SPECIFIED,
+	[KW_RST_NO_SOCKET] = KW_F_RST_SENT_NO_SOCKET,
+	[KW_RST_TCP_FLAGS] = KW_F_RST_SENT_TCP_FLAGS,
+	[KW_RST_ABORT_ON_DATA] = KW_F_RST_SENT_ABORT_ON_DATA,
+	[KW_RST_TIMEWAIT_SOCKET] = KW_F_RST_SENT_TIMEWAIT_SOCKET,
+	[KW_RST_ABORT_ON_CLOSE] = KW_F_RST_SENT_ABORT_ON_CLOSE,
+	[KW_RST_ABORT_ON_LINGER] = KW_F_RST_SENT_ABORT_ON_LINGER,
+	[KW_RST_ABORT_ON_MEMORY] = KW_F_RST_SENT_ABORT_ON_MEMORY,
+	[KW_RST_TCP_STATE] = KW_F_RST_SENT_TCP_STATE,
+	[KW_RST_KEEPALIVE_TIMEOUT] = KW_F_RST_SENT_KEEPALIVE_TIMEOUT,
+	[KW_RST_DISCONNECT_WITH_DATA] = KW_F_RST_SENT_DISCONNECT_WITH_DATA,
+	[KW_RST_INVALID_SYN] = KW_F_RST_SENT_INVALID_SYN,
+	[KW_RST_OTHER] = KW_F_RST_SENT_OTHER,
+};
+
 static void from_counters(struct kw_upstream *u, const struct kw_counters *k)
 {
 	unsigned int i;
@@ -83,7 +101,15 @@ static void from_counters(struct kw_upstream *u, const struct kw_counters *k)
 	u->val[KW_F_CLOSED_LOCAL_RST] = k->closed[KW_BY_LOCAL][KW_HOW_RST];
 	u->val[KW_F_CLOSED_PEER_FIN] = k->closed[KW_BY_PEER][KW_HOW_FIN];
 	u->val[KW_F_CLOSED_PEER_RST] = k->closed[KW_BY_PEER][KW_HOW_RST];
-	u->val[KW_F_UNUSED] = k->unused_closed;
+	u->val[KW_F_UNUSED_LOCAL] = k->unused_closed[KW_BY_LOCAL];
+	u->val[KW_F_UNUSED_PEER] = k->unused_closed[KW_BY_PEER];
+	u->val[u->key.direction == KW_DIR_OUTBOUND ? KW_F_RACE_CLIENT : KW_F_RACE_SERVER] =
+		k->races;
+	u->val[KW_F_ABORTED_UNREAD] = k->aborted_unread;
+	for (i = 0; i < KW_RST_MAX; i++)
+		u->val[rst_sent_field[i]] = k->resets_sent[i];
+	for (i = 0; i < KW_RSTATE_MAX; i++)
+		u->val[KW_F_RST_RCVD_ESTABLISHED + i] = k->resets_rcvd[i];
 	for (i = 0; i < KW_IDLE_SLOTS; i++) {
 		u->hist[KW_H_IDLE_LOCAL][i] = k->idle_hist[KW_BY_LOCAL][i];
 		u->hist[KW_H_IDLE_PEER][i] = k->idle_hist[KW_BY_PEER][i];
@@ -93,6 +119,12 @@ static void from_counters(struct kw_upstream *u, const struct kw_counters *k)
 	for (i = 0; i < KW_REQS_SLOTS; i++)
 		u->hist[KW_H_REQS][i] = k->reqs_hist[i];
 	u->hist_sum[KW_H_REQS] = k->requests;
+	for (i = 0; i < KW_IDLE_SLOTS; i++)
+		u->hist[KW_H_RACE_IDLE][i] = k->race_idle_hist[i];
+	u->hist_sum[KW_H_RACE_IDLE] = k->race_idle_ms_sum / 1000.0;
+	for (i = 0; i < KW_GAP_SLOTS; i++)
+		u->hist[KW_H_RACE_GAP][i] = k->race_gap_hist[i];
+	u->hist_sum[KW_H_RACE_GAP] = k->race_gap_us_sum / 1e6;
 }
 
 static int read_upstreams(int fd, struct kw_snapshot *s)

@@ -30,7 +30,7 @@ int kw_metrics_doc(struct kw_buf *out)
 	for (i = 0; i < KW_F_MAX; i++) {
 		const struct kw_field *f = &kw_fields[i];
 
-		kw_buf_printf(out, "| `" KW_METRIC_PREFIX "%s` | %s | ", f->family, f->type);
+		kw_buf_printf(out, "| `%s` | %s | ", f->family, f->type);
 		field_labels(out, f);
 		kw_buf_printf(out, " | `backend_%s`, `client_%s` | %s", f->field, f->field,
 			      f->desc);
@@ -47,7 +47,7 @@ int kw_metrics_doc(struct kw_buf *out)
 		if (i > 0 && !strcmp(h->family, kw_hists[i - 1].family))
 			continue;
 		kw_buf_printf(out,
-			      "| `" KW_METRIC_PREFIX "%s` | histogram | direction, peer, port, "
+			      "| `%s` | histogram | direction, peer, port, "
 			      "netns%s%s | | %s |\n",
 			      h->family, h->lname ? ", " : "", h->lname ? h->lname : "", h->help);
 	}

@@ -28,15 +28,28 @@ static const double reqs_bounds[KW_REQS_SLOTS - 1] = {
 	0, 1, 2, 3, 4, 5, 10, 20, 50, 99, 100, 500, 999, 1000, 10000,
 };
 
+static const double gap_bounds[KW_GAP_SLOTS - 1] = {
+	0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60,
+};
+
 #define IDLE_HELP                                                                                  \
 	"Idle time before a connection closed (since the last data either way), by closer."
 
 const struct kw_hist_desc kw_hists[KW_H_MAX] = {
-	[KW_H_IDLE_LOCAL] = { "idle_before_close_local", "idle_before_close_seconds", "closed_by",
-			      "local", IDLE_HELP, KW_IDLE_SLOTS, idle_bounds },
-	[KW_H_IDLE_PEER] = { "idle_before_close_peer", "idle_before_close_seconds", "closed_by",
-			     "peer", IDLE_HELP, KW_IDLE_SLOTS, idle_bounds },
-	[KW_H_REQS] = { "requests_per_connection", "requests_per_connection", NULL, NULL,
+	[KW_H_IDLE_LOCAL] = { "idle_before_close_local", "keepwatch_idle_before_close_seconds",
+			      "closed_by", "local", IDLE_HELP, KW_IDLE_SLOTS, idle_bounds },
+	[KW_H_IDLE_PEER] = { "idle_before_close_peer", "keepwatch_idle_before_close_seconds",
+			     "closed_by", "peer", IDLE_HELP, KW_IDLE_SLOTS, idle_bounds },
+	[KW_H_REQS] = { "requests_per_connection", "keepwatch_requests_per_connection", NULL, NULL,
 			"Requests carried per connection, counted at close.", KW_REQS_SLOTS,
 			reqs_bounds },
+	[KW_H_RACE_IDLE] = { "race_idle_before_close", "keepwatch_race_idle_before_close_seconds",
+			     NULL, NULL,
+			     "Keep-alive races: how long the connection had been idle when it was "
+			     "closed.",
+			     KW_IDLE_SLOTS, idle_bounds },
+	[KW_H_RACE_GAP] = { "race_gap", "keepwatch_race_gap_seconds", NULL, NULL,
+			    "Keep-alive races: time from the close (FIN) to the request that met it "
+			    "(server side) or to the reset (client side).",
+			    KW_GAP_SLOTS, gap_bounds },
 };

@@ -28,6 +28,7 @@ struct kw_bpf {
 
 _Static_assert(sizeof(struct kw_key) == 24, "kw_key layout");
 _Static_assert(sizeof(struct kw_live) == 32, "kw_live layout");
+_Static_assert(sizeof(struct kw_event) == 64, "kw_event layout");
 _Static_assert(sizeof(struct kw_counters) % 8 == 0, "kw_counters layout");
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -259,6 +260,11 @@ int kw_bpf_upstreams_fd(const struct kw_bpf *b)
 int kw_bpf_errors_fd(const struct kw_bpf *b)
 {
 	return bpf_map__fd(b->skel->maps.kw_errors);
+}
+
+int kw_bpf_events_fd(const struct kw_bpf *b)
+{
+	return bpf_map__fd(b->skel->maps.kw_events);
 }
 
 __u32 kw_bpf_upstreams_capacity(const struct kw_bpf *b)

@@ -37,6 +37,8 @@ void kw_bpf_destroy(struct kw_bpf *b);
 
 int kw_bpf_upstreams_fd(const struct kw_bpf *b);
 int kw_bpf_errors_fd(const struct kw_bpf *b);
+/* The ring buffer of struct kw_event, for ring_buffer__new(). */
+int kw_bpf_events_fd(const struct kw_bpf *b);
 __u32 kw_bpf_upstreams_capacity(const struct kw_bpf *b);
 /* A new read end of the live-socket iterator (a stream of struct kw_live), or -errno. */
 int kw_bpf_live_iter(const struct kw_bpf *b);

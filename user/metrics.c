@@ -14,13 +14,10 @@
 #include "metrics.h"
 #include "netns.h"
 
-#define NAME_MAX_LEN 128
-
 static const char *const error_reasons[KW_ERR_MAX] = {
-	[KW_ERR_UPSTREAMS_FULL] = "upstreams_full",
-	[KW_ERR_SOCK_STORAGE] = "sock_storage",
-	[KW_ERR_NO_UPSTREAM] = "no_upstream",
-	[KW_ERR_FAMILY] = "family",
+	[KW_ERR_UPSTREAMS_FULL] = "upstreams_full",   [KW_ERR_SOCK_STORAGE] = "sock_storage",
+	[KW_ERR_NO_UPSTREAM] = "no_upstream",	      [KW_ERR_FAMILY] = "family",
+	[KW_ERR_EVENTS_RATE] = "events_rate_limited", [KW_ERR_RINGBUF_FULL] = "ringbuf_full",
 };
 
 void kw_upstream_labels(const struct kw_upstream *u, struct kw_upstream_labels *l)
@@ -47,15 +44,9 @@ static unsigned int set_labels(struct kw_label *lab, const struct kw_upstream_la
 	return 4;
 }
 
-static void full_name(char *out, const char *family)
-{
-	snprintf(out, NAME_MAX_LEN, KW_METRIC_PREFIX "%s", family);
-}
-
 static void render_fields(struct kw_expo *e, const struct kw_snapshot *s,
 			  const struct kw_upstream_labels *ul)
 {
-	char name[NAME_MAX_LEN];
 	struct kw_label lab[6];
 	unsigned int f, n, j;
 	size_t i;
@@ -63,13 +54,12 @@ static void render_fields(struct kw_expo *e, const struct kw_snapshot *s,
 	for (f = 0; f < KW_F_MAX; f++) {
 		const struct kw_field *fd = &kw_fields[f];
 
-		full_name(name, fd->family);
-		kw_expo_family(e, name, fd->type, fd->help);
+		kw_expo_family(e, fd->family, fd->type, fd->help);
 		for (i = 0; i < s->n; i++) {
 			n = set_labels(lab, &ul[i]);
 			for (j = 0; j < 2 && fd->lname[j]; j++)
 				lab[n++] = (struct kw_label){ fd->lname[j], fd->lvalue[j] };
-			kw_expo_u64(e, name, lab, n, s->u[i].val[f]);
+			kw_expo_u64(e, fd->family, lab, n, s->u[i].val[f]);
 		}
 	}
 }
@@ -77,7 +67,6 @@ static void render_fields(struct kw_expo *e, const struct kw_snapshot *s,
 static void render_hists(struct kw_expo *e, const struct kw_snapshot *s,
 			 const struct kw_upstream_labels *ul)
 {
-	char name[NAME_MAX_LEN];
 	struct kw_label lab[6];
 	unsigned int h, n;
 	size_t i;
@@ -85,14 +74,13 @@ static void render_hists(struct kw_expo *e, const struct kw_snapshot *s,
 	for (h = 0; h < KW_H_MAX; h++) {
 		const struct kw_hist_desc *hd = &kw_hists[h];
 
-		full_name(name, hd->family);
-		kw_expo_family(e, name, "histogram", hd->help);
+		kw_expo_family(e, hd->family, "histogram", hd->help);
 		for (i = 0; i < s->n; i++) {
 			n = set_labels(lab, &ul[i]);
 			if (hd->lname)
 				lab[n++] = (struct kw_label){ hd->lname, hd->lvalue };
-			kw_expo_histogram(e, name, lab, n, hd->bounds, s->u[i].hist[h], hd->nslots,
-					  s->u[i].hist_sum[h]);
+			kw_expo_histogram(e, hd->family, lab, n, hd->bounds, s->u[i].hist[h],
+					  hd->nslots, s->u[i].hist_sum[h]);
 		}
 	}
 }

@@ -81,7 +81,7 @@ static void test_stat_sums(void **state)
 	assert_string_equal(st.rows[1].name, "backend_req");
 	assert_string_equal(st.rows[2].name, "backend_reuse");
 	assert_string_equal(st.rows[KW_F_MAX].name, "client_conn");
-	assert_string_equal(st.rows[KW_STAT_ROWS - 1].name, "client_active");
+	assert_string_equal(st.rows[KW_F_MAX + KW_F_ACTIVE].name, "client_active");
 	assert_string_equal(st.rows[0].desc, kw_fields[0].desc);
 	check_value(&st, "backend_conn", 8);
 	check_value(&st, "backend_req", 30);
