@@ -9,6 +9,11 @@
  * counters once, when the socket reaches CLOSE. Requests on connections still open are
  * read by user space through the socket-storage iterator, so the hot path never touches
  * the upstream map.
+ *
+ * Resets are rare and get the expensive work: naming the kernel's reason, finding the
+ * connection a reset belongs to even when only a timewait socket, a listener or the
+ * packet is left (a short-lived map of connections we closed while idle), telling
+ * keep-alive races apart, and sending notable events to user space, rate limited.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -19,15 +24,22 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-#define AF_INET	    2
-#define AF_INET6    10
-#define IPPROTO_TCP 6
-#define MSG_PEEK    2
-#define EEXIST	    17
+#define AF_INET	     2
+#define AF_INET6     10
+#define IPPROTO_TCP  6
+#define MSG_PEEK     2
+#define EEXIST	     17
+#define RCV_SHUTDOWN 1
+#define ETH_P_IPV6   0x86DD
 
 /* Filters, set by the agent before load. */
 const volatile __u8 cfg_filter_netns = 0;
 const volatile __u8 cfg_filter_ports = 0;
+/* Events: at most this many per second and CPU, in bursts of up to cfg_events_burst. */
+const volatile __u32 cfg_events_per_sec = 200;
+const volatile __u32 cfg_events_burst = 100;
+/* A reset to a connection we closed counts as a race only this long after the close. */
+const volatile __u64 cfg_race_window_ns = 120ULL * 1000000000;
 
 extern int CONFIG_HZ __kconfig;
 
@@ -40,13 +52,37 @@ extern int CONFIG_HZ __kconfig;
 /* Per-socket state, freed with the socket. */
 struct kw_sock {
 	struct kw_key key;
-	__u32 requests; /* requests so far */
-	__u32 mark;	/* our write_seq at the last counted turn */
-	__u32 idle_ms;	/* idle time before the first close, ms */
-	__u8 closed_by; /* KW_BY_* */
-	__u8 how;	/* KW_HOW_* */
-	__u8 flags;	/* SF_* */
-	__u8 pad;
+	__u64 close_ns;	    /* ns (CLOCK_MONOTONIC) of the first close, either side */
+	__u32 requests;	    /* requests so far */
+	__u32 mark;	    /* our write_seq at the last counted turn */
+	__u32 idle_ms;	    /* idle time before the first close, ms */
+	__u32 data_segs_in; /* at our close: data arriving later met a closed socket */
+	__u8 closed_by;	    /* KW_BY_* */
+	__u8 how;	    /* KW_HOW_* */
+	__u8 flags;	    /* SF_* */
+	__u8 pad[5];
+};
+
+/* A connection's addresses: the key of connections we closed while idle. */
+struct kw_tuple {
+	__u8 laddr[16]; /* ours, network order, IPv4 v4-mapped */
+	__u8 raddr[16]; /* the peer's */
+	__u32 netns;
+	__u16 lport; /* host order */
+	__u16 rport; /* host order */
+};
+
+/* What a late request needs to know about the connection it met. */
+struct kw_closed {
+	struct kw_key key;
+	__u64 close_ns; /* ns, CLOCK_MONOTONIC */
+	__u32 idle_ms;
+	__u32 requests;
+};
+
+/* GCRA state of the per-CPU event rate limit. */
+struct kw_rate {
+	__u64 tat; /* theoretical arrival time, ns */
 };
 
 struct {
@@ -78,6 +114,25 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 256 * 1024);
 } kw_events SEC(".maps");
+
+/*
+ * Inbound connections we closed with a FIN, by tuple: a request that arrives after the
+ * full socket is gone (at its timewait socket, at the listener, or at no socket at all)
+ * is matched here. LRU: old entries make room by themselves.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct kw_tuple);
+	__type(value, struct kw_closed);
+} kw_closed_by_us SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct kw_rate);
+} kw_event_rate SEC(".maps");
 
 /* Allowed network namespaces (inode numbers), used when cfg_filter_netns. */
 struct {
@@ -136,10 +191,80 @@ static struct kw_counters *upstream(const struct kw_key *key)
 	return c;
 }
 
+static __always_inline void addr_v4(__u8 *addr, __be32 a)
+{
+	__u32 *a32 = (__u32 *)addr;
+
+	a32[0] = 0;
+	a32[1] = 0;
+	a32[2] = bpf_htonl(0xffff);
+	a32[3] = a;
+}
+
+static __always_inline bool is_v4mapped(const __u8 *addr)
+{
+	const __u32 *a32 = (const __u32 *)addr;
+
+	return (a32[0] | a32[1]) == 0 && a32[2] == bpf_htonl(0xffff);
+}
+
+/*
+ * Both ends of a socket from its sock_common, which full and timewait sockets share.
+ * Our port comes from skc_num, which inet_put_port() zeroes before a full socket's last
+ * state change: callers at CLOSE pass the port they kept.
+ */
+static __always_inline bool sk_tuple(const struct sock *sk, struct kw_tuple *t)
+{
+	__u16 family = sk->__sk_common.skc_family;
+
+	t->netns = sk->__sk_common.skc_net.net->ns.inum;
+	t->lport = sk->__sk_common.skc_num;
+	t->rport = bpf_ntohs(sk->__sk_common.skc_dport);
+	if (family == AF_INET) {
+		addr_v4(t->laddr, sk->__sk_common.skc_rcv_saddr);
+		addr_v4(t->raddr, sk->__sk_common.skc_daddr);
+		return true;
+	}
+	if (family == AF_INET6) {
+		BPF_CORE_READ_INTO(&t->laddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&t->raddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+		return true;
+	}
+	return false;
+}
+
+/* The tuple of an incoming segment: the peer is its source. */
+static __always_inline bool skb_tuple(const struct sk_buff *skb, struct kw_tuple *t)
+{
+	unsigned char *head = skb->head;
+	__u16 nh = skb->network_header, th = skb->transport_header;
+	struct tcphdr tcp;
+
+	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr ip6;
+
+		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh))
+			return false;
+		__builtin_memcpy(t->laddr, &ip6.daddr, 16);
+		__builtin_memcpy(t->raddr, &ip6.saddr, 16);
+	} else {
+		struct iphdr ip;
+
+		if (bpf_probe_read_kernel(&ip, sizeof(ip), head + nh))
+			return false;
+		addr_v4(t->laddr, ip.daddr);
+		addr_v4(t->raddr, ip.saddr);
+	}
+	if (bpf_probe_read_kernel(&tcp, sizeof(tcp), head + th))
+		return false;
+	t->lport = bpf_ntohs(tcp.dest);
+	t->rport = bpf_ntohs(tcp.source);
+	return true;
+}
+
 static __always_inline bool fill_key(const struct sock *sk, __u8 direction, struct kw_key *key)
 {
 	__u16 family = sk->__sk_common.skc_family;
-	__u32 *a32 = (__u32 *)key->addr;
 
 	key->direction = direction;
 	key->netns = sk->__sk_common.skc_net.net->ns.inum;
@@ -149,29 +274,80 @@ static __always_inline bool fill_key(const struct sock *sk, __u8 direction, stru
 		key->port = bpf_ntohs(sk->__sk_common.skc_dport);
 
 	if (family == AF_INET) {
-		a32[0] = 0;
-		a32[1] = 0;
-		a32[2] = bpf_htonl(0xffff);
-		a32[3] = sk->__sk_common.skc_daddr;
+		addr_v4(key->addr, sk->__sk_common.skc_daddr);
 		key->family = KW_AF_INET;
 	} else if (family == AF_INET6) {
 		BPF_CORE_READ_INTO(&key->addr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
 		/* A v4 peer of a dual-stack socket is an IPv4 upstream. */
-		key->family = (a32[0] | a32[1]) == 0 && a32[2] == bpf_htonl(0xffff) ? KW_AF_INET :
-										      KW_AF_INET6;
+		key->family = is_v4mapped(key->addr) ? KW_AF_INET : KW_AF_INET6;
 	} else {
 		return false;
 	}
 	return true;
 }
 
+static __always_inline bool netns_wanted(__u32 netns)
+{
+	return !cfg_filter_netns || bpf_map_lookup_elem(&kw_netns_allow, &netns);
+}
+
 static __always_inline bool wanted(const struct kw_key *key)
 {
-	if (cfg_filter_netns && !bpf_map_lookup_elem(&kw_netns_allow, &key->netns))
+	if (!netns_wanted(key->netns))
 		return false;
 	if (cfg_filter_ports && !bpf_map_lookup_elem(&kw_ports_allow, &key->port))
 		return false;
 	return true;
+}
+
+/* Token bucket (GCRA) per CPU: bursts of cfg_events_burst, then cfg_events_per_sec. */
+static __always_inline bool event_allowed(__u64 now)
+{
+	__u64 interval = 1000000000ULL / (cfg_events_per_sec ? cfg_events_per_sec : 1);
+	__u32 zero = 0;
+	struct kw_rate *r;
+	__u64 tat;
+
+	r = bpf_map_lookup_elem(&kw_event_rate, &zero);
+	if (!r)
+		return false;
+	tat = r->tat > now ? r->tat : now;
+	if (tat - now > (__u64)cfg_events_burst * interval) {
+		count_error(KW_ERR_EVENTS_RATE);
+		return false;
+	}
+	r->tat = tat + interval;
+	return true;
+}
+
+/* Sends one notable event; t describes the connection, key its upstream. */
+static __always_inline void emit(__u8 type, const struct kw_key *key, const struct kw_tuple *t,
+				 __u8 reason, __u32 idle_ms, __u64 gap_ns, __u32 requests)
+{
+	__u64 now = bpf_ktime_get_ns();
+	struct kw_event *e;
+
+	if (!event_allowed(now))
+		return;
+	e = bpf_ringbuf_reserve(&kw_events, sizeof(*e), 0);
+	if (!e) {
+		count_error(KW_ERR_RINGBUF_FULL);
+		return;
+	}
+	e->ts_ns = now;
+	__builtin_memcpy(e->laddr, t->laddr, 16);
+	__builtin_memcpy(e->raddr, t->raddr, 16);
+	e->netns = t->netns;
+	e->idle_ms = idle_ms;
+	e->gap_us = gap_ns / 1000 > 0xffffffff ? 0xffffffff : gap_ns / 1000;
+	e->requests = requests;
+	e->lport = t->lport;
+	e->rport = t->rport;
+	e->type = type;
+	e->direction = key->direction;
+	e->reason = reason;
+	e->family = key->family;
+	bpf_ringbuf_submit(e, 0);
 }
 
 /* A connection reached ESTABLISHED: give it state and count it opened. */
@@ -204,38 +380,56 @@ static __always_inline void on_established(const struct sock *sk, int oldstate)
 		return;
 	}
 	/* Storage may survive a disconnect and a new connect(): start afresh. */
+	__builtin_memset(s, 0, sizeof(*s));
 	s->key = key;
-	s->requests = 0;
 	s->mark = tp->write_seq;
-	s->idle_ms = 0;
-	s->closed_by = 0;
-	s->how = 0;
-	s->flags = 0;
 
 	c = upstream(&key);
 	if (c)
 		__sync_fetch_and_add(&c->opened, 1);
 }
 
-/* Idle time since the last data either way, from the kernel's own timestamps. */
-static __always_inline __u32 idle_ms(const struct sock *sk)
+static __always_inline __u32 jiffies_to_ms(__u32 j)
 {
-	struct tcp_sock *tp = bpf_skc_to_tcp_sock((struct sock *)sk);
-	__u32 now, last, rcv;
+	return (__u64)j * 1000 / CONFIG_HZ;
+}
 
-	if (!tp)
-		return 0;
-	now = (__u32)bpf_jiffies64();
-	last = tp->lsndtime;
-	rcv = tp->inet_conn.icsk_ack.lrcvtime;
+/* Idle time since the last data either way, from the kernel's own timestamps. */
+static __always_inline __u32 idle_ms(struct tcp_sock *tp)
+{
+	__u32 now = (__u32)bpf_jiffies64();
+	__u32 last = tp->lsndtime, rcv = tp->inet_conn.icsk_ack.lrcvtime;
+
 	if ((__s32)(rcv - last) > 0)
 		last = rcv;
-	return (__u64)(now - last) * 1000 / CONFIG_HZ;
+	return jiffies_to_ms(now - last);
+}
+
+/*
+ * We closed an inbound connection with a FIN: remember it by tuple, so that a request
+ * arriving after the full socket is gone is still recognised as a race.
+ */
+static __always_inline void remember_close(const struct sock *sk, const struct kw_sock *s)
+{
+	struct kw_closed v = {
+		.key = s->key,
+		.close_ns = s->close_ns,
+		.idle_ms = s->idle_ms,
+		.requests = s->requests,
+	};
+	struct kw_tuple t = {};
+
+	if (sk_tuple(sk, &t))
+		bpf_map_update_elem(&kw_closed_by_us, &t, &v, BPF_ANY);
 }
 
 /* The connection leaves ESTABLISHED: who closed first, how, after how long idle. */
 static __always_inline void on_first_close(const struct sock *sk, struct kw_sock *s, int newstate)
 {
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock((struct sock *)sk);
+
+	if (!tp)
+		return;
 	if (newstate == TCP_CLOSE_WAIT) {
 		s->closed_by = KW_BY_PEER;
 		s->how = KW_HOW_FIN;
@@ -247,8 +441,13 @@ static __always_inline void on_first_close(const struct sock *sk, struct kw_sock
 		s->closed_by = KW_BY_LOCAL;
 		s->how = KW_HOW_FIN;
 	}
-	s->idle_ms = idle_ms(sk);
+	s->idle_ms = idle_ms(tp);
+	s->close_ns = bpf_ktime_get_ns();
+	s->data_segs_in = tp->data_segs_in;
 	s->flags |= SF_CLOSING;
+	if (s->closed_by == KW_BY_LOCAL && s->how == KW_HOW_FIN &&
+	    s->key.direction == KW_DIR_INBOUND)
+		remember_close(sk, s);
 }
 
 /* The socket reached CLOSE: fold its whole life into the upstream, once. */
@@ -283,6 +482,17 @@ static __always_inline void fold(const struct sock *sk, struct kw_sock *s)
 	__sync_fetch_and_add(&c->idle_ms_sum[by], s->idle_ms);
 	__sync_fetch_and_add(&c->idle_hist[by][kw_idle_slot(s->idle_ms)], 1);
 	__sync_fetch_and_add(&c->reqs_hist[kw_reqs_slot(reqs)], 1);
+
+	if (!reqs || (by == KW_BY_LOCAL && how == KW_HOW_FIN && s->idle_ms >= 500)) {
+		struct tcp_sock *tp = bpf_skc_to_tcp_sock((struct sock *)sk);
+		struct kw_tuple t = {};
+
+		if (!tp || !sk_tuple(sk, &t))
+			return;
+		t.lport = bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport);
+		emit(reqs ? KW_EV_IDLE_CLOSE : KW_EV_UNUSED_CLOSE, &s->key, &t, 0, s->idle_ms, 0,
+		     reqs);
+	}
 }
 
 static __always_inline int handle_set_state(const struct sock *sk, int oldstate, int newstate)
@@ -334,12 +544,210 @@ static __always_inline int handle_recv(struct sock *sk, int ret, int flags)
 	return 0;
 }
 
+/* keepwatch's name of the kernel's reset reason, resolved through BTF (6.10+). */
+static __always_inline __u8 rst_reason(int r)
+{
+#define KW_REASON(kname, ours)                                                                     \
+	if (bpf_core_enum_value_exists(enum sk_rst_reason, kname) &&                               \
+	    r == bpf_core_enum_value(enum sk_rst_reason, kname))                                   \
+		return ours;
+	KW_REASON(SK_RST_REASON_NOT_SPECIFIED, KW_RST_NOT_SPECIFIED)
+	KW_REASON(SK_RST_REASON_NO_SOCKET, KW_RST_NO_SOCKET)
+	KW_REASON(SK_RST_REASON_TCP_FLAGS, KW_RST_TCP_FLAGS)
+	KW_REASON(SK_RST_REASON_TCP_ABORT_ON_DATA, KW_RST_ABORT_ON_DATA)
+	KW_REASON(SK_RST_REASON_TCP_TIMEWAIT_SOCKET, KW_RST_TIMEWAIT_SOCKET)
+	KW_REASON(SK_RST_REASON_TCP_ABORT_ON_CLOSE, KW_RST_ABORT_ON_CLOSE)
+	KW_REASON(SK_RST_REASON_TCP_ABORT_ON_LINGER, KW_RST_ABORT_ON_LINGER)
+	KW_REASON(SK_RST_REASON_TCP_ABORT_ON_MEMORY, KW_RST_ABORT_ON_MEMORY)
+	KW_REASON(SK_RST_REASON_TCP_STATE, KW_RST_TCP_STATE)
+	KW_REASON(SK_RST_REASON_TCP_KEEPALIVE_TIMEOUT, KW_RST_KEEPALIVE_TIMEOUT)
+	KW_REASON(SK_RST_REASON_TCP_DISCONNECT_WITH_DATA, KW_RST_DISCONNECT_WITH_DATA)
+	KW_REASON(SK_RST_REASON_INVALID_SYN, KW_RST_INVALID_SYN)
+#undef KW_REASON
+	return KW_RST_OTHER;
+}
+
+static __always_inline __u8 rst_state(int state)
+{
+	switch (state) {
+	case TCP_ESTABLISHED:
+		return KW_RSTATE_ESTABLISHED;
+	case TCP_SYN_SENT:
+		return KW_RSTATE_SYN_SENT;
+	case TCP_CLOSE_WAIT:
+		return KW_RSTATE_CLOSE_WAIT;
+	case TCP_FIN_WAIT1:
+		return KW_RSTATE_FIN_WAIT1;
+	case TCP_FIN_WAIT2:
+		return KW_RSTATE_FIN_WAIT2;
+	case TCP_LAST_ACK:
+		return KW_RSTATE_LAST_ACK;
+	case TCP_CLOSING:
+		return KW_RSTATE_CLOSING;
+	default:
+		return KW_RSTATE_OTHER;
+	}
+}
+
+static __always_inline void count_race(struct kw_counters *c, __u32 idle, __u64 gap_ns)
+{
+	__u64 gap_us = gap_ns / 1000;
+
+	__sync_fetch_and_add(&c->races, 1);
+	__sync_fetch_and_add(&c->race_idle_ms_sum, idle);
+	__sync_fetch_and_add(&c->race_idle_hist[kw_idle_slot(idle)], 1);
+	__sync_fetch_and_add(&c->race_gap_us_sum, gap_us);
+	__sync_fetch_and_add(&c->race_gap_hist[kw_gap_slot(gap_us)], 1);
+}
+
+/* A reset we sent from a tracked full socket. */
+static __always_inline void reset_from_socket(const struct sock *sk, struct kw_sock *s, __u8 why)
+{
+	__u64 gap_ns = bpf_ktime_get_ns() - s->close_ns;
+	struct kw_counters *c = upstream(&s->key);
+	struct kw_tuple t = {};
+	bool race;
+
+	if (!c)
+		return;
+	__sync_fetch_and_add(&c->resets_sent[why], 1);
+	/* Data arrived after we closed with a FIN: the request met a closed connection. */
+	race = why == KW_RST_ABORT_ON_DATA && (s->flags & SF_CLOSING) &&
+	       s->closed_by == KW_BY_LOCAL && s->how == KW_HOW_FIN;
+	if (race)
+		count_race(c, s->idle_ms, gap_ns);
+	if (why == KW_RST_ABORT_ON_CLOSE)
+		__sync_fetch_and_add(&c->aborted_unread, 1);
+	if (!sk_tuple(sk, &t))
+		return;
+	if (race) {
+		/* One race per connection, even if its timewait socket meets another. */
+		bpf_map_delete_elem(&kw_closed_by_us, &t);
+		emit(KW_EV_RACE, &s->key, &t, why, s->idle_ms, gap_ns, s->requests);
+	} else {
+		emit(why == KW_RST_ABORT_ON_CLOSE ? KW_EV_ABORT_UNREAD : KW_EV_RESET_SENT, &s->key,
+		     &t, why, s->idle_ms, 0, s->requests);
+	}
+}
+
+/*
+ * A reset with no full socket behind it: sent by a timewait socket, a listener (the
+ * connection is gone) or nobody. The connection, if we closed it, is found by tuple.
+ */
+static __always_inline void reset_from_tuple(struct kw_tuple *t, __u8 why)
+{
+	struct kw_key key = { .direction = KW_DIR_INBOUND };
+	struct kw_closed *closed;
+	struct kw_counters *c;
+	__u64 gap_ns = 0;
+	__u32 idle = 0, reqs = 0;
+	bool race = false;
+
+	if (!netns_wanted(t->netns))
+		return;
+	closed = bpf_map_lookup_elem(&kw_closed_by_us, t);
+	if (closed) {
+		key = closed->key;
+		gap_ns = bpf_ktime_get_ns() - closed->close_ns;
+		idle = closed->idle_ms;
+		reqs = closed->requests;
+		race = gap_ns <= cfg_race_window_ns;
+		bpf_map_delete_elem(&kw_closed_by_us, t);
+	}
+	/* Resets to tuples we never had (scans) go to the overflow upstream. */
+	c = upstream(&key);
+	if (!c)
+		return;
+	__sync_fetch_and_add(&c->resets_sent[why], 1);
+	if (race)
+		count_race(c, idle, gap_ns);
+	emit(race ? KW_EV_RACE : KW_EV_RESET_SENT, &key, t, why, idle, gap_ns, reqs);
+}
+
+static __always_inline int handle_send_reset(const struct sock *sk, const struct sk_buff *skb,
+					     int reason)
+{
+	struct kw_tuple t = {};
+	__u8 why = rst_reason(reason);
+	int state;
+
+	if (!sk) {
+		/* NO_SOCKET: the tuple and the namespace come from the packet. */
+		if (!skb || !skb->dev || !skb_tuple(skb, &t))
+			return 0;
+		t.netns = skb->dev->nd_net.net->ns.inum;
+		reset_from_tuple(&t, why);
+		return 0;
+	}
+	state = sk->__sk_common.skc_state;
+	if (state == TCP_TIME_WAIT) {
+		if (sk_tuple(sk, &t))
+			reset_from_tuple(&t, why);
+		return 0;
+	}
+	if (state == TCP_LISTEN || state == TCP_NEW_SYN_RECV) {
+		if (!skb || !skb_tuple(skb, &t))
+			return 0;
+		t.netns = sk->__sk_common.skc_net.net->ns.inum;
+		reset_from_tuple(&t, why);
+		return 0;
+	}
+	if (sk->sk_protocol == IPPROTO_TCP) {
+		struct kw_sock *s = sock_state(sk);
+
+		if (s)
+			reset_from_socket(sk, s, why);
+	}
+	return 0;
+}
+
 static __always_inline int handle_receive_reset(struct sock *sk)
 {
 	struct kw_sock *s = sock_state(sk);
+	int state = sk->__sk_common.skc_state;
+	struct kw_counters *c;
+	struct tcp_sock *tp;
+	struct kw_tuple t = {};
+	__u32 idle = 0;
+	__u64 gap_ns = 0;
+	bool race;
 
-	if (s)
-		s->flags |= SF_RST_RCVD;
+	if (!s || (s->flags & SF_FOLDED))
+		return 0;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return 0;
+	/*
+	 * The kernel also passes here when data arrives after our close (it resets the
+	 * connection itself, reason ABORT_ON_DATA): new data since our close, with our
+	 * receive side shut, is that case, and tcp_send_reset counts it.
+	 */
+	if ((state == TCP_FIN_WAIT1 || state == TCP_FIN_WAIT2) && (s->flags & SF_CLOSING) &&
+	    (sk->sk_shutdown & RCV_SHUTDOWN) && tp->data_segs_in != s->data_segs_in)
+		return 0;
+	s->flags |= SF_RST_RCVD;
+	c = upstream(&s->key);
+	if (!c)
+		return 0;
+	__sync_fetch_and_add(&c->resets_rcvd[rst_state(state)], 1);
+	/*
+	 * Client side: our request, unanswered, met a reset on a connection the peer had
+	 * closed (CLOSE_WAIT: its FIN came first) or on a reused one (its FIN crossed it).
+	 */
+	race = s->key.direction == KW_DIR_OUTBOUND && tp->write_seq != s->mark &&
+	       (state == TCP_CLOSE_WAIT || (state == TCP_ESTABLISHED && s->requests > 0));
+	if (race) {
+		/* How long the connection sat idle before we sent on it. */
+		__s32 d = tp->lsndtime - tp->inet_conn.icsk_ack.lrcvtime;
+
+		idle = d > 0 ? jiffies_to_ms(d) : 0;
+		if (state == TCP_CLOSE_WAIT)
+			gap_ns = bpf_ktime_get_ns() - s->close_ns;
+		count_race(c, idle, gap_ns);
+	}
+	if (sk_tuple(sk, &t))
+		emit(race ? KW_EV_RACE : KW_EV_RESET_RCVD, &s->key, &t, rst_state(state), idle,
+		     gap_ns, s->requests);
 	return 0;
 }
 
@@ -359,6 +767,12 @@ SEC("tp_btf/tcp_receive_reset")
 int BPF_PROG(kw_rcv_reset, struct sock *sk)
 {
 	return handle_receive_reset(sk);
+}
+
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(kw_send_reset, const struct sock *sk, const struct sk_buff *skb, int reason)
+{
+	return handle_send_reset(sk, skb, reason);
 }
 
 /* Walks the open tracked sockets for user space: their requests so far. */

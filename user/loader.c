@@ -13,6 +13,7 @@
 #include <sys/vfs.h>
 #include <linux/magic.h>
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
 #include "keepwatch.h"
@@ -24,6 +25,7 @@ struct kw_bpf {
 	struct keepwatch_bpf *skel;
 	struct bpf_link *iter_link;
 	__u32 capacity;
+	char mode[256];
 };
 
 _Static_assert(sizeof(struct kw_key) == 24, "kw_key layout");
@@ -47,6 +49,61 @@ static int check_kernel(void)
 		return -ENOENT;
 	}
 	return 0;
+}
+
+/* Parameters of a tracepoint's BTF prototype (its void *ctx included), or -1 if absent. */
+static int tracepoint_params(const struct btf *btf, const char *name)
+{
+	char tname[128];
+	const struct btf_type *t;
+	int id;
+
+	snprintf(tname, sizeof(tname), "btf_trace_%s", name);
+	id = btf__find_by_name_kind(btf, tname, BTF_KIND_TYPEDEF);
+	if (id < 0)
+		return -1;
+	t = btf__type_by_id(btf, id);
+	t = btf__type_by_id(btf, t->type); /* pointer */
+	if (!t || !btf_is_ptr(t))
+		return -1;
+	t = btf__type_by_id(btf, t->type); /* prototype */
+	return t && btf_is_func_proto(t) ? btf_vlen(t) : -1;
+}
+
+/*
+ * Chooses the programs this kernel can run. The receive path (6.3+) is essential; the
+ * reset reasons (6.10+) are not: without them resets sent and server-side races are not
+ * counted, which is said in the log and in the attach mode the agent exports.
+ */
+static int choose_programs(struct kw_bpf *b)
+{
+	struct btf *btf = btf__load_vmlinux_btf();
+	int n, err = 0;
+
+	if (!btf) {
+		kw_err("read kernel BTF: %s", strerror(errno));
+		return -errno;
+	}
+	snprintf(b->mode, sizeof(b->mode),
+		 "tp_btf/inet_sock_set_state tp_btf/sock_recv_length "
+		 "tp_btf/tcp_receive_reset");
+	if (tracepoint_params(btf, "sock_recv_length") < 0) {
+		kw_err("this kernel has no sock_recv_length tracepoint (Linux 6.3 or later needed)");
+		err = -EOPNOTSUPP;
+		goto out;
+	}
+	n = tracepoint_params(btf, "tcp_send_reset");
+	if (n >= 4) {
+		strcat(b->mode, " tp_btf/tcp_send_reset");
+	} else {
+		kw_warn("this kernel gives no reset reasons (Linux 6.10 or later): resets sent and "
+			"server-side races are not counted");
+		bpf_program__set_autoload(b->skel->progs.kw_send_reset, false);
+	}
+	strcat(b->mode, " iter/bpf_sk_storage_map");
+out:
+	btf__free(btf);
+	return err;
 }
 
 static int check_bpffs(const char *dir)
@@ -198,6 +255,9 @@ struct kw_bpf *kw_bpf_start(const struct kw_loader_opts *o)
 		kw_err("open BPF object: %s", strerror(errno));
 		goto free_b;
 	}
+	err = choose_programs(b);
+	if (err)
+		goto destroy_skel;
 	/* The iterator is attached by hand, to the socket-storage map. */
 	bpf_program__set_autoattach(b->skel->progs.kw_iter_socks, false);
 	b->skel->rodata->cfg_filter_netns = o->n_netns > 0;
@@ -306,7 +366,5 @@ unsigned int kw_bpf_prog_stats(const struct kw_bpf *b, struct kw_prog_stat *out,
 
 const char *kw_bpf_attach_mode(const struct kw_bpf *b)
 {
-	(void)b;
-	return "tp_btf/inet_sock_set_state tp_btf/sock_recv_length tp_btf/tcp_receive_reset "
-	       "iter/bpf_sk_storage_map";
+	return b->mode;
 }
