@@ -311,6 +311,7 @@ static int collect_locked(struct kw_collector *c, struct kw_snapshot *s)
 	s->uptime = now - c->started;
 	s->nprogs = kw_bpf_prog_stats(c->bpf, s->progs, KW_MAX_PROGS);
 	s->bpf_stats_enabled = read_bpf_stats_enabled();
+	s->attach_mode = kw_bpf_attach_mode(c->bpf);
 	return 0;
 }
 

@@ -35,6 +35,7 @@ struct kw_snapshot {
 	struct kw_prog_stat progs[KW_MAX_PROGS];
 	unsigned int nprogs;
 	int bpf_stats_enabled; /* kernel.bpf_stats_enabled, -1 if unreadable */
+	const char *attach_mode; /* the programs attached, see kw_bpf_attach_mode() */
 };
 
 struct kw_collector {

@@ -89,6 +89,8 @@ static void render_hists(struct kw_expo *e, const struct kw_snapshot *s,
 const struct kw_self_family kw_self_families[KW_S_MAX] = {
 	[KW_S_BUILD_INFO] = { "keepwatch_build_info", "gauge", "version",
 			      "keepwatch's version (always 1)." },
+	[KW_S_ATTACH_INFO] = { "keepwatch_bpf_attach_info", "gauge", "programs",
+			       "The BPF programs attached, chosen by probing the kernel (always 1)." },
 	[KW_S_BPF_ERRORS] = { "keepwatch_bpf_errors_total", "counter", "reason",
 			      "Events the BPF programs could not count as they should, by reason." },
 	[KW_S_UPSTREAMS] = { "keepwatch_upstreams", "gauge", NULL,
@@ -131,6 +133,8 @@ static void render_self(struct kw_expo *e, const struct kw_snapshot *s)
 
 	self_family(e, KW_S_BUILD_INFO);
 	self_labeled(e, KW_S_BUILD_INFO, KW_VERSION, 1);
+	self_family(e, KW_S_ATTACH_INFO);
+	self_labeled(e, KW_S_ATTACH_INFO, s->attach_mode, 1);
 	self_family(e, KW_S_BPF_ERRORS);
 	for (i = 0; i < KW_ERR_MAX; i++)
 		self_labeled(e, KW_S_BPF_ERRORS, error_reasons[i], s->errors[i]);

@@ -19,6 +19,7 @@ struct kw_upstream_labels {
 /* The agent's own metric families. */
 enum kw_self_id {
 	KW_S_BUILD_INFO,
+	KW_S_ATTACH_INFO,
 	KW_S_BPF_ERRORS,
 	KW_S_UPSTREAMS,
 	KW_S_CAPACITY,
