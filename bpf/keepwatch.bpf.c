@@ -30,6 +30,10 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define MSG_PEEK     2
 #define EEXIST	     17
 #define RCV_SHUTDOWN 1
+#define ETIMEDOUT    110
+#define ECONNREFUSED 111
+#define EHOSTUNREACH 113
+#define ENETUNREACH  101
 #define ETH_P_IPV6   0x86DD
 
 /* Filters, set by the agent before load. */
@@ -451,7 +455,7 @@ static __always_inline void on_first_close(const struct sock *sk, struct kw_sock
 }
 
 /* The socket reached CLOSE: fold its whole life into the upstream, once. */
-static __always_inline void fold(const struct sock *sk, struct kw_sock *s)
+static __always_inline void fold(const struct sock *sk, struct kw_sock *s, int oldstate)
 {
 	__u32 reqs = s->requests;
 	struct kw_counters *c;
@@ -481,7 +485,14 @@ static __always_inline void fold(const struct sock *sk, struct kw_sock *s)
 	__sync_fetch_and_add(&c->closed[by][how], 1);
 	__sync_fetch_and_add(&c->idle_ms_sum[by], s->idle_ms);
 	__sync_fetch_and_add(&c->idle_hist[by][kw_idle_slot(s->idle_ms)], 1);
-	__sync_fetch_and_add(&c->reqs_hist[kw_reqs_slot(reqs)], 1);
+	__sync_fetch_and_add(&c->reqs_hist[by][kw_reqs_slot(reqs)], 1);
+	__sync_fetch_and_add(&c->reqs_sum[by], reqs);
+	if (reqs == 1)
+		__sync_fetch_and_add(&c->single_idle_ms_sum[by], s->idle_ms);
+	/* FIN_WAIT2 or CLOSING to CLOSE with the peer's FIN seen: a TIME_WAIT socket is left. */
+	if ((oldstate == TCP_FIN_WAIT2 || oldstate == TCP_CLOSING) &&
+	    (sk->__sk_common.skc_flags & (1UL << SOCK_DONE)))
+		__sync_fetch_and_add(&c->time_wait_entered, 1);
 
 	if (!reqs || (by == KW_BY_LOCAL && how == KW_HOW_FIN && s->idle_ms >= 500)) {
 		struct tcp_sock *tp = bpf_skc_to_tcp_sock((struct sock *)sk);
@@ -495,6 +506,47 @@ static __always_inline void fold(const struct sock *sk, struct kw_sock *s)
 	}
 }
 
+/*
+ * connect() gave up: SYN_SENT to CLOSE without ever being established. With no local
+ * port (inet_hash_connect found none) it is EADDRNOTAVAIL, else the error the kernel left
+ * in sk_err; a close() during the connect leaves neither and is not a failure.
+ */
+static __always_inline void on_connect_failed(const struct sock *sk)
+{
+	struct kw_key key = {};
+	struct kw_counters *c;
+	struct tcp_sock *tp;
+	__u8 cf;
+
+	tp = bpf_skc_to_tcp_sock((struct sock *)sk);
+	if (!tp || !fill_key(sk, KW_DIR_OUTBOUND, &key) || !wanted(&key))
+		return;
+	switch (sk->sk_err) {
+	case 0:
+		if (tp->inet_conn.icsk_inet.inet_sport)
+			return;
+		cf = KW_CF_EADDRNOTAVAIL;
+		break;
+	case ECONNREFUSED:
+		cf = KW_CF_ECONNREFUSED;
+		break;
+	case ETIMEDOUT:
+		cf = KW_CF_ETIMEDOUT;
+		break;
+	case EHOSTUNREACH:
+		cf = KW_CF_EHOSTUNREACH;
+		break;
+	case ENETUNREACH:
+		cf = KW_CF_ENETUNREACH;
+		break;
+	default:
+		cf = KW_CF_OTHER;
+	}
+	c = upstream(&key);
+	if (c)
+		__sync_fetch_and_add(&c->connect_failures[cf], 1);
+}
+
 static __always_inline int handle_set_state(const struct sock *sk, int oldstate, int newstate)
 {
 	struct kw_sock *s;
@@ -505,6 +557,10 @@ static __always_inline int handle_set_state(const struct sock *sk, int oldstate,
 		on_established(sk, oldstate);
 		return 0;
 	}
+	if (oldstate == TCP_SYN_SENT && newstate == TCP_CLOSE) {
+		on_connect_failed(sk);
+		return 0;
+	}
 	s = sock_state(sk);
 	if (!s || (s->flags & SF_FOLDED))
 		return 0;
@@ -513,7 +569,7 @@ static __always_inline int handle_set_state(const struct sock *sk, int oldstate,
 	if (newstate == TCP_FIN_WAIT1 || newstate == TCP_LAST_ACK)
 		s->flags |= SF_FIN_SENT;
 	if (newstate == TCP_CLOSE)
-		fold(sk, s);
+		fold(sk, s, oldstate);
 	return 0;
 }
 
@@ -773,6 +829,32 @@ SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(kw_send_reset, const struct sock *sk, const struct sk_buff *skb, int reason)
 {
 	return handle_send_reset(sk, skb, reason);
+}
+
+/*
+ * The TCP census of the reader's network namespace: every socket's addresses and state,
+ * listeners first (the kernel walks the listening hash before the established one), so
+ * user space can tell inbound TIME_WAIT sockets (our port listens) from outbound ones.
+ */
+SEC("iter/tcp")
+int kw_iter_tcp(struct bpf_iter__tcp *ctx)
+{
+	struct sock_common *skc = ctx->sk_common;
+	struct kw_census rec = {};
+	struct kw_tuple t = {};
+
+	if (!skc || skc->skc_state == TCP_NEW_SYN_RECV)
+		return 0;
+	if (!sk_tuple((const struct sock *)skc, &t))
+		return 0;
+	__builtin_memcpy(rec.laddr, t.laddr, 16);
+	__builtin_memcpy(rec.raddr, t.raddr, 16);
+	rec.lport = t.lport;
+	rec.rport = t.rport;
+	rec.state = skc->skc_state;
+	rec.family = is_v4mapped(t.raddr) || skc->skc_family == AF_INET ? KW_AF_INET : KW_AF_INET6;
+	bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
+	return 0;
 }
 
 /* Walks the open tracked sockets for user space: their requests so far. */

@@ -57,6 +57,15 @@
 #define KW_RSTATE_OTHER	      7
 #define KW_RSTATE_MAX	      8
 
+/* Why an outbound connect failed: index of kw_counters.connect_failures */
+#define KW_CF_EADDRNOTAVAIL 0 /* no ephemeral port left for this destination */
+#define KW_CF_ECONNREFUSED  1 /* reset answered our SYN */
+#define KW_CF_ETIMEDOUT	    2 /* SYN retries ran out */
+#define KW_CF_EHOSTUNREACH  3
+#define KW_CF_ENETUNREACH   4
+#define KW_CF_OTHER	    5
+#define KW_CF_MAX	    6
+
 /* kw_key.family: AF_INET / AF_INET6 values, without pulling in socket headers */
 #define KW_AF_INET  2
 #define KW_AF_INET6 10
@@ -86,7 +95,7 @@ struct kw_counters {
 	__u64 closed[KW_BY_MAX][KW_HOW_MAX]; /* closes, by who closed first and how */
 	__u64 idle_ms_sum[KW_BY_MAX];	     /* ms, idle time before close, by closer */
 	__u64 idle_hist[KW_BY_MAX][KW_IDLE_SLOTS]; /* idle before close, by closer */
-	__u64 reqs_hist[KW_REQS_SLOTS];		   /* requests per closed connection */
+	__u64 reqs_hist[KW_BY_MAX][KW_REQS_SLOTS]; /* requests per closed connection, by closer */
 	/*
 	 * Keep-alive races: a request met a connection the other side had closed. Inbound
 	 * upstreams count the server side (we closed, the request came), outbound ones the
@@ -100,6 +109,10 @@ struct kw_counters {
 	__u64 race_idle_hist[KW_IDLE_SLOTS]; /* idle before the close a request met */
 	__u64 race_gap_us_sum;		     /* us */
 	__u64 race_gap_hist[KW_GAP_SLOTS];   /* from the close (FIN) to the request */
+	__u64 reqs_sum[KW_BY_MAX];	     /* requests of closed connections, by closer */
+	__u64 single_idle_ms_sum[KW_BY_MAX]; /* ms, idle before close of one-request connections */
+	__u64 time_wait_entered;	     /* our closes that left a TIME_WAIT socket here */
+	__u64 connect_failures[KW_CF_MAX];   /* outbound connect() failures, by KW_CF_* */
 };
 
 /* One open tracked socket, as the socket-storage iterator writes it. */
@@ -132,6 +145,17 @@ struct kw_event {
 	__u8 direction; /* KW_DIR_* */
 	__u8 reason;	/* KW_RST_* or KW_RSTATE_*, see KW_EV_* */
 	__u8 family;	/* KW_AF_* of the peer */
+};
+
+/* One socket of a network namespace, as the TCP census iterator writes it. */
+struct kw_census {
+	__u8 laddr[16]; /* ours, network order, IPv4 v4-mapped */
+	__u8 raddr[16]; /* the peer's */
+	__u16 lport;	/* host order */
+	__u16 rport;	/* host order */
+	__u8 state;	/* the kernel's TCP state (TCP_TIME_WAIT for timewait sockets) */
+	__u8 family;	/* KW_AF_* of the socket */
+	__u16 pad;
 };
 
 /* Error and loss counters: index of the per-CPU kw_errors array. */

@@ -19,7 +19,7 @@ usage() {
 	exit 2
 }
 
-# An entry "a|b" is satisfied when either package is installed; "a" is the one installed.
+# An entry "a|b" is satisfied by either package; when neither is there, "a" is installed.
 run_pkgs=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libmicrohttpd-dev libjansson-dev
 	  libcurl4-openssl-dev make pkg-config gcc iproute2)
 test_pkgs=(libcmocka-dev python3-pytest "nginx-light|nginx" prometheus curl apache2-utils wrk

@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <stdio.h>
 #include "addr.h"
+#include "parse.h"
 
 static const __u8 v4mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 
@@ -52,4 +54,35 @@ int kw_addr_parse(const char *s, __u8 out[16])
 		return 0;
 	}
 	return -EINVAL;
+}
+
+int kw_addr_format_endpoint(const __u8 addr[16], __u16 port, char *out, size_t len)
+{
+	char a[KW_ADDR_STRLEN];
+	int n;
+
+	if (kw_addr_format(addr, a, sizeof(a)))
+		return -ENOSPC;
+	n = snprintf(out, len, strchr(a, ':') ? "[%s]:%u" : "%s:%u", a, port);
+	if (n < 0 || (size_t)n >= len) {
+		if (len)
+			out[0] = '\0';
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+int kw_addr_parse_peer(const char *s, __u8 addr[16], __u16 *port)
+{
+	char host[KW_ADDR_STRLEN];
+	__u8 a[16];
+	__u16 p = 0;
+
+	if (kw_addr_parse(s, a)) {
+		if (!s || kw_parse_hostport(s, host, sizeof(host), &p) || kw_addr_parse(host, a))
+			return -EINVAL;
+	}
+	memcpy(addr, a, 16);
+	*port = p;
+	return 0;
 }

@@ -22,4 +22,16 @@ void kw_addr_v4mapped(__u32 be_addr, __u8 out[16]);
 /* A dotted quad (stored v4-mapped) or IPv6 text (stored as is); -EINVAL otherwise. */
 int kw_addr_parse(const char *s, __u8 out[16]);
 
+/* Longest text kw_addr_format_endpoint writes, with the NUL: "[v6addr]:65535". */
+#define KW_ENDPOINT_STRLEN (KW_ADDR_STRLEN + 8)
+
+/* "10.0.0.2:80", "[fd77::2]:80"; 0 or -ENOSPC (out is then "" if len > 0). */
+int kw_addr_format_endpoint(const __u8 addr[16], __u16 port, char *out, size_t len);
+
+/*
+ * "ADDR", "ADDR:PORT" or "[V6ADDR]:PORT" (a peer given on a command line or in a query):
+ * *port is 0 when none is given. 0, or -EINVAL (nothing written).
+ */
+int kw_addr_parse_peer(const char *s, __u8 addr[16], __u16 *port);
+
 #endif /* KW_ADDR_H */

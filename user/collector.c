@@ -116,9 +116,17 @@ static void from_counters(struct kw_upstream *u, const struct kw_counters *k)
 	}
 	u->hist_sum[KW_H_IDLE_LOCAL] = k->idle_ms_sum[KW_BY_LOCAL] / 1000.0;
 	u->hist_sum[KW_H_IDLE_PEER] = k->idle_ms_sum[KW_BY_PEER] / 1000.0;
-	for (i = 0; i < KW_REQS_SLOTS; i++)
-		u->hist[KW_H_REQS][i] = k->reqs_hist[i];
-	u->hist_sum[KW_H_REQS] = k->requests;
+	for (i = 0; i < KW_REQS_SLOTS; i++) {
+		u->hist[KW_H_REQS_LOCAL][i] = k->reqs_hist[KW_BY_LOCAL][i];
+		u->hist[KW_H_REQS_PEER][i] = k->reqs_hist[KW_BY_PEER][i];
+	}
+	u->hist_sum[KW_H_REQS_LOCAL] = k->reqs_sum[KW_BY_LOCAL];
+	u->hist_sum[KW_H_REQS_PEER] = k->reqs_sum[KW_BY_PEER];
+	u->single_idle_sum[KW_BY_LOCAL] = k->single_idle_ms_sum[KW_BY_LOCAL] / 1000.0;
+	u->single_idle_sum[KW_BY_PEER] = k->single_idle_ms_sum[KW_BY_PEER] / 1000.0;
+	u->val[KW_F_TIME_WAIT_ENTERED] = k->time_wait_entered;
+	for (i = 0; i < KW_CF_MAX; i++)
+		u->val[KW_F_CF_EADDRNOTAVAIL + i] = k->connect_failures[i];
 	for (i = 0; i < KW_IDLE_SLOTS; i++)
 		u->hist[KW_H_RACE_IDLE][i] = k->race_idle_hist[i];
 	u->hist_sum[KW_H_RACE_IDLE] = k->race_idle_ms_sum / 1000.0;

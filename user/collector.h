@@ -21,7 +21,8 @@ struct kw_upstream {
 	__u64 val[KW_F_MAX];			/* by enum kw_field_id */
 	__u64 hist[KW_H_MAX][KW_HIST_MAXSLOTS]; /* per slot, not cumulative */
 	double hist_sum[KW_H_MAX];		/* in the exposed unit */
-	double last_change;			/* s, CLOCK_MONOTONIC: for eviction */
+	double single_idle_sum[KW_BY_MAX]; /* s, idle before close of one-request connections */
+	double last_change;		   /* s, CLOCK_MONOTONIC: for eviction */
 };
 
 struct kw_snapshot {
@@ -34,7 +35,7 @@ struct kw_snapshot {
 	double uptime;	    /* s since the agent started */
 	struct kw_prog_stat progs[KW_MAX_PROGS];
 	unsigned int nprogs;
-	int bpf_stats_enabled; /* kernel.bpf_stats_enabled, -1 if unreadable */
+	int bpf_stats_enabled;	 /* kernel.bpf_stats_enabled, -1 if unreadable */
 	const char *attach_mode; /* the programs attached, see kw_bpf_attach_mode() */
 };
 

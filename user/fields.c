@@ -32,6 +32,7 @@ static const double gap_bounds[KW_GAP_SLOTS - 1] = {
 	0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60,
 };
 
+#define REQS_HELP "Requests carried per connection, counted at close, by who closed first."
 #define IDLE_HELP                                                                                  \
 	"Idle time before a connection closed (since the last data either way), by closer."
 
@@ -40,9 +41,10 @@ const struct kw_hist_desc kw_hists[KW_H_MAX] = {
 			      "closed_by", "local", IDLE_HELP, KW_IDLE_SLOTS, idle_bounds },
 	[KW_H_IDLE_PEER] = { "idle_before_close_peer", "keepwatch_idle_before_close_seconds",
 			     "closed_by", "peer", IDLE_HELP, KW_IDLE_SLOTS, idle_bounds },
-	[KW_H_REQS] = { "requests_per_connection", "keepwatch_requests_per_connection", NULL, NULL,
-			"Requests carried per connection, counted at close.", KW_REQS_SLOTS,
-			reqs_bounds },
+	[KW_H_REQS_LOCAL] = { "requests_per_connection_local", "keepwatch_requests_per_connection",
+			      "closed_by", "local", REQS_HELP, KW_REQS_SLOTS, reqs_bounds },
+	[KW_H_REQS_PEER] = { "requests_per_connection_peer", "keepwatch_requests_per_connection",
+			     "closed_by", "peer", REQS_HELP, KW_REQS_SLOTS, reqs_bounds },
 	[KW_H_RACE_IDLE] = { "race_idle_before_close", "keepwatch_race_idle_before_close_seconds",
 			     NULL, NULL,
 			     "Keep-alive races: how long the connection had been idle when it was "

@@ -18,6 +18,7 @@
 	"we closed and a request arrived; side=client: our request on a reused connection was "    \
 	"answered by a reset)."
 #define UNUSED_HELP   "Connections closed without ever carrying a request, by who closed first."
+#define CF_HELP	      "Outbound connects that failed, by errno (EADDRNOTAVAIL: no ephemeral port left)."
 #define RST_SENT_HELP "Resets sent, by the kernel's reason."
 #define RST_RCVD_HELP "Resets received, by our socket's state when it arrived."
 
@@ -109,7 +110,27 @@
 	X(RST_RCVD_CLOSING, "rst_rcvd_closing", "keepwatch_resets_received_total", "counter",      \
 	  "state", "closing", NULL, NULL, RST_RCVD_HELP, "Resets received in closing")             \
 	X(RST_RCVD_OTHER, "rst_rcvd_other", "keepwatch_resets_received_total", "counter", "state", \
-	  "other", NULL, NULL, RST_RCVD_HELP, "Resets received in other")
+	  "other", NULL, NULL, RST_RCVD_HELP, "Resets received in other")                          \
+	X(TIME_WAIT_ENTERED, "time_wait_entered", "keepwatch_time_wait_entered_total", "counter",  \
+	  NULL, NULL, NULL, NULL,                                                                  \
+	  "Our closes that left a TIME_WAIT socket on this host (its port is held for 60 s).",     \
+	  "TIME_WAIT sockets created")                                                             \
+	X(TIME_WAIT, "time_wait", "keepwatch_time_wait_sockets", "gauge", NULL, NULL, NULL, NULL,  \
+	  "TIME_WAIT sockets of this upstream now, from a census of the namespace.",               \
+	  "TIME_WAIT sockets now")                                                                 \
+	X(CF_EADDRNOTAVAIL, "connect_fail_eaddrnotavail", "keepwatch_connect_failures_total",      \
+	  "counter", "errno", "EADDRNOTAVAIL", NULL, NULL, CF_HELP, "Connects failed: no port")    \
+	X(CF_ECONNREFUSED, "connect_fail_econnrefused", "keepwatch_connect_failures_total",        \
+	  "counter", "errno", "ECONNREFUSED", NULL, NULL, CF_HELP, "Connects failed: refused")     \
+	X(CF_ETIMEDOUT, "connect_fail_etimedout", "keepwatch_connect_failures_total", "counter",   \
+	  "errno", "ETIMEDOUT", NULL, NULL, CF_HELP, "Connects failed: timed out")                 \
+	X(CF_EHOSTUNREACH, "connect_fail_ehostunreach", "keepwatch_connect_failures_total",        \
+	  "counter", "errno", "EHOSTUNREACH", NULL, NULL, CF_HELP,                                 \
+	  "Connects failed: host unreach")                                                         \
+	X(CF_ENETUNREACH, "connect_fail_enetunreach", "keepwatch_connect_failures_total",          \
+	  "counter", "errno", "ENETUNREACH", NULL, NULL, CF_HELP, "Connects failed: net unreach")  \
+	X(CF_OTHER, "connect_fail_other", "keepwatch_connect_failures_total", "counter", "errno",  \
+	  "OTHER", NULL, NULL, CF_HELP, "Connects failed: other")
 
 enum kw_field_id {
 #define KW_X_ID(id, ...) KW_F_##id,
@@ -134,7 +155,8 @@ extern const struct kw_field kw_fields[KW_F_MAX];
 enum kw_hist_id {
 	KW_H_IDLE_LOCAL, /* idle_before_close_seconds{closed_by="local"} */
 	KW_H_IDLE_PEER,	 /* idle_before_close_seconds{closed_by="peer"} */
-	KW_H_REQS,	 /* requests_per_connection */
+	KW_H_REQS_LOCAL, /* requests_per_connection{closed_by="local"} */
+	KW_H_REQS_PEER,	 /* requests_per_connection{closed_by="peer"} */
 	KW_H_RACE_IDLE,	 /* race_idle_before_close_seconds */
 	KW_H_RACE_GAP,	 /* race_gap_seconds */
 	KW_H_MAX

@@ -23,6 +23,32 @@ struct kw_http {
 	void *ctx;
 };
 
+struct kw_request {
+	struct MHD_Connection *conn;
+};
+
+const char *kw_request_arg(const struct kw_request *req, const char *name)
+{
+	const char *value = NULL;
+	size_t len = 0;
+
+	if (MHD_lookup_connection_value_n(req->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name),
+					  &value, &len) != MHD_YES)
+		return NULL;
+	return value ? value : "";
+}
+
+/* "not found: try /metrics, /api/v1/upstreams, ..." */
+static void not_found(const struct kw_http *h, struct kw_buf *body)
+{
+	unsigned int i;
+
+	kw_buf_puts(body, "not found: try");
+	for (i = 0; i < h->nroutes; i++)
+		kw_buf_printf(body, "%s %s", i ? "," : "", h->routes[i].path);
+	kw_buf_puts(body, "\n");
+}
+
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int status, const char *ctype,
 			     struct kw_buf *body)
 {
@@ -50,6 +76,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 			      size_t *upload_data_size, void **req_cls)
 {
 	struct kw_http *h = cls;
+	struct kw_request req = { .conn = conn };
 	const char *ctype = "text/plain; charset=utf-8";
 	struct kw_buf body;
 	enum MHD_Result ret;
@@ -74,13 +101,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 	} else {
 		for (i = 0; i < h->nroutes; i++) {
 			if (!strcmp(url, h->routes[i].path)) {
-				status = h->routes[i].fn(h->ctx, &body, &ctype);
+				status = h->routes[i].fn(h->ctx, &req, &body, &ctype);
 				break;
 			}
 		}
 		if (i == h->nroutes)
-			kw_buf_puts(&body,
-				    "not found: try /metrics, /api/v1/upstreams, /healthz\n");
+			not_found(h, &body);
 	}
 	if (body.err) {
 		kw_buf_reset(&body);
@@ -148,6 +174,14 @@ struct kw_http *kw_http_start(const char *host, unsigned short port, const struc
 		return NULL;
 	}
 	return h;
+}
+
+unsigned short kw_http_port(const struct kw_http *h)
+{
+	const union MHD_DaemonInfo *info;
+
+	info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+	return info ? info->port : 0;
 }
 
 void kw_http_stop(struct kw_http *h)

@@ -1,12 +1,25 @@
 /* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
-/* The agent's HTTP server (libmicrohttpd): GET routes by exact path, 404/405 otherwise. */
+/*
+ * The agent's HTTP server (libmicrohttpd): GET and HEAD routes by exact path, with the
+ * query arguments available to the route; 404 for other paths, 405 for other methods.
+ */
 #ifndef KW_HTTP_H
 #define KW_HTTP_H
 
 #include "buf.h"
 
-/* Fills body and sets *ctype; returns the HTTP status. */
-typedef int (*kw_route_fn)(void *ctx, struct kw_buf *body, const char **ctype);
+/* One request, as a route sees it. */
+struct kw_request;
+
+/*
+ * The value of query argument name, percent-decoded: NULL when absent, "" when given
+ * without a value ("?since" or "?since="). Repeated arguments: the first.
+ */
+const char *kw_request_arg(const struct kw_request *req, const char *name);
+
+/* Fills body and sets *ctype (text/plain unless set); returns the HTTP status. */
+typedef int (*kw_route_fn)(void *ctx, const struct kw_request *req, struct kw_buf *body,
+			   const char **ctype);
 
 struct kw_route {
 	const char *path;
@@ -15,9 +28,14 @@ struct kw_route {
 
 struct kw_http;
 
-/* Starts serving on host:port (host "" for every address); NULL with errno set. */
+/*
+ * Starts serving on host:port (host "" for every address, port 0 for any free port);
+ * routes must outlive the server. NULL with errno set.
+ */
 struct kw_http *kw_http_start(const char *host, unsigned short port, const struct kw_route *routes,
 			      unsigned int nroutes, void *ctx);
+/* The port it listens on, or 0 if unknown. */
+unsigned short kw_http_port(const struct kw_http *h);
 void kw_http_stop(struct kw_http *h);
 
 #endif /* KW_HTTP_H */

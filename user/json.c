@@ -46,6 +46,9 @@ static json_t *upstream_json(const struct kw_upstream *u)
 	json_object_set_new(o, "netns_inode", json_integer(u->key.netns));
 	for (i = 0; i < KW_F_MAX; i++)
 		json_object_set_new(o, kw_fields[i].field, json_integer(u->val[i]));
+	json_object_set_new(o, "single_use_idle_seconds_sum",
+			    json_pack("{sfsf}", "local", u->single_idle_sum[KW_BY_LOCAL], "peer",
+				      u->single_idle_sum[KW_BY_PEER]));
 	for (i = 0; i < KW_H_MAX; i++)
 		json_object_set_new(o, kw_hists[i].field,
 				    hist_json(&kw_hists[i], u->hist[i], u->hist_sum[i]));

@@ -11,8 +11,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "addr.h"
 #include "collector.h"
 #include "docs.h"
+#include "doctor.h"
+#include "events.h"
 #include "http.h"
 #include "json.h"
 #include "loader.h"
@@ -24,6 +27,7 @@
 #define DEFAULT_LISTEN	      "127.0.0.1:9479"
 #define DEFAULT_MAX_UPSTREAMS 4096
 #define MAINTENANCE_SECONDS   10
+#define MAX_LB_IDLE_TIMEOUT   86400 /* s */
 
 struct options {
 	char host[256];
@@ -31,6 +35,15 @@ struct options {
 	struct kw_loader_opts bpf;
 	char pin_dir[200];
 	int no_pin;
+	__u32 lb_idle_timeout; /* s, 0 when not given */
+	__u32 events;	       /* capacity of the event log */
+};
+
+/* What the routes read. */
+struct agent {
+	struct kw_collector col;
+	struct kw_events *events;
+	const struct options *opts;
 };
 
 static const char usage_text[] =
@@ -48,6 +61,10 @@ static const char usage_text[] =
 	"      --pin-dir DIR         pin maps here so counts survive restarts\n"
 	"                            (default " KW_PIN_DIR_DEFAULT ")\n"
 	"      --no-pin              pin nothing: counts start from zero at every start\n"
+	"      --lb-idle-timeout S   the balancer's idle timeout in seconds (1-86400), for\n"
+	"                            the doctor to check the keep-alive timeouts against\n"
+	"      --events N            notable events kept for /api/v1/events (16-1000000,\n"
+	"                            default 4096)\n"
 	"      --metrics-doc         print the metric reference (Markdown) and exit\n"
 	"  -v, --verbose             more logging (twice: libbpf debug output)\n"
 	"  -V, --version             print the version and exit\n"
@@ -76,7 +93,7 @@ static int print_metrics_doc(void)
 
 static void parse_options(int argc, char **argv, struct options *o)
 {
-	enum { OPT_PIN_DIR = 256, OPT_NO_PIN, OPT_METRICS_DOC };
+	enum { OPT_PIN_DIR = 256, OPT_NO_PIN, OPT_METRICS_DOC, OPT_LB_IDLE_TIMEOUT, OPT_EVENTS };
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "netns", required_argument, NULL, 'n' },
@@ -84,6 +101,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{ "max-upstreams", required_argument, NULL, 'm' },
 		{ "pin-dir", required_argument, NULL, OPT_PIN_DIR },
 		{ "no-pin", no_argument, NULL, OPT_NO_PIN },
+		{ "lb-idle-timeout", required_argument, NULL, OPT_LB_IDLE_TIMEOUT },
+		{ "events", required_argument, NULL, OPT_EVENTS },
 		{ "metrics-doc", no_argument, NULL, OPT_METRICS_DOC },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, 'V' },
@@ -96,6 +115,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 	if (kw_parse_hostport(DEFAULT_LISTEN, o->host, sizeof(o->host), &o->port))
 		abort();
 	o->bpf.max_upstreams = DEFAULT_MAX_UPSTREAMS;
+	o->events = KW_EVENTS_DEFAULT_CAPACITY;
 	snprintf(o->pin_dir, sizeof(o->pin_dir), "%s", KW_PIN_DIR_DEFAULT);
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":l:n:p:m:vVh", longopts, NULL)) != -1) {
@@ -140,6 +160,18 @@ static void parse_options(int argc, char **argv, struct options *o)
 		case OPT_NO_PIN:
 			o->no_pin = 1;
 			break;
+		case OPT_LB_IDLE_TIMEOUT:
+			if (kw_parse_u32(optarg, 1, MAX_LB_IDLE_TIMEOUT, &o->lb_idle_timeout))
+				usage_error("--lb-idle-timeout: '%s' is not a number of seconds "
+					    "from 1 to 86400",
+					    optarg);
+			break;
+		case OPT_EVENTS:
+			if (kw_parse_u32(optarg, KW_EVENTS_MIN_CAPACITY, KW_EVENTS_MAX_CAPACITY,
+					 &o->events))
+				usage_error("--events: '%s' is not a number from 16 to 1000000",
+					    optarg);
+			break;
 		case OPT_METRICS_DOC:
 			exit(print_metrics_doc());
 		case 'v':
@@ -164,12 +196,15 @@ static void parse_options(int argc, char **argv, struct options *o)
 	kw_log_set_level(KW_LOG_INFO + verbose);
 }
 
-static int route_metrics(void *ctx, struct kw_buf *body, const char **ctype)
+static int route_metrics(void *ctx, const struct kw_request *req, struct kw_buf *body,
+			 const char **ctype)
 {
+	struct agent *a = ctx;
 	struct kw_snapshot s;
 	int err;
 
-	err = kw_collect(ctx, &s);
+	(void)req;
+	err = kw_collect(&a->col, &s);
 	if (err) {
 		kw_buf_printf(body, "collect: %s\n", strerror(-err));
 		return 500;
@@ -182,13 +217,16 @@ static int route_metrics(void *ctx, struct kw_buf *body, const char **ctype)
 	return 200;
 }
 
-static int route_upstreams(void *ctx, struct kw_buf *body, const char **ctype)
+static int route_upstreams(void *ctx, const struct kw_request *req, struct kw_buf *body,
+			   const char **ctype)
 {
+	struct agent *a = ctx;
 	struct kw_snapshot s;
 	int err;
 
+	(void)req;
 	*ctype = "application/json";
-	err = kw_collect(ctx, &s);
+	err = kw_collect(&a->col, &s);
 	if (err) {
 		kw_json_error(strerror(-err), body);
 		return 500;
@@ -198,17 +236,72 @@ static int route_upstreams(void *ctx, struct kw_buf *body, const char **ctype)
 	return err ? 500 : 200;
 }
 
-static int route_healthz(void *ctx, struct kw_buf *body, const char **ctype)
+/* GET /api/v1/events?since=N&limit=N */
+static int route_events(void *ctx, const struct kw_request *req, struct kw_buf *body,
+			const char **ctype)
+{
+	struct agent *a = ctx;
+	struct kw_events_query q;
+	const char *why;
+
+	*ctype = "application/json";
+	if (kw_events_query_parse(kw_request_arg(req, "since"), kw_request_arg(req, "limit"), &q,
+				  &why)) {
+		kw_json_error(why, body);
+		return 400;
+	}
+	return kw_events_render(a->events, &q, body) ? 500 : 200;
+}
+
+/* GET /api/v1/doctor?peer=ADDR[:PORT] */
+static int route_doctor(void *ctx, const struct kw_request *req, struct kw_buf *body,
+			const char **ctype)
+{
+	struct kw_doctor_opts o = { .lb_idle_timeout = 0 };
+	const char *peer = kw_request_arg(req, "peer");
+	struct kw_diagnosis *d;
+	struct agent *a = ctx;
+	struct kw_snapshot s;
+	size_t n;
+	int err;
+
+	*ctype = "application/json";
+	o.lb_idle_timeout = a->opts->lb_idle_timeout;
+	if (peer) {
+		if (kw_addr_parse_peer(peer, o.peer, &o.port)) {
+			kw_json_error("peer: not ADDR, ADDR:PORT or [IPV6]:PORT", body);
+			return 400;
+		}
+		o.match_peer = 1;
+	}
+	err = kw_collect(&a->col, &s);
+	if (err) {
+		kw_json_error(strerror(-err), body);
+		return 500;
+	}
+	o.uptime = s.uptime;
+	err = kw_doctor_run(s.u, s.n, &o, &d, &n);
+	if (!err) {
+		err = kw_doctor_json(d, n, &o, body);
+		free(d);
+	}
+	kw_snapshot_free(&s);
+	return err ? 500 : 200;
+}
+
+static int route_healthz(void *ctx, const struct kw_request *req, struct kw_buf *body,
+			 const char **ctype)
 {
 	(void)ctx;
+	(void)req;
 	(void)ctype;
 	kw_buf_puts(body, "ok\n");
 	return 200;
 }
 
 static const struct kw_route routes[] = {
-	{ "/metrics", route_metrics },
-	{ "/api/v1/upstreams", route_upstreams },
+	{ "/metrics", route_metrics },	    { "/api/v1/upstreams", route_upstreams },
+	{ "/api/v1/events", route_events }, { "/api/v1/doctor", route_doctor },
 	{ "/healthz", route_healthz },
 };
 
@@ -247,8 +340,8 @@ static int block_signals(void)
 
 int main(int argc, char **argv)
 {
-	struct kw_collector col;
 	struct options opts = {};
+	struct agent agent = { .opts = &opts };
 	struct kw_http *http;
 	struct kw_bpf *bpf;
 	int err;
@@ -261,13 +354,19 @@ int main(int argc, char **argv)
 	bpf = kw_bpf_start(&opts.bpf);
 	if (!bpf)
 		return 1;
-	err = kw_collector_init(&col, bpf);
-	if (err) {
-		kw_err("start collector: %s", strerror(-err));
+	agent.events = kw_events_start(kw_bpf_events_fd(bpf), opts.events);
+	if (!agent.events) {
+		err = -errno;
+		kw_err("start the event log: %s", strerror(errno));
 		goto destroy_bpf;
 	}
+	err = kw_collector_init(&agent.col, bpf);
+	if (err) {
+		kw_err("start collector: %s", strerror(-err));
+		goto stop_events;
+	}
 	http = kw_http_start(opts.host, opts.port, routes, sizeof(routes) / sizeof(routes[0]),
-			     &col);
+			     &agent);
 	if (!http) {
 		err = -errno;
 		kw_err("listen on %s:%u: %s", opts.host, opts.port, strerror(errno));
@@ -277,10 +376,12 @@ int main(int argc, char **argv)
 		strchr(opts.host, ':') ? "[" : "", opts.host, strchr(opts.host, ':') ? "]" : "",
 		opts.port, opts.bpf.n_netns, opts.bpf.n_ports,
 		opts.bpf.pin_dir ? opts.bpf.pin_dir : "off");
-	serve_until_signal(&col);
+	serve_until_signal(&agent.col);
 	kw_http_stop(http);
 fini_collector:
-	kw_collector_fini(&col);
+	kw_collector_fini(&agent.col);
+stop_events:
+	kw_events_stop(agent.events);
 destroy_bpf:
 	kw_bpf_destroy(bpf);
 	return err ? 1 : 0;

@@ -24,6 +24,7 @@
 struct kw_bpf {
 	struct keepwatch_bpf *skel;
 	struct bpf_link *iter_link;
+	struct bpf_link *tcp_iter_link; /* kw_iter_tcp: the TIME_WAIT census (census.h) */
 	__u32 capacity;
 	char mode[256];
 };
@@ -100,7 +101,7 @@ static int choose_programs(struct kw_bpf *b)
 			"server-side races are not counted");
 		bpf_program__set_autoload(b->skel->progs.kw_send_reset, false);
 	}
-	strcat(b->mode, " iter/bpf_sk_storage_map");
+	strcat(b->mode, " iter/bpf_sk_storage_map iter/tcp");
 out:
 	btf__free(btf);
 	return err;
@@ -227,6 +228,13 @@ static int attach(struct kw_bpf *b)
 		kw_err("attach iter/bpf_sk_storage_map: %s", strerror(errno));
 		return err;
 	}
+	/* Attached once; each bpf_iter_create() takes the namespace of the thread calling it. */
+	b->tcp_iter_link = bpf_program__attach_iter(b->skel->progs.kw_iter_tcp, NULL);
+	if (!b->tcp_iter_link) {
+		err = -errno;
+		kw_err("attach iter/tcp: %s", strerror(errno));
+		return err;
+	}
 	return 0;
 }
 
@@ -260,6 +268,7 @@ struct kw_bpf *kw_bpf_start(const struct kw_loader_opts *o)
 		goto destroy_skel;
 	/* The iterator is attached by hand, to the socket-storage map. */
 	bpf_program__set_autoattach(b->skel->progs.kw_iter_socks, false);
+	bpf_program__set_autoattach(b->skel->progs.kw_iter_tcp, false);
 	b->skel->rodata->cfg_filter_netns = o->n_netns > 0;
 	b->skel->rodata->cfg_filter_ports = o->n_ports > 0;
 	b->capacity = o->max_upstreams + KW_DIR_MAX;
@@ -294,6 +303,7 @@ struct kw_bpf *kw_bpf_start(const struct kw_loader_opts *o)
 	return b;
 
 destroy_skel:
+	bpf_link__destroy(b->tcp_iter_link);
 	bpf_link__destroy(b->iter_link);
 	keepwatch_bpf__destroy(b->skel);
 free_b:
@@ -307,6 +317,7 @@ void kw_bpf_destroy(struct kw_bpf *b)
 {
 	if (!b)
 		return;
+	bpf_link__destroy(b->tcp_iter_link);
 	bpf_link__destroy(b->iter_link);
 	keepwatch_bpf__destroy(b->skel);
 	free(b);
@@ -337,6 +348,11 @@ int kw_bpf_live_iter(const struct kw_bpf *b)
 	int fd = bpf_iter_create(bpf_link__fd(b->iter_link));
 
 	return fd < 0 ? -errno : fd;
+}
+
+int kw_bpf_tcp_iter_link_fd(const struct kw_bpf *b)
+{
+	return bpf_link__fd(b->tcp_iter_link);
 }
 
 unsigned int kw_bpf_prog_stats(const struct kw_bpf *b, struct kw_prog_stat *out, unsigned int max)

@@ -42,6 +42,11 @@ int kw_bpf_events_fd(const struct kw_bpf *b);
 __u32 kw_bpf_upstreams_capacity(const struct kw_bpf *b);
 /* A new read end of the live-socket iterator (a stream of struct kw_live), or -errno. */
 int kw_bpf_live_iter(const struct kw_bpf *b);
+/*
+ * The link of the tcp iterator (struct kw_census per socket) for kw_census_run(): each
+ * bpf_iter_create() on it walks the namespace of the calling thread.
+ */
+int kw_bpf_tcp_iter_link_fd(const struct kw_bpf *b);
 /* Fills up to max program statistics; returns how many. */
 unsigned int kw_bpf_prog_stats(const struct kw_bpf *b, struct kw_prog_stat *out, unsigned int max);
 /* A short description of the attach path, for logs and the info metric. */

@@ -54,6 +54,7 @@ class Conn:
         self.sock = connect(host, port, timeout)
         self.buf = b""
         self.timeout = timeout
+        self.eof_seen = False  # the server's FIN was read as the end of a body
 
     def _fill(self, deadline):
         if time.monotonic() > deadline:
@@ -109,7 +110,7 @@ class Conn:
 
     def wait_server_close(self, wait):
         """Wait up to `wait` seconds for the server's FIN; return the seconds waited."""
-        if getattr(self, "eof_seen", False):
+        if self.eof_seen:
             return 0.0
         start = time.monotonic()
         deadline = start + wait

@@ -111,6 +111,14 @@ class NetnsPair:
     """Two namespaces joined by a veth pair.
 
     client: 10.77.N.1/24, fd77:N::1/64     server: 10.77.N.2/24, fd77:N::2/64
+
+    Each side knows the other's MAC address from a permanent neighbour entry, so no ARP
+    or neighbour discovery happens. The kernel's neighbour tables are shared by all
+    namespaces, and resolved entries count against one gc_thresh3 (1024 by default):
+    anything else on the host that talks to many peers (a benchmark with 10,000 client
+    addresses did) fills them, and then our ARP fails ("neighbor table overflow",
+    connect() times out or gets EHOSTUNREACH). Permanent entries are exempt from that
+    limit.
     """
 
     def __init__(self):
@@ -125,6 +133,8 @@ class NetnsPair:
         self.server_v4 = f"10.77.{n}.2"
         self.client_v6 = ipaddress.ip_address(f"fd77:{n}::1").compressed
         self.server_v6 = ipaddress.ip_address(f"fd77:{n}::2").compressed
+        self.client_mac = f"02:77:00:00:{n:02x}:01"
+        self.server_mac = f"02:77:00:00:{n:02x}:02"
         self.procs = []
         self.created = []
 
@@ -140,8 +150,8 @@ class NetnsPair:
             run(["ip", "netns", "add", ns])
             self.created.append(ns)
         steps = [
-            ["ip", "-n", c, "link", "add", "veth0", "type", "veth", "peer", "name", "veth0",
-             "netns", s],
+            ["ip", "-n", c, "link", "add", "veth0", "address", self.client_mac, "type", "veth",
+             "peer", "name", "veth0", "address", self.server_mac, "netns", s],
             ["ip", "-n", c, "link", "set", "lo", "up"],
             ["ip", "-n", s, "link", "set", "lo", "up"],
             ["ip", "-n", c, "addr", "add", f"{self.client_v4}/24", "dev", "veth0"],
@@ -151,6 +161,11 @@ class NetnsPair:
             ["ip", "-n", c, "link", "set", "veth0", "up"],
             ["ip", "-n", s, "link", "set", "veth0", "up"],
         ]
+        for ns, addrs, mac in ((c, (self.server_v4, self.server_v6), self.server_mac),
+                               (s, (self.client_v4, self.client_v6), self.client_mac)):
+            for addr in addrs:
+                steps.append(["ip", "-n", ns, "neigh", "replace", addr, "lladdr", mac, "dev",
+                              "veth0", "nud", "permanent"])
         for cmd in steps:
             run(cmd)
         return self
@@ -226,7 +241,8 @@ pid {dir}/nginx.pid;
 error_log {dir}/error.log info;
 events {{ worker_connections 1024; }}
 http {{
-    access_log {dir}/access.log;
+    log_format kw '$connection $connection_requests $remote_addr $status';
+    access_log {dir}/access.log kw;
     client_body_temp_path {dir}/body;
     proxy_temp_path {dir}/proxy;
     fastcgi_temp_path {dir}/fastcgi;
@@ -268,6 +284,22 @@ class Nginx:
                 return f.read()
         except OSError:
             return ""
+
+    def served(self):
+        """nginx's own count from its access log (one unbuffered line per request):
+        {"connections": connections that carried a request, "requests": n,
+         "per_connection": {connection serial: requests}}. Connections that closed
+        without a request leave no line."""
+        per_conn = {}
+        try:
+            with open(os.path.join(self.dir, "access.log")) as f:
+                for line in f:
+                    conn, n, _addr, _status = line.split()
+                    per_conn[conn] = max(per_conn.get(conn, 0), int(n))
+        except FileNotFoundError:
+            pass
+        return {"connections": len(per_conn), "requests": sum(per_conn.values()),
+                "per_connection": per_conn}
 
     def start(self, timeout=10):
         self.log = open(os.path.join(self.dir, "stderr.log"), "w")
@@ -454,9 +486,13 @@ class Agent:
         self.ready_timeout = ready_timeout
         self.errfile = tempfile.NamedTemporaryFile(prefix="kw-agent-", suffix=".log",
                                                    delete=False)
+        self.output = ""  # the agent's stdout and stderr, once stopped
         self.proc = None
 
     def stderr(self):
+        """The agent's output so far (stdout and stderr)."""
+        if self.proc is None and self.output:
+            return self.output
         try:
             with open(self.errfile.name, errors="replace") as f:
                 return f.read()
@@ -487,7 +523,7 @@ class Agent:
     def _fail_start(self, why):
         self.stop(check=False)
         pytest.fail(f"agent {' '.join(self.args)}: {why}\n--- agent output ---\n"
-                    f"{self.stderr()}", pytrace=False)
+                    f"{self.output}", pytrace=False)
 
     def stop(self, check=True):
         """SIGTERM, wait, SIGKILL; with check, fail on a crash or a sanitizer report."""
@@ -496,7 +532,7 @@ class Agent:
         died_early = self.proc.poll() is not None
         status = stop_process(self.proc, timeout=10)
         self.proc = None
-        out = self.stderr()
+        out = self.output = self.stderr()
         self.errfile.close()
         try:
             os.unlink(self.errfile.name)
@@ -545,16 +581,22 @@ class Agent:
         matched = select(samples, name, **labels)
         if not matched:
             raise LookupError(f"no series {fmt_series(name, labels)}\n"
-                              f"{self.describe(samples, name)}")
+                              f"{self.describe(samples, name, labels)}")
         return sum(v for _, v in matched)
 
-    def describe(self, samples, name):
-        """The series of `name`'s family, for failure messages."""
+    def describe(self, samples, name, labels=None, limit=40):
+        """The series of `name`'s family (those of the upstream in `labels`, if given),
+        for failure messages."""
         base = re.sub(r"_(bucket|sum|count)$", "", name)
-        lines = [f"  {fmt_series(n, dict(ls))} {fmt_num(v)}" for (n, ls), v in
-                 sorted(samples.items(), key=lambda kv: (kv[0][0], sorted(kv[0][1])))
-                 if n == base or n.startswith(base + "_")]
-        return "series of " + base + ":\n" + ("\n".join(lines) if lines else "  (none)")
+        want = {k: v for k, v in (labels or {}).items() if k not in ("le", "closed_by", "how")}
+        # In exposition order (parse_prometheus keeps it): buckets stay in le order.
+        rows = [(n, ls, v) for (n, ls), v in samples.items()
+                if (n == base or n.startswith(base + "_")) and _label_matches(dict(ls), want)]
+        lines = [f"  {fmt_series(n, dict(ls))} {fmt_num(v)}" for n, ls, v in rows[:limit]]
+        if len(rows) > limit:
+            lines.append(f"  ... {len(rows) - limit} more")
+        head = f"series of {base}" + (f" with {fmt_series('', want)}" if want else "")
+        return head + ":\n" + ("\n".join(lines) if lines else "  (none)")
 
     def wait_for(self, name, expected, timeout=5, **labels):
         """Poll until value(name, **labels) == expected; fail with actual vs expected."""
@@ -581,8 +623,14 @@ class Agent:
         for name, labels, expected, actual in bad:
             msg.append(f"  {fmt_series(name, labels)}: actual {fmt_num(actual)}, "
                        f"expected {fmt_num(expected)}")
-        for base in dict.fromkeys(re.sub(r"_(bucket|sum|count)$", "", b[0]) for b in bad):
-            msg.append(self.describe(samples, base))
+        shown = set()
+        for name, labels, _, _ in bad:
+            base = re.sub(r"_(bucket|sum|count)$", "", name)
+            key = (base, fmt_series("", {k: v for k, v in labels.items()
+                                         if k not in ("le", "closed_by", "how")}))
+            if key not in shown:
+                shown.add(key)
+                msg.append(self.describe(samples, base, labels))
         pytest.fail("\n".join(msg), pytrace=False)
 
 

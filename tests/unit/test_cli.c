@@ -23,19 +23,19 @@ static const char doc_text[] =
 	"  \"netns\": \"kw-srv\", \"netns_inode\": 4026532100,"
 	"  \"conn\": 3, \"req\": 30, \"reuse\": 27, \"closed_local_fin\": 0,"
 	"  \"closed_local_rst\": 0, \"closed_peer_fin\": 3, \"closed_peer_rst\": 0,"
-	"  \"unused\": 0, \"active\": 0,"
+	"  \"unused_local\": 0, \"unused_peer\": 0, \"active\": 0,"
 	"  \"idle_before_close_peer\": {\"buckets\": [[0.001, 0], [\"+Inf\", 3]], \"sum\": 3.01,"
 	"   \"count\": 3}},"
 	" {\"direction\": \"outbound\", \"family\": \"ipv6\", \"peer\": \"fd77::2\", \"port\": 8080,"
 	"  \"netns\": \"a-very-long-network-namespace-name\", \"netns_inode\": 4026532101,"
 	"  \"conn\": 5, \"req\": 0, \"reuse\": 0, \"closed_local_fin\": 2,"
 	"  \"closed_local_rst\": 1, \"closed_peer_fin\": 0, \"closed_peer_rst\": 1,"
-	"  \"unused\": 5, \"active\": 1},"
+	"  \"unused_local\": 4, \"unused_peer\": 1, \"active\": 1},"
 	" {\"direction\": \"inbound\", \"family\": \"ipv4\", \"peer\": \"10.0.0.1\", \"port\": 9479,"
 	"  \"netns\": \"host\", \"netns_inode\": 4026531840,"
 	"  \"conn\": 2, \"req\": 30, \"reuse\": 28, \"closed_local_fin\": 1,"
 	"  \"closed_local_rst\": 0, \"closed_peer_fin\": 1, \"closed_peer_rst\": 0,"
-	"  \"unused\": 0, \"active\": 1}"
+	"  \"unused_local\": 0, \"unused_peer\": 2, \"active\": 1}"
 	"]}";
 
 static json_t *load(const char *text)
@@ -90,13 +90,15 @@ static void test_stat_sums(void **state)
 	check_value(&st, "backend_closed_local_rst", 1);
 	check_value(&st, "backend_closed_peer_fin", 3);
 	check_value(&st, "backend_closed_peer_rst", 1);
-	check_value(&st, "backend_unused", 5);
+	check_value(&st, "backend_unused_local", 4);
+	check_value(&st, "backend_unused_peer", 1);
 	check_value(&st, "backend_active", 1);
 	check_value(&st, "client_conn", 2);
 	check_value(&st, "client_req", 30);
 	check_value(&st, "client_reuse", 28);
 	check_value(&st, "client_closed_local_fin", 1);
-	check_value(&st, "client_unused", 0);
+	check_value(&st, "client_unused_local", 0);
+	check_value(&st, "client_unused_peer", 2);
 	/* rate = value / uptime */
 	assert_true(find_row(&st, "backend_conn")->rate == 8 / 12.5);
 	assert_true(find_row(&st, "client_req")->rate == 30 / 12.5);

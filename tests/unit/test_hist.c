@@ -16,6 +16,7 @@
 
 static const __u64 idle_ms[] = KW_IDLE_BOUNDS_MS;
 static const __u64 reqs[] = KW_REQS_BOUNDS;
+static const __u64 gap_us[] = KW_GAP_BOUNDS_US;
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -126,7 +127,25 @@ static void test_exposed_bounds(void **state)
 	(void)state;
 	check_bounds(KW_H_IDLE_LOCAL, idle_ms, KW_IDLE_SLOTS, 1000.0);
 	check_bounds(KW_H_IDLE_PEER, idle_ms, KW_IDLE_SLOTS, 1000.0);
-	check_bounds(KW_H_REQS, reqs, KW_REQS_SLOTS, 1.0);
+	check_bounds(KW_H_REQS_LOCAL, reqs, KW_REQS_SLOTS, 1.0);
+	check_bounds(KW_H_REQS_PEER, reqs, KW_REQS_SLOTS, 1.0);
+	check_bounds(KW_H_RACE_IDLE, idle_ms, KW_IDLE_SLOTS, 1000.0);
+	check_bounds(KW_H_RACE_GAP, gap_us, KW_GAP_SLOTS, 1e6);
+}
+
+static void test_gap_slot(void **state)
+{
+	unsigned int i;
+
+	(void)state;
+	for (i = 0; i < KW_GAP_SLOTS - 1; i++) {
+		assert_int_equal(kw_gap_slot(gap_us[i]), i);
+		assert_int_equal(kw_gap_slot(gap_us[i] + 1), i + 1);
+		if (gap_us[i] > 0)
+			assert_int_equal(kw_gap_slot(gap_us[i] - 1), i);
+	}
+	assert_int_equal(kw_gap_slot(0), 0);
+	assert_int_equal(kw_gap_slot(UINT64_MAX), KW_GAP_SLOTS - 1);
 }
 
 int main(void)
@@ -134,6 +153,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_idle_slot),
 		cmocka_unit_test(test_reqs_slot),
+		cmocka_unit_test(test_gap_slot),
 		cmocka_unit_test(test_exposed_bounds),
 	};
 

@@ -1,0 +1,1084 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+"""keepwatch overhead benchmark. Run through tools/bench/run.sh (root; see BENCHMARKS.md).
+
+Throughput: nginx (one worker on CPU 1) and wrk -t1 (CPU 0) in network namespaces, over
+loopback ("lo") and over a veth pair ("veth"), keep-alive and Connection: close. Every
+comparison is a series of interleaved pairs, base (nothing attached) against a treatment
+(the agent, the empty floor programs, the bpftrace anchor, or base again: A/A), the order
+alternating pair to pair (AB, BA, AB, ...). BPF cost from bpf_stats (run_cnt,
+run_time_ns) of the programs each treatment loaded, read with bpftool before and after
+each run. Then the agent's own figures: CPU and RSS under load, /metrics scrape time with
+many upstreams, map memory per capacity, and (--big) RSS with 100k open connections.
+
+Standard library only. Every process and namespace started here is removed at exit, on
+Ctrl-C and on SIGTERM too.
+"""
+
+import argparse
+import datetime
+import http.client
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+BUILD = REPO / "build"
+KEEPWATCHD = BUILD / "bench" / "keepwatchd"  # a copy of build/keepwatchd taken at start
+PY = "/usr/bin/python3"
+NGINX = "/usr/sbin/nginx"
+WRK_LUA = HERE / "wrk-report.lua"
+ANCHOR_BT = HERE / "anchor.bt"
+BPFLOAD = HERE / "bpfload.py"
+CONNS = HERE / "conns.py"
+
+PORT = 8080
+SETTLE = 0.3  # seconds between attaching a treatment (or not) and starting wrk
+
+MODES = {"keepalive": [], "close": ["-H", "Connection: close"]}
+TARGET_NS = {"keepalive": 180, "close": 1500}
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _on_signal(signum, frame):
+    raise Interrupted(f"signal {signum}")
+
+
+def sh(cmd, timeout=60, check=True, input=None):
+    cmd = [str(c) for c in cmd]
+    try:
+        p = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"{' '.join(cmd)}: timed out after {timeout}s") from None
+    if check and p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)}: exit {p.returncode}\n{p.stdout}{p.stderr}")
+    return p
+
+
+def stop_proc(p, sig=signal.SIGTERM, timeout=10):
+    if p is None or p.poll() is not None:
+        return
+    try:
+        p.send_signal(sig)
+        p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait(5)
+    except ProcessLookupError:
+        pass
+
+
+def wait_for(pred, timeout, what, interval=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
+
+
+def quantile(xs, q):
+    xs = sorted(xs)
+    if not xs:
+        return None
+    pos = (len(xs) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def spread(xs):
+    return {"n": len(xs), "median": quantile(xs, 0.5), "p25": quantile(xs, 0.25),
+            "p75": quantile(xs, 0.75), "min": min(xs) if xs else None,
+            "max": max(xs) if xs else None}
+
+
+# --- processes, namespaces ------------------------------------------------------------
+
+class Registry:
+    """Everything to undo at exit, most recent first. Also writes a pid file that
+    run.sh's trap reads should this process die without running its cleanup."""
+
+    def __init__(self, pidfile):
+        self.undo = []
+        self.procs = []
+        self.pidfile = pidfile
+
+    def add(self, fn, desc):
+        self.undo.append((fn, desc))
+
+    def proc(self, p):
+        self.procs.append(p)
+        self._write_pids()
+        return p
+
+    def _write_pids(self):
+        live = [p.pid for p in self.procs if p.poll() is None]
+        with open(self.pidfile, "w") as f:
+            f.write("".join(f"{pid}\n" for pid in live))
+
+    def spawn(self, cmd, **kw):
+        kw.setdefault("stdin", subprocess.DEVNULL)
+        return self.proc(subprocess.Popen([str(c) for c in cmd], **kw))
+
+    def cleanup(self):
+        for p in reversed(self.procs):
+            stop_proc(p, timeout=5)
+        while self.undo:
+            fn, desc = self.undo.pop()
+            try:
+                fn()
+            except Exception as e:  # keep cleaning up
+                log(f"cleanup {desc}: {e}")
+        self.procs = []
+        try:
+            os.unlink(self.pidfile)
+        except OSError:
+            pass
+
+
+class Netns:
+    def __init__(self, reg, name):
+        self.name = name
+        sh(["ip", "netns", "add", name])
+        reg.add(self.destroy, f"netns {name}")
+        sh(["ip", "-n", name, "link", "set", "lo", "up"])
+
+    def cmd(self, cmd):
+        return ["ip", "netns", "exec", self.name, *map(str, cmd)]
+
+    def sysctl(self, key, value):
+        sh(self.cmd(["sysctl", "-q", "-w", f"{key}={value}"]))
+
+    def destroy(self):
+        pids = sh(["ip", "netns", "pids", self.name], check=False).stdout.split()
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in pids:
+                try:
+                    os.kill(int(pid), sig)
+                except (ProcessLookupError, ValueError):
+                    pass
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists()
+                                                      for p in pids):
+                time.sleep(0.05)
+            pids = [p for p in pids if Path(f"/proc/{p}").exists()]
+            if not pids:
+                break
+        sh(["ip", "netns", "del", self.name], check=False)
+
+
+def veth(a, b, addr_a, addr_b):
+    sh(["ip", "-n", a.name, "link", "add", "veth0", "type", "veth", "peer", "name", "veth0",
+        "netns", b.name])
+    sh(["ip", "-n", a.name, "addr", "add", addr_a, "dev", "veth0"])
+    sh(["ip", "-n", b.name, "addr", "add", addr_b, "dev", "veth0"])
+    sh(["ip", "-n", a.name, "link", "set", "veth0", "up"])
+    sh(["ip", "-n", b.name, "link", "set", "veth0", "up"])
+
+
+NGINX_CONF = """\
+daemon off;
+master_process on;
+worker_processes 1;
+worker_cpu_affinity 10;
+worker_rlimit_nofile 65536;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 16384; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    keepalive_timeout 60s;
+    keepalive_requests 1000000;
+    server {{
+        listen {listen} backlog=16384;
+        location / {{
+            default_type text/plain;
+            return 200 "ok\\n";
+        }}
+    }}
+}}
+"""
+
+
+def start_nginx(reg, ns, listen):
+    d = tempfile.mkdtemp(prefix="kwb-nginx-")
+    reg.add(lambda: shutil.rmtree(d, ignore_errors=True), f"rm {d}")
+    conf = os.path.join(d, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(NGINX_CONF.format(dir=d, listen=listen))
+    out = open(os.path.join(d, "stderr.log"), "w")
+    p = reg.spawn(ns.cmd([NGINX, "-p", d, "-e", os.path.join(d, "error.log"), "-c", conf]),
+                  stdout=out, stderr=subprocess.STDOUT)
+    port = listen.rsplit(":", 1)[-1]
+
+    def listening():
+        if p.poll() is not None:
+            raise RuntimeError(f"nginx exited {p.returncode}: "
+                               f"{Path(d, 'stderr.log').read_text()}")
+        return f":{port} " in sh(ns.cmd(["ss", "-Htln"])).stdout + " "
+    wait_for(listening, 10, f"nginx in {ns.name}")
+    return p
+
+
+# --- BPF programs and maps --------------------------------------------------------------
+
+def progs():
+    """{id: {name, type, run_time_ns, run_cnt}} of every loaded BPF program."""
+    out = {}
+    for p in json.loads(sh(["bpftool", "prog", "show", "-j"]).stdout or "[]"):
+        out[p["id"]] = {"name": p.get("name", "?"), "type": p.get("type", "?"),
+                        "run_time_ns": p.get("run_time_ns", 0), "run_cnt": p.get("run_cnt", 0)}
+    return out
+
+
+def maps():
+    return {m["id"]: m for m in json.loads(sh(["bpftool", "map", "show", "-j"]).stdout or "[]")}
+
+
+def owned_bpf(pid):
+    """(prog ids, map ids) of the BPF objects a process holds open, from its fdinfo: the
+    programs and maps of this process only, whatever else is loaded meanwhile."""
+    progs_, maps_ = set(), set()
+    try:
+        fds = os.listdir(f"/proc/{pid}/fdinfo")
+    except OSError:
+        return progs_, maps_
+    for fd in fds:
+        try:
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                for line in f:
+                    if line.startswith("prog_id:"):
+                        progs_.add(int(line.split()[1]))
+                    elif line.startswith("map_id:"):
+                        maps_.add(int(line.split()[1]))
+        except (OSError, ValueError):
+            continue
+    return progs_, maps_
+
+
+def wait_progs_gone(ids, timeout=10):
+    if ids:
+        wait_for(lambda: not (set(ids) & set(progs())), timeout, "BPF programs released",
+                 interval=0.05)
+
+
+def proc_cpu_s(pid):
+    """utime + stime of a process, seconds."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_process():
+    """{pid: (ppid, comm, cpu seconds)} of every user-space process."""
+    out = {}
+    tck = os.sysconf("SC_CLK_TCK")
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        comm = raw[raw.index("(") + 1:raw.rindex(")")]
+        f = raw.rsplit(")", 1)[1].split()
+        ppid = int(f[1])
+        if int(d) == 2 or ppid == 2:  # kernel threads
+            continue
+        out[int(d)] = (ppid, comm, (int(f[11]) + int(f[12])) / tck)
+    return out
+
+
+def foreign_cpu(before, after):
+    """CPU seconds used between two cpu_by_process() snapshots by processes that are not
+    this benchmark or its descendants: other users of the machine (noise)."""
+    me = os.getpid()
+
+    def ours(pid):
+        seen = 0
+        while pid > 1 and seen < 64:
+            if pid == me:
+                return True
+            pid = after.get(pid, before.get(pid, (0,)))[0]
+            seen += 1
+        return False
+    used = {}
+    for pid, (ppid, comm, cpu) in after.items():
+        if ours(pid):
+            continue
+        d = cpu - before.get(pid, (0, "", 0.0))[2] if pid in before else cpu
+        if d > 0:
+            used[comm] = used.get(comm, 0.0) + d
+    return used
+
+
+def proc_mem_kb(pid):
+    out = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in ("VmRSS", "VmHWM"):
+                    out[k] = int(v.split()[0])
+    except OSError:
+        pass
+    return out
+
+
+# --- the agent ------------------------------------------------------------------------
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def http_get(port, path, timeout=30):
+    """(status, body bytes, seconds) of one GET on a fresh connection."""
+    t0 = time.perf_counter()
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        body = r.read()
+        return r.status, body, time.perf_counter() - t0
+    finally:
+        c.close()
+
+
+def metric_value(text, name):
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+class Agent:
+    def __init__(self, reg, netns, extra=()):
+        self.reg = reg
+        self.port = free_port()
+        self.logf = tempfile.NamedTemporaryFile(prefix="kwb-agent-", suffix=".log", delete=False)
+        reg.add(lambda: os.unlink(self.logf.name), "agent log")
+        self.args = [KEEPWATCHD, "--no-pin", "--listen", f"127.0.0.1:{self.port}"]
+        for ns in netns:
+            self.args += ["--netns", ns]
+        self.args += list(extra)
+        self.p = None
+
+    def start(self):
+        self.p = self.reg.spawn(self.args, stdout=self.logf, stderr=subprocess.STDOUT)
+
+        def ready():
+            if self.p.poll() is not None:
+                raise RuntimeError(f"agent exited {self.p.returncode}: "
+                                   f"{Path(self.logf.name).read_text()}")
+            try:
+                return http_get(self.port, "/healthz", timeout=1)[0] == 200
+            except OSError:
+                return False
+        wait_for(ready, 20, "agent /healthz")
+        self.ids, self.map_ids = owned_bpf(self.p.pid)
+        if not self.ids:
+            raise RuntimeError("the agent holds no BPF program")
+        return self
+
+    @property
+    def pid(self):
+        return self.p.pid
+
+    def get(self, path):
+        return http_get(self.port, path)
+
+    def metrics(self):
+        st, body, _ = self.get("/metrics")
+        if st != 200:
+            raise RuntimeError(f"/metrics: status {st}: {body[:300]!r}; agent log: "
+                               f"{Path(self.logf.name).read_text(errors='replace')[-500:]}")
+        return body.decode()
+
+    def stop(self):
+        stop_proc(self.p)
+        wait_progs_gone(self.ids)
+
+
+# --- treatments -----------------------------------------------------------------------
+
+class Treatment:
+    """Something attached (or not) for one run. .ids: the BPF programs it loaded."""
+    name = "base"
+    ids = set()
+    pid = None
+
+    def start(self):
+        return self
+
+    def stop(self):
+        pass
+
+
+class AgentT(Treatment):
+    name = "agent"
+
+    def __init__(self, reg, netns):
+        self.reg, self.netns = reg, netns
+
+    def start(self):
+        self.agent = Agent(self.reg, self.netns).start()
+        self.ids, self.pid = self.agent.ids, self.agent.pid
+        return self
+
+    def stop(self):
+        self.agent.stop()
+
+
+class _Spawned(Treatment):
+    """A helper process that prints a ready line once its programs are attached."""
+    ready_text = ""
+    stop_sig = signal.SIGTERM
+
+    def __init__(self, reg):
+        self.reg = reg
+
+    def command(self):
+        raise NotImplementedError
+
+    def start(self):
+        self.out = tempfile.NamedTemporaryFile(prefix=f"kwb-{self.name}-", delete=False)
+        self.reg.add(lambda: os.unlink(self.out.name), f"{self.name} log")
+        self.p = self.reg.spawn(self.command(), stdout=self.out, stderr=subprocess.STDOUT)
+
+        def ready():
+            text = Path(self.out.name).read_text(errors="replace")
+            if self.p.poll() is not None:
+                raise RuntimeError(f"{self.name} exited {self.p.returncode}: {text}")
+            return self.ready_text in text
+        wait_for(ready, 30, f"{self.name} attached")
+        self.ids = owned_bpf(self.p.pid)[0]
+        self.pid = self.p.pid
+        return self
+
+    def stop(self):
+        stop_proc(self.p, self.stop_sig, timeout=15)
+        wait_progs_gone(self.ids)
+
+
+class FloorT(_Spawned):
+    name = "floor"
+    ready_text = "attached 3"
+
+    def command(self):
+        return [PY, BPFLOAD, BUILD / "bench" / "floor.bpf.o"]
+
+
+class AnchorT(_Spawned):
+    name = "anchor"
+    ready_text = "anchor: attached"
+    stop_sig = signal.SIGINT
+
+    def command(self):
+        return ["bpftrace", "-B", "line", ANCHOR_BT]
+
+    def start(self):
+        super().start()
+
+        # BEGIN has printed; also make sure every program is attached to its tracepoint.
+        def attached():
+            perf = json.loads(sh(["bpftool", "perf", "show", "-j"]).stdout or "[]")
+            return sum(1 for x in perf
+                       if x.get("prog_id") in self.ids and "tracepoint" in x) >= 3
+        wait_for(attached, 10, "anchor programs attached", interval=0.05)
+        return self
+
+
+# --- throughput and BPF cost ----------------------------------------------------------
+
+class Topology:
+    def __init__(self, name, client, server, url, netns):
+        self.name, self.client, self.server, self.url, self.netns = \
+            name, client, server, url, netns
+
+
+def make_topologies(reg, tag, names):
+    tops = {}
+    if "lo" in names:
+        ns = Netns(reg, f"kwb-{tag}-lo")
+        ns.sysctl("net.ipv4.ip_local_port_range", "1024 65535")
+        ns.sysctl("net.core.somaxconn", 16384)
+        start_nginx(reg, ns, f"127.0.0.1:{PORT}")
+        tops["lo"] = Topology("lo", ns, ns, f"http://127.0.0.1:{PORT}/", [ns.name])
+    if "veth" in names:
+        c, s = Netns(reg, f"kwb-{tag}-c"), Netns(reg, f"kwb-{tag}-s")
+        veth(c, s, "10.89.0.1/24", "10.89.0.2/24")
+        c.sysctl("net.ipv4.ip_local_port_range", "1024 65535")
+        s.sysctl("net.core.somaxconn", 16384)
+        start_nginx(reg, s, f"10.89.0.2:{PORT}")
+        tops["veth"] = Topology("veth", c, s, f"http://10.89.0.2:{PORT}/", [c.name, s.name])
+    return tops
+
+
+def wrk(top, mode, duration, conns):
+    cmd = top.client.cmd(["taskset", "-c", "0", "wrk", "-t1", f"-c{conns}", f"-d{duration}s",
+                          "--timeout", "2s", "-s", WRK_LUA, *MODES[mode], top.url])
+    p = sh(cmd, timeout=duration + 30)
+    for line in p.stdout.splitlines():
+        if line.startswith("KWBENCH "):
+            r = json.loads(line[8:])
+            r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
+            r["errors"] = sum(v for k, v in r.items() if k.startswith("err_"))
+            return r
+    raise RuntimeError(f"wrk printed no summary:\n{p.stdout}{p.stderr}")
+
+
+def bpf_delta(before, after, ids):
+    """Per program name: runs and ns between two snapshots, for the given ids."""
+    out = {}
+    for i in ids:
+        if i in before and i in after:
+            name = after[i]["name"]
+            d = out.setdefault(name, {"runs": 0, "ns": 0})
+            d["runs"] += after[i]["run_cnt"] - before[i]["run_cnt"]
+            d["ns"] += after[i]["run_time_ns"] - before[i]["run_time_ns"]
+    return {k: v for k, v in out.items() if v["runs"] or v["ns"]}
+
+
+def one_run(top, mode, t, args):
+    """Attach t, run wrk, detach; everything measured about this run."""
+    t.start()
+    try:
+        time.sleep(SETTLE)
+        b = progs()
+        cpu0 = proc_cpu_s(t.pid) if t.pid else None
+        others0 = cpu_by_process()
+        w0 = time.monotonic()
+        r = wrk(top, mode, args.duration, args.connections)
+        wall = time.monotonic() - w0
+        others = foreign_cpu(others0, cpu_by_process())
+        a = progs()
+        run = {"treatment": t.name, "wrk": r, "wall_s": wall,
+               "foreign_cpu_s": round(sum(others.values()), 3)}
+        if sum(others.values()) > 0.05 * wall:
+            run["foreign_cpu_by_comm"] = {k: round(v, 3) for k, v in others.items() if v >= 0.01}
+        if t.ids:
+            run["bpf"] = bpf_delta(b, a, t.ids)
+        foreign = bpf_delta(b, a, set(a) - set(t.ids))
+        if foreign:
+            run["foreign_bpf"] = foreign
+        if t.pid and cpu0 is not None:
+            cpu1 = proc_cpu_s(t.pid)
+            run["proc_cpu_s"] = cpu1 - cpu0 if cpu1 is not None else None
+            run["proc_mem_kb"] = proc_mem_kb(t.pid)
+        return run
+    finally:
+        t.stop()
+
+
+def throughput_phase(reg, tops, args, results):
+    comparisons = {"lo": args.compare, "veth": args.veth_compare}
+    configs = [(top, mode, [c for c in comparisons[top] if c])
+               for top in tops for mode in args.modes]
+    makers = {"agent": lambda top: AgentT(reg, tops[top].netns),
+              "floor": lambda top: FloorT(reg), "anchor": lambda top: AnchorT(reg),
+              "aa": lambda top: Treatment()}
+    total = sum(len(c) for _, _, c in configs) * 2 * args.pairs
+    done = 0
+    t0 = time.monotonic()
+    runs = results.setdefault("runs", [])
+    for rnd in range(args.pairs):
+        for top, mode, comps in configs:
+            k = len(comps)
+            for j in range(k):
+                comp = comps[(j + rnd) % k]  # rotate the comparisons' order round to round
+                order = ("A", "B") if (rnd + j) % 2 == 0 else ("B", "A")
+                for slot in order:
+                    t = Treatment() if slot == "A" else makers[comp](top)
+                    run = one_run(tops[top], mode, t, args)
+                    run.update({"topology": top, "mode": mode, "comparison": comp,
+                                "pair": rnd, "slot": slot, "order": "".join(order)})
+                    runs.append(run)
+                    done += 1
+                w = run["wrk"]
+                left = (time.monotonic() - t0) / done * (total - done)
+                log(f"pair {rnd + 1}/{args.pairs} {top}/{mode} {comp} {''.join(order)}: "
+                    f"{pair_ratio(runs[-2:]):.3f} ({w['rps']:.0f} req/s last; "
+                    f"{done}/{total} runs, ~{left:.0f}s left)")
+
+
+def pair_ratio(two):
+    a = next(r for r in two if r["slot"] == "A")
+    b = next(r for r in two if r["slot"] == "B")
+    return b["wrk"]["rps"] / a["wrk"]["rps"]
+
+
+def summarize_throughput(results):
+    runs = results.get("runs", [])
+    summ = {}
+    keys = sorted({(r["topology"], r["mode"], r["comparison"]) for r in runs},
+                  key=lambda k: (k[0] != "lo", k[1] != "keepalive", k[2]))
+    for top, mode, comp in keys:
+        rs = [r for r in runs if (r["topology"], r["mode"], r["comparison"]) == (top, mode, comp)]
+        pairs = {}
+        for r in rs:
+            pairs.setdefault(r["pair"], []).append(r)
+        ratios = [pair_ratio(p) for p in pairs.values() if len(p) == 2]
+        base = [r["wrk"]["rps"] for r in rs if r["slot"] == "A"]
+        treat = [r for r in rs if r["slot"] == "B"]
+        s = {"ratio": spread(ratios), "base_rps": spread(base),
+             "treat_rps": spread([r["wrk"]["rps"] for r in treat]),
+             "errors": sum(r["wrk"]["errors"] for r in rs)}
+        if comp in ("agent", "floor", "anchor"):
+            s["bpf"] = bpf_cost(treat)
+        if comp == "agent":
+            cpu = [r["proc_cpu_s"] / r["wall_s"] for r in treat if r.get("proc_cpu_s") is not None]
+            rss = [r["proc_mem_kb"].get("VmRSS") for r in treat if r.get("proc_mem_kb")]
+            hwm = [r["proc_mem_kb"].get("VmHWM") for r in treat if r.get("proc_mem_kb")]
+            s["agent"] = {"cpu_frac": spread(cpu), "rss_kb_max": max(rss) if rss else None,
+                          "hwm_kb_max": max(hwm) if hwm else None}
+        foreign = [r for r in rs if r.get("foreign_bpf")]
+        s["runs_with_foreign_bpf"] = len(foreign)
+        s["runs_with_foreign_cpu"] = sum(1 for r in rs if r.get("foreign_cpu_by_comm"))
+        s["runs"] = len(rs)
+        summ[f"{top}/{mode}/{comp}"] = s
+    return summ
+
+
+def bpf_cost(treat_runs):
+    """Pooled over the runs: per program runs/request and ns/run, total ns/request."""
+    req = sum(r["wrk"]["requests"] for r in treat_runs)
+    progsum = {}
+    per_run = []
+    for r in treat_runs:
+        tot = 0
+        for name, d in r.get("bpf", {}).items():
+            ps = progsum.setdefault(name, {"runs": 0, "ns": 0})
+            ps["runs"] += d["runs"]
+            ps["ns"] += d["ns"]
+            tot += d["ns"]
+        if r["wrk"]["requests"]:
+            per_run.append(tot / r["wrk"]["requests"])
+    out = {"requests": req, "programs": {}}
+    for name, ps in sorted(progsum.items()):
+        out["programs"][name] = {
+            "runs": ps["runs"], "ns": ps["ns"],
+            "ns_per_run": ps["ns"] / ps["runs"] if ps["runs"] else None,
+            "runs_per_request": ps["runs"] / req if req else None,
+            "ns_per_request": ps["ns"] / req if req else None}
+    out["ns_per_request"] = sum(p["ns"] for p in progsum.values()) / req if req else None
+    out["ns_per_request_runs"] = spread(per_run) if per_run else None
+    return out
+
+
+# --- agent figures --------------------------------------------------------------------
+
+def map_memory(reg, tag, caps):
+    ns = Netns(reg, f"kwb-{tag}-mm")
+    out = {}
+    for cap in caps:
+        a = Agent(reg, [ns.name], ["--max-upstreams", cap]).start()
+        try:
+            time.sleep(0.3)
+            m = maps()
+            mine = {m[i]["name"]: m[i] for i in a.map_ids if i in m}
+            up = mine.get("kw_upstreams", {})
+            out[str(cap)] = {
+                "kw_upstreams_bytes_memlock": up.get("bytes_memlock"),
+                "kw_upstreams_max_entries": up.get("max_entries"),
+                "all_maps_bytes_memlock": sum(x.get("bytes_memlock", 0) for x in mine.values()),
+                "maps": {k: {"type": v.get("type"), "max_entries": v.get("max_entries"),
+                             "bytes_memlock": v.get("bytes_memlock")} for k, v in mine.items()},
+                "agent_rss_kb_idle": proc_mem_kb(a.pid).get("VmRSS")}
+        finally:
+            a.stop()
+        log(f"map memory at --max-upstreams {cap}: kw_upstreams "
+            f"{out[str(cap)]['kw_upstreams_bytes_memlock']} bytes")
+    return out
+
+
+def time_gets(agent, path, n):
+    times, size = [], 0
+    cpu0 = proc_cpu_s(agent.pid)
+    for _ in range(n):
+        st, body, dt = agent.get(path)
+        if st != 200:
+            raise RuntimeError(f"{path}: status {st}: {body[:300]!r}")
+        times.append(dt)
+        size = len(body)
+    cpu = proc_cpu_s(agent.pid) - cpu0
+    return {"n": n, "median_ms": quantile(times, 0.5) * 1e3, "min_ms": min(times) * 1e3,
+            "max_ms": max(times) * 1e3, "bytes": size, "agent_cpu_ms_per_get": cpu / n * 1e3}
+
+
+def scrape_figures(reg, tag, levels, gets):
+    mc, ms = Netns(reg, f"kwb-{tag}-mc"), Netns(reg, f"kwb-{tag}-ms")
+    veth(mc, ms, "10.87.0.1/24", "10.87.0.2/24")
+    # The client's many source addresses are routed through its one veth address, so
+    # that the server needs one neighbour entry, not one per peer (its table holds 1024).
+    sh(["ip", "-n", ms.name, "route", "add", "10.88.0.0/16", "via", "10.87.0.1"])
+    top = max(levels)
+    t0 = time.monotonic()
+    lines = [f"addr add 10.88.{i // 256}.{i % 256}/32 dev lo"
+             for i in range(1, top + 1)]  # 10.88.0.1 ...
+    sh(["ip", "-n", mc.name, "-batch", "-"], input="\n".join(lines) + "\n", timeout=300)
+    log(f"{top} client addresses in {time.monotonic() - t0:.1f}s")
+    ms.sysctl("net.core.somaxconn", 16384)
+    start_nginx(reg, ms, f"10.87.0.2:{PORT}")
+    out = {}
+    for n in levels:
+        cap = 4096 if n <= 3000 else 1 << (int(n * 1.25) - 1).bit_length()
+        a = Agent(reg, [ms.name], ["--max-upstreams", cap]).start()
+        try:
+            t0 = time.monotonic()
+            p = sh(mc.cmd([PY, CONNS, "peers", "--server", "10.87.0.2", "--port", PORT,
+                           "--first", "10.88.0.1", "--count", n, "--deadline", 240]),
+                   timeout=300, check=False)
+            conn = json.loads(p.stdout.strip().splitlines()[-1]) if p.stdout.strip() else {}
+            opened_s = time.monotonic() - t0
+            # Upstreams enter the map at ESTABLISHED, so they are all there by now.
+            ups = metric_value(a.metrics(), "keepwatch_upstreams")
+            if not conn.get("ok") == n or not ups or ups < n:
+                raise RuntimeError(f"wanted {n} upstreams: connections {conn}, "
+                                   f"keepwatch_upstreams {ups}")
+            m = time_gets(a, "/metrics", gets)
+            j = time_gets(a, "/api/v1/upstreams", max(5, gets // 4))
+            out[str(n)] = {"max_upstreams": cap, "connections": conn,
+                           "open_seconds": round(opened_s, 2), "upstreams_gauge": ups,
+                           "metrics": m, "api_upstreams": j,
+                           "agent_mem_kb": proc_mem_kb(a.pid)}
+            log(f"{n} upstreams: /metrics median {m['median_ms']:.1f} ms "
+                f"({m['bytes']} bytes), JSON {j['median_ms']:.1f} ms")
+        except RuntimeError as e:
+            out[str(n)] = {"max_upstreams": cap, "error": str(e)}
+            log(f"{n} upstreams: {e}")
+        finally:
+            a.stop()
+    return out
+
+
+def big_figure(reg, tag, count, ports=(9000, 9001, 9002, 9003)):
+    bc, bs = Netns(reg, f"kwb-{tag}-bc"), Netns(reg, f"kwb-{tag}-bs")
+    veth(bc, bs, "10.90.0.1/24", "10.90.0.2/24")
+    bc.sysctl("net.ipv4.ip_local_port_range", "1024 65535")
+    bs.sysctl("net.core.somaxconn", 65535)
+    for ns in (bc, bs):
+        ns.sysctl("net.ipv4.tcp_max_syn_backlog", 65535)
+    portlist = ",".join(map(str, ports))
+    a = Agent(reg, [bc.name, bs.name]).start()
+    out = {"connections_wanted": count, "agent_mem_kb_before": proc_mem_kb(a.pid)}
+    srv = cli = None
+    try:
+        srv_out = tempfile.NamedTemporaryFile(prefix="kwb-hold-", delete=False)
+        reg.add(lambda: os.unlink(srv_out.name), "hold-server log")
+        srv = reg.spawn(bs.cmd([PY, CONNS, "hold-server", "--addr", "10.90.0.2", "--ports",
+                                portlist, "--count", count]), stdout=srv_out,
+                        stderr=subprocess.STDOUT)
+        wait_for(lambda: "listening" in Path(srv_out.name).read_text(), 10, "hold-server")
+        cli_out = tempfile.NamedTemporaryFile(prefix="kwb-holdc-", delete=False)
+        reg.add(lambda: os.unlink(cli_out.name), "hold-client log")
+        t0 = time.monotonic()
+        cli = reg.spawn(bc.cmd([PY, CONNS, "hold-client", "--server", "10.90.0.2", "--ports",
+                                portlist, "--count", count, "--deadline", 150]),
+                        stdout=cli_out, stderr=subprocess.STDOUT)
+        res = wait_for(lambda: Path(cli_out.name).read_text().strip(), 170, "hold-client")
+        out["client"] = json.loads(res.splitlines()[-1])
+        out["open_seconds"] = round(time.monotonic() - t0, 1)
+        log(f"big: {out['client']}")
+        time.sleep(2)
+        out["agent_mem_kb_open"] = proc_mem_kb(a.pid)
+        text = a.metrics()
+        out["tracked_connections"] = metric_value(text, "keepwatch_tracked_connections")
+        out["metrics"] = time_gets(a, "/metrics", 5)
+        out["agent_mem_kb_after_scrapes"] = proc_mem_kb(a.pid)
+        out["server_sockstat"] = sh(bs.cmd(["cat", "/proc/net/sockstat"])).stdout
+        log(f"big: tracked {out['tracked_connections']}, RSS {out['agent_mem_kb_after_scrapes']}, "
+            f"/metrics {out['metrics']['median_ms']:.0f} ms")
+    finally:
+        t0 = time.monotonic()
+        stop_proc(cli, timeout=60)
+        stop_proc(srv, timeout=60)
+        out["close_seconds"] = round(time.monotonic() - t0, 1)
+        a.stop()
+    return out
+
+
+# --- report ---------------------------------------------------------------------------
+
+def fmt(x, spec=".3f"):
+    return "n/a" if x is None else format(x, spec)
+
+
+def report(results):
+    env = results["env"]
+    L = []
+    L.append(f"## keepwatch overhead benchmark, {env['date']}")
+    L.append("")
+    L.append(f"Machine: {env['cpu']}, {env['cpus']} vCPUs, kernel {env['kernel']}; "
+             f"keepwatch {env.get('keepwatchd_version') or env['keepwatch']} (tree "
+             f"{env['keepwatch']}); {env['nginx']}, {env['wrk']}, {env['bpftrace']}.")
+    L.append(f"Command: `{env['command']}`; {env['pairs']} pairs per comparison, "
+             f"{env['duration']} s per run, wrk -t1 -c{env['connections']} on CPU 0, "
+             f"nginx worker on CPU 1, kernel.bpf_stats_enabled=1 throughout.")
+    L.append("")
+    s = results["summary"]
+    L.append("### Throughput (treatment / base, per interleaved pair)")
+    L.append("")
+    L.append("| topology | mode | treatment | pairs | base req/s (median) | ratio median "
+             "| IQR | min–max | errors |")
+    L.append("|---|---|---|---|---|---|---|---|---|")
+    for key, v in s.items():
+        top, mode, comp = key.split("/")
+        r = v["ratio"]
+        label = {"aa": "A/A (base again)", "agent": "agent", "floor": "floor (empty progs)",
+                 "anchor": "bpftrace anchor"}[comp]
+        L.append(f"| {top} | {mode} | {label} | {r['n']} | {fmt(v['base_rps']['median'], '.0f')} "
+                 f"| **{fmt(r['median'])}** | {fmt(r['p25'])}–{fmt(r['p75'])} "
+                 f"| {fmt(r['min'])}–{fmt(r['max'])} | {v['errors']} |")
+    L.append("")
+    L.append("### BPF cost (bpf_stats, pooled over the treatment runs)")
+    L.append("")
+    L.append("| topology | mode | programs | BPF ns/request | per-run spread | target | "
+             "per program: runs/request × ns/run |")
+    L.append("|---|---|---|---|---|---|---|")
+    for key, v in s.items():
+        if "bpf" not in v:
+            continue
+        top, mode, comp = key.split("/")
+        b = v["bpf"]
+        target = f"≤ {TARGET_NS[mode]}" if comp == "agent" else ""
+        per = ", ".join(f"{n} {fmt(p['runs_per_request'], '.2f')} × {fmt(p['ns_per_run'], '.0f')}"
+                        for n, p in b["programs"].items())
+        sp = b["ns_per_request_runs"]
+        L.append(f"| {top} | {mode} | {comp} | **{fmt(b['ns_per_request'], '.0f')}** | "
+                 f"{fmt(sp and sp['min'], '.0f')}–{fmt(sp and sp['max'], '.0f')} | {target} "
+                 f"| {per} |")
+    L.append("")
+    ag = [(k, v["agent"]) for k, v in s.items() if "agent" in v]
+    if ag:
+        L.append("### Agent under load (agent runs)")
+        L.append("")
+        L.append("| topology | mode | agent CPU (median, % of one core) | max RSS | max HWM |")
+        L.append("|---|---|---|---|---|")
+        for k, v in ag:
+            top, mode, _ = k.split("/")
+            L.append(f"| {top} | {mode} | {fmt(v['cpu_frac']['median'] * 100, '.2f')} % "
+                     f"| {v['rss_kb_max']} KiB | {v['hwm_kb_max']} KiB |")
+        L.append("")
+    sc = results.get("scrape")
+    if sc:
+        L.append("### /metrics with many upstreams (distinct client addresses)")
+        L.append("")
+        L.append("| upstreams | --max-upstreams | /metrics median (min–max) | bytes "
+                 "| /api/v1/upstreams median | agent CPU per scrape | agent RSS |")
+        L.append("|---|---|---|---|---|---|---|")
+        for n, v in sc.items():
+            if "error" in v:
+                L.append(f"| {n} | {v['max_upstreams']} | error: {v['error'][:200]} | | | | |")
+                continue
+            m, j = v["metrics"], v["api_upstreams"]
+            L.append(f"| {n} ({fmt(v['upstreams_gauge'], '.0f')} in map) | {v['max_upstreams']} "
+                     f"| {m['median_ms']:.1f} ms ({m['min_ms']:.1f}–{m['max_ms']:.1f}) "
+                     f"| {m['bytes']} | {j['median_ms']:.1f} ms | "
+                     f"{m['agent_cpu_ms_per_get']:.1f} ms | {v['agent_mem_kb'].get('VmRSS')} KiB |")
+        L.append("")
+    mm = results.get("map_memory")
+    if mm:
+        L.append("### BPF map memory per configured capacity")
+        L.append("")
+        L.append("| --max-upstreams | kw_upstreams max_entries | kw_upstreams bytes_memlock "
+                 "| all agent maps | agent RSS idle |")
+        L.append("|---|---|---|---|---|")
+        for cap, v in mm.items():
+            L.append(f"| {cap} | {v['kw_upstreams_max_entries']} "
+                     f"| {v['kw_upstreams_bytes_memlock']} "
+                     f"({v['kw_upstreams_bytes_memlock'] / 2**20:.1f} MiB) "
+                     f"| {v['all_maps_bytes_memlock']} | {v['agent_rss_kb_idle']} KiB |")
+        L.append("")
+    big = results.get("big")
+    if big:
+        L.append("### 100k open connections (--big)")
+        L.append("")
+        c = big.get("client", {})
+        L.append(f"- connections established: {c.get('established')} "
+                 f"(failed {c.get('failed')}, in {big.get('open_seconds')} s); "
+                 f"keepwatch_tracked_connections = {fmt(big.get('tracked_connections'), '.0f')}")
+        L.append(f"- agent RSS: before {big['agent_mem_kb_before'].get('VmRSS')} KiB, "
+                 f"connections open {big.get('agent_mem_kb_open', {}).get('VmRSS')} KiB, "
+                 f"after 5 scrapes {big.get('agent_mem_kb_after_scrapes', {}).get('VmRSS')} KiB "
+                 f"(HWM {big.get('agent_mem_kb_after_scrapes', {}).get('VmHWM')} KiB)")
+        if "metrics" in big:
+            L.append(f"- /metrics with them open: median {big['metrics']['median_ms']:.0f} ms, "
+                     f"agent CPU {big['metrics']['agent_cpu_ms_per_get']:.0f} ms per scrape")
+        L.append("")
+    total = len(results.get("runs", []))
+    fb = sum(v.get("runs_with_foreign_bpf", 0) for v in s.values())
+    fc = sum(v.get("runs_with_foreign_cpu", 0) for v in s.values())
+    L.append(f"Noise from other users of the machine: in {fc} of {total} runs other processes "
+             f"used more than 5% of a CPU; in {fb} runs BPF programs not started by the "
+             f"benchmark ran.")
+    return "\n".join(L)
+
+
+def environment(args):
+    def ver(cmd):
+        try:
+            p = sh(cmd, check=False)
+            return (p.stdout + p.stderr).strip().splitlines()[0]
+        except Exception:
+            return "?"
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "kernel": platform.release(), "cpu": cpu, "cpus": os.cpu_count(),
+            "keepwatch": ver(["git", "-C", REPO, "describe", "--always", "--dirty"]),
+            "nginx": ver([NGINX, "-v"]).replace("nginx version: ", ""),
+            "wrk": ver(["wrk", "-v"]).split(" [")[0].replace("wrk ", "wrk "),
+            "bpftrace": ver(["bpftrace", "--version"]),
+            "loadavg": Path("/proc/loadavg").read_text().strip(),
+            "command": args.command, "pairs": args.pairs, "duration": args.duration,
+            "connections": args.connections}
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(prog="tools/bench/run.sh", description=(
+        "keepwatch overhead benchmark: interleaved A/B throughput pairs, BPF ns per "
+        "request, agent CPU/RSS, /metrics scrape time, map memory."))
+    ap.add_argument("--quick", action="store_true",
+                    help="short run (~3 min): 4 pairs of 1 s runs, scrape at 100 and 1000 "
+                         "upstreams")
+    ap.add_argument("--big", action="store_true",
+                    help="also the agent's RSS with 100k open connections (a few minutes)")
+    ap.add_argument("--pairs", type=int, help="pairs per comparison (default 20)")
+    ap.add_argument("--duration", type=int, help="seconds per wrk run (default 2)")
+    ap.add_argument("--connections", type=int, default=32, help="wrk -c (default 32)")
+    ap.add_argument("--topologies", default="lo,veth", help="lo,veth (default both)")
+    ap.add_argument("--modes", default="keepalive,close", help="keepalive,close (default both)")
+    ap.add_argument("--compare", default="agent,aa,anchor,floor",
+                    help="treatments paired with base on lo (default agent,aa,anchor,floor)")
+    ap.add_argument("--veth-compare", default="agent,aa",
+                    help="treatments paired with base on veth (default agent,aa)")
+    ap.add_argument("--scrape-levels", help="upstream counts for the scrape figure "
+                    "(default 100,1000,10000; --quick 100,1000; 0 to skip)")
+    ap.add_argument("--scrape-gets", type=int, default=20, help="GETs per level (default 20)")
+    ap.add_argument("--big-connections", type=int, default=100000)
+    ap.add_argument("--no-throughput", action="store_true", help="skip the A/B pairs")
+    ap.add_argument("--out", default=str(BUILD / "bench"), help="where the JSON goes")
+    args = ap.parse_args(argv)
+    if args.pairs is None:
+        args.pairs = 4 if args.quick else 20
+    if args.duration is None:
+        args.duration = 1 if args.quick else 2
+    if args.scrape_levels is None:
+        args.scrape_levels = "100,1000" if args.quick else "100,1000,10000"
+    args.scrape_levels = [int(x) for x in args.scrape_levels.split(",") if int(x) > 0]
+    args.topologies = [x for x in args.topologies.split(",") if x]
+    args.modes = [x for x in args.modes.split(",") if x]
+    args.compare = [x for x in args.compare.split(",") if x]
+    args.veth_compare = [x for x in args.veth_compare.split(",") if x]
+    for x in args.compare + args.veth_compare:
+        if x not in ("agent", "aa", "anchor", "floor"):
+            ap.error(f"unknown treatment {x}")
+    for x in args.modes:
+        if x not in MODES:
+            ap.error(f"unknown mode {x}")
+    for x in args.topologies:
+        if x not in ("lo", "veth"):
+            ap.error(f"unknown topology {x}")
+    args.command = "tools/bench/run.sh" + ("" if not argv else " " + " ".join(argv))
+    return args
+
+
+def main(argv):
+    args = parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tag = os.environ.get("KWB_TAG") or str(os.getpid())
+    reg = Registry(out / ".pids")
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
+    # Started in the background by run.sh, which leaves SIGINT ignored: take it back.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    stats_file = Path("/proc/sys/kernel/bpf_stats_enabled")
+    stats_saved = stats_file.read_text().strip()
+    results = {"env": environment(args)}
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    t_start = time.monotonic()
+    ok = False
+    rc = 0
+    try:
+        shutil.copy2(BUILD / "keepwatchd", KEEPWATCHD)
+        results["env"]["keepwatchd_sha256"] = sh(["sha256sum", KEEPWATCHD]).stdout.split()[0]
+        results["env"]["keepwatchd_version"] = sh([KEEPWATCHD, "--version"],
+                                                   check=False).stdout.strip()
+        stats_file.write_text("1\n")
+        reg.add(lambda: stats_file.write_text(stats_saved + "\n"), "bpf_stats_enabled")
+        if not args.no_throughput:
+            tops = make_topologies(reg, tag, args.topologies)
+            throughput_phase(reg, tops, args, results)
+        results["summary"] = summarize_throughput(results)
+        results["map_memory"] = map_memory(reg, tag, [4096, 65536])
+        if args.scrape_levels:
+            results["scrape"] = scrape_figures(reg, tag, args.scrape_levels, args.scrape_gets)
+        if args.big:
+            results["big"] = big_figure(reg, tag, args.big_connections)
+        ok = True
+    except (KeyboardInterrupt, Interrupted) as e:
+        log(f"interrupted ({e or 'Ctrl-C'}): cleaning up")
+        rc = 130
+    except Exception:
+        import traceback
+        results["error"] = traceback.format_exc()
+        log(f"failed:\n{results['error']}")
+        rc = 1
+    finally:
+        reg.cleanup()
+    results["env"]["elapsed_s"] = round(time.monotonic() - t_start)
+    results["summary"] = summarize_throughput(results)
+    results["complete"] = ok
+    path = out / f"bench-{stamp}.json"
+    path.write_text(json.dumps(results, indent=1) + "\n")
+    md = report(results)
+    (out / f"bench-{stamp}.md").write_text(md + "\n")
+    for name, target in (("latest.json", path.name), ("latest.md", f"bench-{stamp}.md")):
+        link = out / name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(target)
+    print(md)
+    print(f"\nraw results: {path} (elapsed {results['env']['elapsed_s']} s)")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
