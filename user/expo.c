@@ -73,11 +73,16 @@ static void escape_into(struct kw_buf *b, const char *s, int quote)
 	kw_buf_append(b, run, p - run);
 }
 
+void kw_expo_escape_label(struct kw_buf *b, const char *value)
+{
+	escape_into(b, value, 1);
+}
+
 /*
  * Integral values up to 2^53 as integers, other finite values in the shortest %.*g that
  * reads back to the same double (so 1.1 prints as 1.1, not 1.1000000000000001).
  */
-static void format_value(double v, char *out, size_t len)
+void kw_expo_format_value(double v, char *out, size_t len)
 {
 	int prec;
 
@@ -197,7 +202,7 @@ int kw_expo_sample(struct kw_expo *e, const char *name, const struct kw_label *l
 	err = check_sample(e, name, labels, nlabels);
 	if (err)
 		return err;
-	format_value(value, v, sizeof(v));
+	kw_expo_format_value(value, v, sizeof(v));
 	return write_series(e, name, "", labels, nlabels, NULL, v);
 }
 
@@ -234,7 +239,7 @@ int kw_expo_histogram(struct kw_expo *e, const char *family, const struct kw_lab
 	for (i = 0; i < nslots; i++) {
 		cum += slots[i];
 		if (i < nslots - 1)
-			format_value(bounds[i], le, sizeof(le));
+			kw_expo_format_value(bounds[i], le, sizeof(le));
 		else
 			snprintf(le, sizeof(le), "+Inf");
 		snprintf(v, sizeof(v), "%llu", (unsigned long long)cum);
@@ -242,7 +247,7 @@ int kw_expo_histogram(struct kw_expo *e, const char *family, const struct kw_lab
 		if (err)
 			return err;
 	}
-	format_value(sum, v, sizeof(v));
+	kw_expo_format_value(sum, v, sizeof(v));
 	err = write_series(e, family, "_sum", labels, nlabels, NULL, v);
 	if (err)
 		return err;

@@ -68,4 +68,12 @@ int kw_expo_histogram(struct kw_expo *e, const char *family, const struct kw_lab
 		      unsigned int nlabels, const double *bounds, const __u64 *slots,
 		      unsigned int nslots, double sum);
 
+/*
+ * For writers of many series with the same labels (metrics.c): escape a label value once
+ * (backslash, double quote, newline), and format a value as the writer does. Samples
+ * written straight into the buffer this way must still follow kw_expo_family().
+ */
+void kw_expo_escape_label(struct kw_buf *b, const char *value);
+void kw_expo_format_value(double v, char *out, size_t len);
+
 #endif /* KW_EXPO_H */

@@ -55,3 +55,9 @@ const struct kw_hist_desc kw_hists[KW_H_MAX] = {
 			    "(server side) or to the reset (client side).",
 			    KW_GAP_SLOTS, gap_bounds },
 };
+
+int kw_field_sparse(unsigned int id)
+{
+	return (id >= KW_F_RST_SENT_NOT_SPECIFIED && id <= KW_F_RST_RCVD_OTHER) ||
+	       (id >= KW_F_CF_EADDRNOTAVAIL && id <= KW_F_CF_OTHER);
+}

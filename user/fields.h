@@ -151,6 +151,9 @@ struct kw_field {
 
 extern const struct kw_field kw_fields[KW_F_MAX];
 
+/* Rare-event breakdowns, exposed only where not zero (see metrics.c). */
+int kw_field_sparse(unsigned int id);
+
 /* Histograms per upstream. */
 enum kw_hist_id {
 	KW_H_IDLE_LOCAL, /* idle_before_close_seconds{closed_by="local"} */

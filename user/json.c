@@ -10,12 +10,22 @@
 #include "json.h"
 #include "metrics.h"
 
+/* An empty histogram is {"count": 0, "sum": 0} without buckets: most of them are. */
 static json_t *hist_json(const struct kw_hist_desc *hd, const __u64 *slots, double sum)
 {
-	json_t *buckets = json_array(), *h = json_object();
+	json_t *buckets, *h = json_object();
 	__u64 cum = 0;
 	unsigned int i;
 
+	for (i = 0; i < hd->nslots; i++)
+		cum += slots[i];
+	if (!cum) {
+		json_object_set_new(h, "sum", json_real(0));
+		json_object_set_new(h, "count", json_integer(0));
+		return h;
+	}
+	buckets = json_array();
+	cum = 0;
 	for (i = 0; i < hd->nslots; i++) {
 		cum += slots[i];
 		json_array_append_new(buckets,

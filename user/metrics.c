@@ -35,52 +35,134 @@ void kw_upstream_labels(const struct kw_upstream *u, struct kw_upstream_labels *
 	kw_netns_name(u->key.netns, l->netns, sizeof(l->netns));
 }
 
-static unsigned int set_labels(struct kw_label *lab, const struct kw_upstream_labels *l)
+/*
+ * Series of the per-upstream families are written straight into the buffer with each
+ * upstream's labels escaped once: with 10k upstreams the general writer's checks and
+ * escaping per sample cost most of a scrape. HELP/TYPE still go through kw_expo_family.
+ */
+struct render {
+	struct kw_expo *e;
+	struct kw_buf *b;
+	char **labels; /* per upstream: direction="..",peer="..",port="..",netns=".." */
+};
+
+static char *escaped_labels(const struct kw_upstream_labels *l)
 {
-	lab[0] = (struct kw_label){ "direction", l->direction };
-	lab[1] = (struct kw_label){ "peer", l->peer };
-	lab[2] = (struct kw_label){ "port", l->port };
-	lab[3] = (struct kw_label){ "netns", l->netns };
-	return 4;
+	struct kw_buf b;
+
+	kw_buf_init(&b);
+	kw_buf_printf(&b, "direction=\"%s\",peer=\"", l->direction);
+	kw_expo_escape_label(&b, l->peer);
+	kw_buf_printf(&b, "\",port=\"%s\",netns=\"", l->port);
+	kw_expo_escape_label(&b, l->netns);
+	kw_buf_puts(&b, "\"");
+	return kw_buf_steal(&b);
 }
 
-static void render_fields(struct kw_expo *e, const struct kw_snapshot *s,
-			  const struct kw_upstream_labels *ul)
+/* name{labels[,k="v"][,k2="v2"]} value */
+static void series(struct kw_buf *b, const char *name, const char *suffix, const char *labels,
+		   const char *const extra[4], const char *value)
 {
-	struct kw_label lab[6];
-	unsigned int f, n, j;
+	unsigned int j;
+
+	kw_buf_puts(b, name);
+	kw_buf_puts(b, suffix);
+	kw_buf_puts(b, "{");
+	kw_buf_puts(b, labels);
+	for (j = 0; j < 4 && extra[j]; j += 2) {
+		kw_buf_puts(b, ",");
+		kw_buf_puts(b, extra[j]);
+		kw_buf_puts(b, "=\"");
+		kw_buf_puts(b, extra[j + 1]);
+		kw_buf_puts(b, "\"");
+	}
+	kw_buf_puts(b, "} ");
+	kw_buf_puts(b, value);
+	kw_buf_puts(b, "\n");
+}
+
+/*
+ * Breakdowns of rare events (resets by reason or state, connect failures by errno, the
+ * race side an upstream's direction cannot have) are written only where they are not
+ * zero, and always for the overflow upstream so that every family exists from the
+ * start: at 10k upstreams, writing every zero multiplies a scrape by ten.
+ */
+static int skip_field(const struct kw_upstream *u, unsigned int f)
+{
+	if (kw_key_is_overflow(&u->key))
+		return 0;
+	if (f == KW_F_RACE_SERVER)
+		return u->key.direction != KW_DIR_INBOUND;
+	if (f == KW_F_RACE_CLIENT)
+		return u->key.direction != KW_DIR_OUTBOUND;
+	return kw_field_sparse(f) && !u->val[f];
+}
+
+static void render_fields(struct render *r, const struct kw_snapshot *s)
+{
+	char v[32];
+	unsigned int f;
 	size_t i;
 
 	for (f = 0; f < KW_F_MAX; f++) {
 		const struct kw_field *fd = &kw_fields[f];
+		const char *extra[4] = { fd->lname[0], fd->lvalue[0], fd->lname[1], fd->lvalue[1] };
 
-		kw_expo_family(e, fd->family, fd->type, fd->help);
+		kw_expo_family(r->e, fd->family, fd->type, fd->help);
 		for (i = 0; i < s->n; i++) {
-			n = set_labels(lab, &ul[i]);
-			for (j = 0; j < 2 && fd->lname[j]; j++)
-				lab[n++] = (struct kw_label){ fd->lname[j], fd->lvalue[j] };
-			kw_expo_u64(e, fd->family, lab, n, s->u[i].val[f]);
+			if (skip_field(&s->u[i], f))
+				continue;
+			snprintf(v, sizeof(v), "%llu", (unsigned long long)s->u[i].val[f]);
+			series(r->b, fd->family, "", r->labels[i], extra, v);
 		}
 	}
 }
 
-static void render_hists(struct kw_expo *e, const struct kw_snapshot *s,
-			 const struct kw_upstream_labels *ul)
+static __u64 hist_count(const __u64 *slots, unsigned int nslots)
 {
-	struct kw_label lab[6];
-	unsigned int h, n;
+	__u64 n = 0;
+	unsigned int i;
+
+	for (i = 0; i < nslots; i++)
+		n += slots[i];
+	return n;
+}
+
+/* Histograms with no observation are left out (but for the overflow upstream). */
+static void render_hists(struct render *r, const struct kw_snapshot *s)
+{
+	char le[KW_HIST_MAXSLOTS][32], v[64];
+	unsigned int h, k;
 	size_t i;
 
 	for (h = 0; h < KW_H_MAX; h++) {
 		const struct kw_hist_desc *hd = &kw_hists[h];
+		const char *extra[4] = { hd->lname, hd->lvalue, NULL, NULL };
+		/* the le label follows the histogram's own label, if it has one */
+		const char *bucket[4] = { hd->lname ? hd->lname : "le", hd->lvalue,
+					 hd->lname ? "le" : NULL, NULL };
+		unsigned int le_at = hd->lname ? 3 : 1;
 
-		kw_expo_family(e, hd->family, "histogram", hd->help);
+		kw_expo_family(r->e, hd->family, "histogram", hd->help);
+		for (k = 0; k + 1 < hd->nslots; k++)
+			kw_expo_format_value(hd->bounds[k], le[k], sizeof(le[k]));
+		snprintf(le[hd->nslots - 1], sizeof(le[0]), "+Inf");
 		for (i = 0; i < s->n; i++) {
-			n = set_labels(lab, &ul[i]);
-			if (hd->lname)
-				lab[n++] = (struct kw_label){ hd->lname, hd->lvalue };
-			kw_expo_histogram(e, hd->family, lab, n, hd->bounds, s->u[i].hist[h],
-					  hd->nslots, s->u[i].hist_sum[h]);
+			const __u64 *slots = s->u[i].hist[h];
+			__u64 cum = 0, count = hist_count(slots, hd->nslots);
+
+			if (!count && !kw_key_is_overflow(&s->u[i].key))
+				continue;
+			for (k = 0; k < hd->nslots; k++) {
+				cum += slots[k];
+				bucket[le_at] = le[k];
+				snprintf(v, sizeof(v), "%llu", (unsigned long long)cum);
+				series(r->b, hd->family, "_bucket", r->labels[i], bucket, v);
+			}
+			kw_expo_format_value(s->u[i].hist_sum[h], v, sizeof(v));
+			series(r->b, hd->family, "_sum", r->labels[i], extra, v);
+			snprintf(v, sizeof(v), "%llu", (unsigned long long)count);
+			series(r->b, hd->family, "_count", r->labels[i], extra, v);
 		}
 	}
 }
@@ -154,21 +236,31 @@ static void render_self(struct kw_expo *e, const struct kw_snapshot *s)
 
 int kw_metrics_render(const struct kw_snapshot *s, struct kw_buf *out)
 {
-	struct kw_upstream_labels *ul;
+	struct kw_upstream_labels l;
 	struct kw_expo e;
+	struct render r = { .e = &e, .b = out };
 	size_t i;
+	int err = 0;
 
-	ul = calloc(s->n ? s->n : 1, sizeof(*ul));
-	if (!ul)
+	r.labels = calloc(s->n ? s->n : 1, sizeof(*r.labels));
+	if (!r.labels)
 		return -ENOMEM;
-	for (i = 0; i < s->n; i++)
-		kw_upstream_labels(&s->u[i], &ul[i]);
+	for (i = 0; i < s->n; i++) {
+		kw_upstream_labels(&s->u[i], &l);
+		r.labels[i] = escaped_labels(&l);
+		if (!r.labels[i])
+			err = -ENOMEM;
+	}
 	kw_expo_init(&e, out);
-	render_fields(&e, s, ul);
-	render_hists(&e, s, ul);
-	render_self(&e, s);
-	free(ul);
-	if (e.err)
-		return e.err;
+	if (!err) {
+		render_fields(&r, s);
+		render_hists(&r, s);
+		render_self(&e, s);
+	}
+	for (i = 0; i < s->n; i++)
+		free(r.labels[i]);
+	free(r.labels);
+	if (err || e.err)
+		return err ? err : e.err;
 	return out->err;
 }
