@@ -164,9 +164,7 @@ static void header(const json_t *doc, size_t nups, struct kw_buf *out)
 
 	kw_format_duration(json_number_value(json_object_get(doc, "uptime_seconds")), ago,
 			   sizeof(ago));
-	kw_buf_printf(out,
-		      "%zu upstream%s with closed connections, counted since the agent "
-		      "started %s ago\n",
+	kw_buf_printf(out, "%zu upstream%s diagnosed from counts since the agent started %s ago\n",
 		      nups, nups == 1 ? "" : "s", ago);
 	if (json_is_number(lb))
 		kw_buf_printf(out, "balancer idle timeout: %g s\n", json_number_value(lb));
@@ -190,7 +188,8 @@ int kw_doctor_text(const json_t *doc, struct kw_buf *out)
 		return -EPROTO;
 	header(doc, json_array_size(ups), out);
 	if (!json_array_size(ups))
-		kw_buf_puts(out, "\nno connection has closed yet: nothing to diagnose\n");
+		kw_buf_puts(out,
+			    "\nno upstream has closed a connection yet: nothing to diagnose\n");
 	json_array_foreach(ups, i, up) {
 		kw_buf_puts(out, "\n");
 		err = upstream_block(up, out);

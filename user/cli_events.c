@@ -55,11 +55,14 @@ int kw_ev_local_time(const char *iso, char *out, size_t len)
 
 void kw_ev_format_seconds(double s, char *out, size_t len)
 {
-	if (s < 0.001)
+	/* each unit up to where its rounded text would need the next one */
+	if (s <= 0)
+		snprintf(out, len, "0s");
+	else if (s * 1e6 < 999.5)
 		snprintf(out, len, "%.0fus", s * 1e6);
-	else if (s < 1)
+	else if (s * 1e3 < 999.5)
 		snprintf(out, len, "%.3gms", s * 1e3);
-	else if (s < 100)
+	else if (s < 99.9995)
 		snprintf(out, len, "%.3fs", s);
 	else
 		snprintf(out, len, "%.1fs", s);

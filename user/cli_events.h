@@ -27,7 +27,7 @@ int kw_ev_format(const json_t *ev, char *out, size_t len);
 /* "13:05:01.123" in local time from "2026-11-23T13:05:01.123Z"; 0 or -EINVAL. */
 int kw_ev_local_time(const char *iso, char *out, size_t len);
 
-/* "200us", "1.5ms", "1.004s", "65.0s" */
+/* "0s", "200us", "1.5ms", "1.004s", "65.0s" */
 void kw_ev_format_seconds(double s, char *out, size_t len);
 
 #endif /* KW_CLI_EVENTS_H */

@@ -367,3 +367,11 @@ int kw_events_render(struct kw_events *e, const struct kw_events_query *q, struc
 	pthread_mutex_unlock(&e->lock);
 	return err;
 }
+
+void kw_events_stats(struct kw_events *e, __u64 *received, __u64 *dropped)
+{
+	pthread_mutex_lock(&e->lock);
+	*received = e->ring.last;
+	*dropped = e->ring.dropped;
+	pthread_mutex_unlock(&e->lock);
+}

@@ -89,5 +89,7 @@ struct kw_events *kw_events_start(int ringbuf_fd, unsigned int capacity);
 void kw_events_stop(struct kw_events *e);
 /* kw_event_ring_render under the log's lock. */
 int kw_events_render(struct kw_events *e, const struct kw_events_query *q, struct kw_buf *out);
+/* Events received from the kernel, and of those overwritten unread (for self-metrics). */
+void kw_events_stats(struct kw_events *e, __u64 *received, __u64 *dropped);
 
 #endif /* KW_EVENTS_H */

@@ -1,21 +1,27 @@
 // SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 /*
  * keepwatch, the command-line client of keepwatchd: fetches the agent's JSON API over
- * HTTP and prints counters (stat, varnishstat-style) or the upstream table (upstreams),
+ * HTTP and prints counters (stat, varnishstat-style), the upstream table (upstreams), the
+ * notable events (events, optionally following them) or the doctor's diagnosis (doctor),
  * as text under 80 columns or as JSON with -j. Commands are rows of one table, each with
  * its own option parser. Exit status: 0 done, 1 failed (agent unreachable or answering
  * wrongly), 2 usage error. In JSON mode errors go to stdout as {"error": "..."}.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <curl/curl.h>
 #include <jansson.h>
+#include "addr.h"
 #include "buf.h"
+#include "cli_doctor.h"
+#include "cli_events.h"
 #include "cli_stat.h"
 #include "cli_upstreams.h"
 #include "log.h"
@@ -27,6 +33,11 @@
 
 #define DEFAULT_AGENT	"http://127.0.0.1:9479"
 #define UPSTREAMS_PATH	"/api/v1/upstreams"
+#define EVENTS_PATH	"/api/v1/events"
+#define DOCTOR_PATH	"/api/v1/doctor"
+#define EVENTS_DEFAULT	20	    /* events -n */
+#define EVENTS_MAX	10000	    /* the agent's largest limit */
+#define FOLLOW_SECONDS	1	    /* events -f: poll interval */
 #define MAX_BODY	(64u << 20) /* bytes; the agent caps its upstreams well below this */
 #define CONNECT_TIMEOUT 3000L	    /* ms */
 #define TOTAL_TIMEOUT	10000L	    /* ms */
@@ -40,7 +51,9 @@ struct cli {
 	int json;	       /* -j: JSON on stdout, errors included */
 	int one;	       /* stat -1 */
 	struct kw_globs globs; /* stat -f */
-	__u32 limit;	       /* upstreams -n, 0 for all */
+	__u32 limit;	       /* upstreams -n, 0 for all; events -n */
+	int follow;	       /* events -f */
+	const char *peer;      /* doctor PEER, or NULL */
 };
 
 struct command {
@@ -52,11 +65,15 @@ struct command {
 
 static int cmd_stat(struct cli *c, int argc, char **argv);
 static int cmd_upstreams(struct cli *c, int argc, char **argv);
+static int cmd_events(struct cli *c, int argc, char **argv);
+static int cmd_doctor(struct cli *c, int argc, char **argv);
 
 /* Adding a command is a row here and its function below. */
 static const struct command commands[] = {
 	{ "stat", "[-1] [-f GLOB[,GLOB...]] [-j]", "counters summed per direction", cmd_stat },
 	{ "upstreams", "[-j] [-n N]", "one row per upstream, busiest first", cmd_upstreams },
+	{ "events", "[-f] [-n N] [-j]", "races, resets and idle closes", cmd_events },
+	{ "doctor", "[PEER] [-j]", "keep-alive timeouts and what to fix", cmd_doctor },
 	{ NULL, NULL, NULL, NULL },
 };
 
@@ -116,7 +133,11 @@ static void print_usage(FILE *f)
 		"  -j             JSON output (errors too, as {\"error\": ...})\n"
 		"  -1             stat: one counter a line (name value rate/s description)\n"
 		"  -f GLOB[,...]  stat: only counters matching a glob (repeatable)\n"
-		"  -n N           upstreams: only the N busiest (with -j too)\n"
+		"  -n N           upstreams: only the N busiest (with -j too);\n"
+		"                 events: the last N (default 20, at most 10000)\n"
+		"  -f             events: follow, printing new events until Ctrl-C\n"
+		"  PEER           doctor: only this peer, ADDR, ADDR:PORT or [IPV6]:PORT\n"
+		"                 (PORT: our listening port inbound, the peer's outbound)\n"
 		"\nexit status: 0 done, 1 failed, 2 usage error\n",
 		DEFAULT_AGENT);
 }
@@ -452,6 +473,224 @@ static int cmd_upstreams(struct cli *c, int argc, char **argv)
 	free(rows);
 	json_decref(doc);
 	return ret;
+}
+
+/* ---- events ---- */
+
+static int events_options(struct cli *c, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "follow", no_argument, NULL, 'f' },
+		{ "limit", required_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int opt;
+
+	optind = 0;
+	c->limit = EVENTS_DEFAULT;
+	while ((opt = getopt_long(argc, argv, ":jfn:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'j':
+			c->json = 1;
+			break;
+		case 'f':
+			c->follow = 1;
+			break;
+		case 'n':
+			if (kw_parse_u32(optarg, 1, EVENTS_MAX, &c->limit))
+				return usage_error(c,
+						   "-n wants a number of events from 1 to %u, "
+						   "not '%s'",
+						   EVENTS_MAX, optarg);
+			break;
+		case 'h':
+			printf("usage: keepwatch events [-f] [-n N] [-j]\n");
+			return EXIT_OK;
+		default:
+			return bad_option(c, opt, argv);
+		}
+	}
+	if (optind < argc)
+		return usage_error(c, "unexpected argument '%s'", argv[optind]);
+	return -1;
+}
+
+/* Print one answer's events (or, with -j, the answer on one line); sets *next and *n. */
+static int events_print(const struct cli *c, const json_t *doc, int compact, __u64 *next, size_t *n)
+{
+	const json_t *events, *ev;
+	char line[512];
+	size_t i;
+	int err;
+
+	err = kw_ev_doc_parse(doc, next, &events);
+	if (err)
+		return bad_document(c, err);
+	*n = json_array_size(events);
+	if (c->json && !compact)
+		return print_json(c, doc);
+	if (c->json) {
+		if (*n && (json_dumpf(doc, stdout, JSON_COMPACT) || putchar('\n') == EOF))
+			return EXIT_FAIL;
+		return EXIT_OK;
+	}
+	json_array_foreach(events, i, ev) {
+		err = kw_ev_format(ev, line, sizeof(line));
+		if (err)
+			return bad_document(c, err);
+		puts(line);
+	}
+	return EXIT_OK;
+}
+
+static volatile sig_atomic_t stop_following;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	stop_following = 1;
+}
+
+/* Poll for events after next every second until SIGINT or SIGTERM; an exit status. */
+static int events_follow(const struct cli *c, __u64 next)
+{
+	struct sigaction sa = { .sa_handler = on_stop_signal };
+	struct timespec pause = { .tv_sec = FOLLOW_SECONDS };
+	char path[128];
+	__u64 seen;
+	size_t n = 0;
+	json_t *doc;
+	int ret;
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL); /* no SA_RESTART: Ctrl-C cuts the pause short */
+	sigaction(SIGTERM, &sa, NULL);
+	while (!stop_following) {
+		fflush(stdout);
+		/* a full answer means more are waiting: ask again at once */
+		if (n < EVENTS_MAX)
+			nanosleep(&pause, NULL);
+		if (stop_following)
+			break;
+		snprintf(path, sizeof(path), EVENTS_PATH "?since=%llu&limit=%u",
+			 (unsigned long long)next, EVENTS_MAX);
+		ret = agent_get(c, path, &doc);
+		if (ret)
+			return ret;
+		ret = events_print(c, doc, 1, &seen, &n);
+		json_decref(doc);
+		if (ret)
+			return ret;
+		if (!n && seen < next) {
+			/* the agent restarted and numbers its events from 1 again: take them
+			 * all, at once */
+			next = 0;
+			n = EVENTS_MAX;
+			continue;
+		}
+		next = seen;
+	}
+	return EXIT_OK;
+}
+
+static int cmd_events(struct cli *c, int argc, char **argv)
+{
+	char path[128];
+	__u64 next;
+	json_t *doc;
+	size_t n;
+	int ret;
+
+	ret = events_options(c, argc, argv);
+	if (ret >= 0)
+		return ret;
+	snprintf(path, sizeof(path), EVENTS_PATH "?limit=%u", c->limit);
+	ret = agent_get(c, path, &doc);
+	if (ret)
+		return ret;
+	ret = events_print(c, doc, c->follow, &next, &n);
+	json_decref(doc);
+	if (ret || !c->follow)
+		return ret;
+	return events_follow(c, next);
+}
+
+/* ---- doctor ---- */
+
+static int doctor_options(struct cli *c, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	__u8 addr[16];
+	__u16 port;
+	int opt;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, ":jh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'j':
+			c->json = 1;
+			break;
+		case 'h':
+			printf("usage: keepwatch doctor [PEER] [-j]\n");
+			return EXIT_OK;
+		default:
+			return bad_option(c, opt, argv);
+		}
+	}
+	if (optind < argc)
+		c->peer = argv[optind++];
+	if (optind < argc)
+		return usage_error(c, "unexpected argument '%s'", argv[optind]);
+	if (c->peer && kw_addr_parse_peer(c->peer, addr, &port))
+		return usage_error(c, "'%s' is not a peer: ADDR, ADDR:PORT or [IPV6]:PORT",
+				   c->peer);
+	return -1;
+}
+
+static int cmd_doctor(struct cli *c, int argc, char **argv)
+{
+	char path[256], *esc = NULL;
+	struct kw_buf text;
+	json_t *doc;
+	int ret, err;
+
+	ret = doctor_options(c, argc, argv);
+	if (ret >= 0)
+		return ret;
+	if (c->peer) {
+		esc = curl_easy_escape(NULL, c->peer, 0);
+		if (!esc) {
+			cli_error(c, "cannot build the request: out of memory");
+			return EXIT_FAIL;
+		}
+	}
+	snprintf(path, sizeof(path), "%s%s%s", DOCTOR_PATH, esc ? "?peer=" : "", esc ? esc : "");
+	curl_free(esc);
+	ret = agent_get(c, path, &doc);
+	if (ret)
+		return ret;
+	if (c->json) {
+		ret = print_json(c, doc);
+		json_decref(doc);
+		return ret;
+	}
+	kw_buf_init(&text);
+	err = kw_doctor_text(doc, &text);
+	json_decref(doc);
+	if (err == -ENOMEM)
+		cli_error(c, "cannot format the report: out of memory");
+	else if (err)
+		bad_document(c, err);
+	else
+		fputs(text.data, stdout);
+	kw_buf_free(&text);
+	return err ? EXIT_FAIL : EXIT_OK;
 }
 
 /* ---- main ---- */

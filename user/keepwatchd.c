@@ -257,16 +257,15 @@ static int route_events(void *ctx, const struct kw_request *req, struct kw_buf *
 static int route_doctor(void *ctx, const struct kw_request *req, struct kw_buf *body,
 			const char **ctype)
 {
-	struct kw_doctor_opts o = { .lb_idle_timeout = 0 };
+	struct agent *a = ctx;
+	struct kw_doctor_opts o = { .lb_idle_timeout = a->opts->lb_idle_timeout };
 	const char *peer = kw_request_arg(req, "peer");
 	struct kw_diagnosis *d;
-	struct agent *a = ctx;
 	struct kw_snapshot s;
 	size_t n;
 	int err;
 
 	*ctype = "application/json";
-	o.lb_idle_timeout = a->opts->lb_idle_timeout;
 	if (peer) {
 		if (kw_addr_parse_peer(peer, o.peer, &o.port)) {
 			kw_json_error("peer: not ADDR, ADDR:PORT or [IPV6]:PORT", body);

@@ -117,13 +117,79 @@ static void test_parse(void **state)
 	assert_int_equal(kw_addr_parse("localhost", a), -EINVAL);
 }
 
+static void test_endpoint(void **state)
+{
+	char out[KW_ENDPOINT_STRLEN];
+	__u8 a[16];
+
+	(void)state;
+	kw_addr_parse("10.77.1.2", a);
+	assert_int_equal(kw_addr_format_endpoint(a, 80, out, sizeof(out)), 0);
+	assert_string_equal(out, "10.77.1.2:80");
+	assert_int_equal(kw_addr_format_endpoint(a, 0, out, sizeof(out)), 0);
+	assert_string_equal(out, "10.77.1.2:0");
+	kw_addr_parse("::ffff:10.77.1.2", a);
+	assert_int_equal(kw_addr_format_endpoint(a, 65535, out, sizeof(out)), 0);
+	assert_string_equal(out, "10.77.1.2:65535");
+	kw_addr_parse("fd77::2", a);
+	assert_int_equal(kw_addr_format_endpoint(a, 8080, out, sizeof(out)), 0);
+	assert_string_equal(out, "[fd77::2]:8080");
+	/* the longest address text inet_ntop writes, with brackets and port */
+	kw_addr_parse("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", a);
+	assert_int_equal(kw_addr_format_endpoint(a, 65535, out, sizeof(out)), 0);
+	assert_string_equal(out, "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535");
+	assert_int_equal(kw_addr_format_endpoint(a, 65535, out, 47), -ENOSPC);
+	assert_string_equal(out, "");
+	assert_int_equal(kw_addr_format_endpoint(a, 65535, out, 48), 0);
+	kw_addr_parse("10.77.1.2", a);
+	assert_int_equal(kw_addr_format_endpoint(a, 80, out, 12), -ENOSPC);
+	assert_int_equal(kw_addr_format_endpoint(a, 80, out, 13), 0);
+}
+
+static void test_parse_peer(void **state)
+{
+	__u8 a[16], want[16];
+	__u16 port = 7;
+
+	(void)state;
+	kw_addr_parse("10.0.0.2", want);
+	assert_int_equal(kw_addr_parse_peer("10.0.0.2", a, &port), 0);
+	assert_memory_equal(a, want, 16);
+	assert_int_equal(port, 0);
+	assert_int_equal(kw_addr_parse_peer("10.0.0.2:80", a, &port), 0);
+	assert_memory_equal(a, want, 16);
+	assert_int_equal(port, 80);
+	kw_addr_parse("fd77::2", want);
+	assert_int_equal(kw_addr_parse_peer("fd77::2", a, &port), 0);
+	assert_memory_equal(a, want, 16);
+	assert_int_equal(port, 0);
+	assert_int_equal(kw_addr_parse_peer("[fd77::2]:8080", a, &port), 0);
+	assert_memory_equal(a, want, 16);
+	assert_int_equal(port, 8080);
+	/* nothing written on failure */
+	port = 7;
+	memset(a, 0xaa, sizeof(a));
+	memcpy(want, a, 16);
+	assert_int_equal(kw_addr_parse_peer("", a, &port), -EINVAL);
+	assert_int_equal(kw_addr_parse_peer(NULL, a, &port), -EINVAL);
+	assert_int_equal(kw_addr_parse_peer(":80", a, &port), -EINVAL);
+	assert_int_equal(kw_addr_parse_peer("10.0.0.2:0", a, &port), -EINVAL);
+	assert_int_equal(kw_addr_parse_peer("10.0.0.2:65536", a, &port), -EINVAL);
+	assert_int_equal(kw_addr_parse_peer("10.0.0.2:", a, &port), -EINVAL);
+	assert_int_equal(kw_addr_parse_peer("[fd77::2]", a, &port), -EINVAL);
+	assert_int_equal(kw_addr_parse_peer("[10.0.0.2]:80", a, &port), -EINVAL);
+	assert_int_equal(kw_addr_parse_peer("localhost:80", a, &port), -EINVAL);
+	assert_int_equal(kw_addr_parse_peer("example.com", a, &port), -EINVAL);
+	assert_memory_equal(a, want, 16);
+	assert_int_equal(port, 7);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_format_v4mapped),
-		cmocka_unit_test(test_format_v6),
-		cmocka_unit_test(test_format_nospace),
-		cmocka_unit_test(test_parse),
+		cmocka_unit_test(test_format_v4mapped), cmocka_unit_test(test_format_v6),
+		cmocka_unit_test(test_format_nospace),	cmocka_unit_test(test_parse),
+		cmocka_unit_test(test_endpoint),	cmocka_unit_test(test_parse_peer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,8 +12,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include <jansson.h>
+#include <bpf/bpf.h>
 
 #include "addr.h"
 #include "events.h"
@@ -443,6 +445,37 @@ static void test_clock_offset(void **state)
 	assert_true(a - b < 1000000 && b - a < 1000000);
 }
 
+/* The thread's start and stop on a real ring buffer map: needs CAP_BPF, skipped without. */
+static void test_thread(void **state)
+{
+	struct kw_events_query q = { .limit = 10 };
+	__u64 received = 1, dropped = 1;
+	struct kw_events *e;
+	struct kw_buf b;
+	int fd;
+
+	(void)state;
+	fd = bpf_map_create(BPF_MAP_TYPE_RINGBUF, "kw_test_events", 0, 0, 4096, NULL);
+	if (fd < 0) {
+		skip();
+		return;
+	}
+	assert_null(kw_events_start(fd, 15));
+	assert_int_equal(errno, EINVAL);
+	e = kw_events_start(fd, 16);
+	assert_non_null(e);
+	kw_buf_init(&b);
+	assert_int_equal(kw_events_render(e, &q, &b), 0);
+	assert_string_equal(b.data, "{\"version\":1,\"next\":0,\"dropped\":0,\"events\":[]}\n");
+	kw_buf_free(&b);
+	kw_events_stats(e, &received, &dropped);
+	assert_int_equal(received, 0);
+	assert_int_equal(dropped, 0);
+	kw_events_stop(e);
+	kw_events_stop(NULL);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -458,6 +491,7 @@ int main(void)
 		cmocka_unit_test(test_query_parse),
 		cmocka_unit_test(test_reason_names),
 		cmocka_unit_test(test_clock_offset),
+		cmocka_unit_test(test_thread),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
