@@ -3,12 +3,12 @@
  * keepwatch's kernel side: follows every TCP connection from tracepoints and aggregates,
  * in the kernel, per upstream (netns, direction, peer address, service port).
  *
- * A connection gets per-socket state (socket storage) when it reaches ESTABLISHED. The
- * only per-request work is one storage lookup on the receive path, which counts a
- * request at each request/response turn. Everything else is folded into the upstream's
- * counters once, when the socket reaches CLOSE. Requests on connections still open are
- * read by user space through the socket-storage iterator, so the hot path never touches
- * the upstream map.
+ * A connection gets per-socket state (socket storage) when it reaches ESTABLISHED,
+ * holding its upstream's slot in the counters array. The only per-request work is one
+ * storage lookup on the receive path, which counts a request at each request/response
+ * turn straight into the upstream's slot (an array lookup the verifier inlines, no hash).
+ * Everything else is folded into the upstream's counters once, when the socket reaches
+ * CLOSE. User space reads the counters array through mmap.
  *
  * Resets are rare and get the expensive work: naming the kernel's reason, finding the
  * connection a reset belongs to even when only a timewait socket, a listener or the
@@ -39,6 +39,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Filters, set by the agent before load. */
 const volatile __u8 cfg_filter_netns = 0;
 const volatile __u8 cfg_filter_ports = 0;
+/* Slots in kw_counters: --max-upstreams plus the overflow slots (the agent sets it). */
+const volatile __u32 cfg_capacity = 4096 + KW_DIR_MAX;
 /* Events: at most this many per second and CPU, in bursts of up to cfg_events_burst. */
 const volatile __u32 cfg_events_per_sec = 200;
 const volatile __u32 cfg_events_burst = 100;
@@ -56,6 +58,8 @@ extern int CONFIG_HZ __kconfig;
 /* Per-socket state, freed with the socket. */
 struct kw_sock {
 	struct kw_key key;
+	__u32 idx; /* the upstream's slot in kw_counters */
+	__u32 pad0;
 	__u64 close_ns;	    /* ns (CLOCK_MONOTONIC) of the first close, either side */
 	__u32 requests;	    /* requests so far */
 	__u32 mark;	    /* our write_seq at the last counted turn */
@@ -79,6 +83,8 @@ struct kw_tuple {
 /* What a late request needs to know about the connection it met. */
 struct kw_closed {
 	struct kw_key key;
+	__u32 idx; /* the upstream's slot in kw_counters */
+	__u32 pad;
 	__u64 close_ns; /* ns, CLOCK_MONOTONIC */
 	__u32 idle_ms;
 	__u32 requests;
@@ -97,13 +103,40 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } kw_socks SEC(".maps");
 
+/* Upstream key to its slot in kw_counters. Sizes: the agent sets them to cfg_capacity. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096 + KW_DIR_MAX); /* the agent sets it: --max-upstreams + overflow */
+	__uint(max_entries, 4096 + KW_DIR_MAX);
 	__type(key, struct kw_key);
-	__type(value, struct kw_counters);
+	__type(value, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } kw_upstreams SEC(".maps");
+
+/* The counters, one slot per upstream; slots 0 and 1 are the overflow upstreams. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 4096 + KW_DIR_MAX);
+	__type(key, __u32);
+	__type(value, struct kw_counters);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kw_counters SEC(".maps");
+
+/* Slots freed by the agent's eviction, zeroed, ready for new upstreams. */
+struct {
+	__uint(type, BPF_MAP_TYPE_QUEUE);
+	__uint(max_entries, 4096 + KW_DIR_MAX);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kw_free_slots SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct kw_meta);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kw_meta SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -167,32 +200,43 @@ static __always_inline struct kw_sock *sock_state(const struct sock *sk)
 	return bpf_sk_storage_get(&kw_socks, (struct sock *)sk, NULL, 0);
 }
 
-/*
- * The upstream's counters, created on first use. When the map is full the counts go to
- * the direction's overflow upstream, which the agent creates at start-up.
- */
-static struct kw_counters *upstream(const struct kw_key *key)
+static __always_inline struct kw_counters *counters(__u32 idx)
 {
-	static const struct kw_counters zero;
-	struct kw_key overflow = { .direction = key->direction };
-	struct kw_counters *c;
-	long err;
+	return bpf_map_lookup_elem(&kw_counters, &idx);
+}
 
-	c = bpf_map_lookup_elem(&kw_upstreams, key);
-	if (c)
-		return c;
-	err = bpf_map_update_elem(&kw_upstreams, key, &zero, BPF_NOEXIST);
-	if (!err || err == -EEXIST) {
-		c = bpf_map_lookup_elem(&kw_upstreams, key);
-		if (c)
-			return c;
-	} else {
-		count_error(KW_ERR_UPSTREAMS_FULL);
+/*
+ * The upstream's slot, created on first use: a slot evicted by the agent, else a fresh
+ * one. When none is left the counts go to the direction's overflow slot.
+ */
+static __u32 upstream_slot(const struct kw_key *key)
+{
+	__u32 *p, idx, zero = 0;
+	struct kw_meta *m;
+
+	p = bpf_map_lookup_elem(&kw_upstreams, key);
+	if (p)
+		return *p;
+	if (bpf_map_pop_elem(&kw_free_slots, &idx)) {
+		m = bpf_map_lookup_elem(&kw_meta, &zero);
+		if (!m)
+			return key->direction;
+		idx = __sync_fetch_and_add(&m->next_slot, 1);
+		if (idx >= cfg_capacity) {
+			count_error(KW_ERR_UPSTREAMS_FULL);
+			return key->direction;
+		}
 	}
-	c = bpf_map_lookup_elem(&kw_upstreams, &overflow);
-	if (!c)
-		count_error(KW_ERR_NO_UPSTREAM);
-	return c;
+	if (bpf_map_update_elem(&kw_upstreams, key, &idx, BPF_NOEXIST)) {
+		/* Another CPU created it first: give the slot back and use theirs. */
+		bpf_map_push_elem(&kw_free_slots, &idx, 0);
+		p = bpf_map_lookup_elem(&kw_upstreams, key);
+		if (p)
+			return *p;
+		count_error(KW_ERR_UPSTREAMS_FULL);
+		return key->direction;
+	}
+	return idx;
 }
 
 static __always_inline void addr_v4(__u8 *addr, __be32 a)
@@ -387,10 +431,13 @@ static __always_inline void on_established(const struct sock *sk, int oldstate)
 	__builtin_memset(s, 0, sizeof(*s));
 	s->key = key;
 	s->mark = tp->write_seq;
+	s->idx = upstream_slot(&key);
 
-	c = upstream(&key);
-	if (c)
+	c = counters(s->idx);
+	if (c) {
 		__sync_fetch_and_add(&c->opened, 1);
+		__sync_fetch_and_add(&c->active, 1);
+	}
 }
 
 static __always_inline __u32 jiffies_to_ms(__u32 j)
@@ -417,6 +464,7 @@ static __always_inline void remember_close(const struct sock *sk, const struct k
 {
 	struct kw_closed v = {
 		.key = s->key,
+		.idx = s->idx,
 		.close_ns = s->close_ns,
 		.idle_ms = s->idle_ms,
 		.requests = s->requests,
@@ -461,6 +509,12 @@ static __always_inline void fold(const struct sock *sk, struct kw_sock *s, int o
 	struct kw_counters *c;
 	__u8 by = s->closed_by & 1, how = s->how & 1;
 
+	bool unanswered = false;
+
+	s->flags |= SF_FOLDED;
+	c = counters(s->idx);
+	if (!c)
+		return;
 	/*
 	 * Outbound, a request we sent that no response answered (a reset came instead, or
 	 * we gave up) still counts, as Varnish counts it in backend_reuse.
@@ -468,18 +522,15 @@ static __always_inline void fold(const struct sock *sk, struct kw_sock *s, int o
 	if (s->key.direction == KW_DIR_OUTBOUND) {
 		struct tcp_sock *tp = bpf_skc_to_tcp_sock((struct sock *)sk);
 
-		if (tp && tp->write_seq - (s->flags & SF_FIN_SENT ? 1 : 0) != s->mark)
-			reqs++;
+		unanswered = tp && tp->write_seq - (s->flags & SF_FIN_SENT ? 1 : 0) != s->mark;
 	}
-	/* Skipped by the iterator from now on; see the collector for why this goes first. */
-	s->flags |= SF_FOLDED;
-
-	c = upstream(&s->key);
-	if (!c)
-		return;
-	__sync_fetch_and_add(&c->requests, reqs);
-	if (reqs > 1)
-		__sync_fetch_and_add(&c->reused, reqs - 1);
+	if (unanswered) {
+		__sync_fetch_and_add(&c->requests, 1);
+		if (reqs)
+			__sync_fetch_and_add(&c->reused, 1);
+		reqs++;
+	}
+	__sync_fetch_and_add(&c->active, -1);
 	if (!reqs)
 		__sync_fetch_and_add(&c->unused_closed[by], 1);
 	__sync_fetch_and_add(&c->closed[by][how], 1);
@@ -542,7 +593,7 @@ static __always_inline void on_connect_failed(const struct sock *sk)
 	default:
 		cf = KW_CF_OTHER;
 	}
-	c = upstream(&key);
+	c = counters(upstream_slot(&key));
 	if (c)
 		__sync_fetch_and_add(&c->connect_failures[cf], 1);
 }
@@ -580,6 +631,7 @@ static __always_inline int handle_set_state(const struct sock *sk, int oldstate,
  */
 static __always_inline int handle_recv(struct sock *sk, int ret, int flags)
 {
+	struct kw_counters *c;
 	struct tcp_sock *tp;
 	struct kw_sock *s;
 	__u32 seq;
@@ -593,9 +645,15 @@ static __always_inline int handle_recv(struct sock *sk, int ret, int flags)
 	if (!tp)
 		return 0;
 	seq = tp->write_seq;
-	if (seq != s->mark || (!s->requests && s->key.direction == KW_DIR_INBOUND)) {
-		s->requests++;
-		s->mark = seq;
+	if (seq == s->mark && (s->requests || s->key.direction != KW_DIR_INBOUND))
+		return 0;
+	s->requests++;
+	s->mark = seq;
+	c = counters(s->idx);
+	if (c) {
+		__sync_fetch_and_add(&c->requests, 1);
+		if (s->requests > 1)
+			__sync_fetch_and_add(&c->reused, 1);
 	}
 	return 0;
 }
@@ -660,7 +718,7 @@ static __always_inline void count_race(struct kw_counters *c, __u32 idle, __u64 
 static __always_inline void reset_from_socket(const struct sock *sk, struct kw_sock *s, __u8 why)
 {
 	__u64 gap_ns = bpf_ktime_get_ns() - s->close_ns;
-	struct kw_counters *c = upstream(&s->key);
+	struct kw_counters *c = counters(s->idx);
 	struct kw_tuple t = {};
 	bool race;
 
@@ -696,7 +754,7 @@ static __always_inline void reset_from_tuple(struct kw_tuple *t, __u8 why)
 	struct kw_closed *closed;
 	struct kw_counters *c;
 	__u64 gap_ns = 0;
-	__u32 idle = 0, reqs = 0;
+	__u32 idle = 0, reqs = 0, idx = KW_DIR_INBOUND;
 	bool race = false;
 
 	if (!netns_wanted(t->netns))
@@ -704,6 +762,7 @@ static __always_inline void reset_from_tuple(struct kw_tuple *t, __u8 why)
 	closed = bpf_map_lookup_elem(&kw_closed_by_us, t);
 	if (closed) {
 		key = closed->key;
+		idx = closed->idx;
 		gap_ns = bpf_ktime_get_ns() - closed->close_ns;
 		idle = closed->idle_ms;
 		reqs = closed->requests;
@@ -711,7 +770,7 @@ static __always_inline void reset_from_tuple(struct kw_tuple *t, __u8 why)
 		bpf_map_delete_elem(&kw_closed_by_us, t);
 	}
 	/* Resets to tuples we never had (scans) go to the overflow upstream. */
-	c = upstream(&key);
+	c = counters(idx);
 	if (!c)
 		return;
 	__sync_fetch_and_add(&c->resets_sent[why], 1);
@@ -782,7 +841,7 @@ static __always_inline int handle_receive_reset(struct sock *sk)
 	    (sk->sk_shutdown & RCV_SHUTDOWN) && tp->data_segs_in != s->data_segs_in)
 		return 0;
 	s->flags |= SF_RST_RCVD;
-	c = upstream(&s->key);
+	c = counters(s->idx);
 	if (!c)
 		return 0;
 	__sync_fetch_and_add(&c->resets_rcvd[rst_state(state)], 1);
@@ -853,21 +912,6 @@ int kw_iter_tcp(struct bpf_iter__tcp *ctx)
 	rec.rport = t.rport;
 	rec.state = skc->skc_state;
 	rec.family = is_v4mapped(t.raddr) || skc->skc_family == AF_INET ? KW_AF_INET : KW_AF_INET6;
-	bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
-	return 0;
-}
-
-/* Walks the open tracked sockets for user space: their requests so far. */
-SEC("iter/bpf_sk_storage_map")
-int kw_iter_socks(struct bpf_iter__bpf_sk_storage_map *ctx)
-{
-	struct kw_sock *s = ctx->value;
-	struct kw_live rec = {};
-
-	if (!ctx->sk || !s || (s->flags & SF_FOLDED))
-		return 0;
-	rec.key = s->key;
-	rec.requests = s->requests;
 	bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
 	return 0;
 }

@@ -84,13 +84,14 @@ struct kw_key {
 };
 
 /*
- * Per-upstream counters, updated with atomic adds. Connections are folded in when they
- * close; requests on open connections are read from the live sockets (struct kw_live).
+ * Per-upstream counters, one slot of the kw_counters array, updated with atomic adds:
+ * requests as they happen, everything else when a connection closes.
  */
 struct kw_counters {
 	__u64 opened;			     /* connections established */
-	__u64 requests;			     /* requests carried by closed connections */
-	__u64 reused;			     /* of those, requests after a connection's first */
+	__u64 active;			     /* of those, not closed yet */
+	__u64 requests;			     /* requests */
+	__u64 reused;			     /* requests after a connection's first */
 	__u64 unused_closed[KW_BY_MAX];	     /* closed without a request, by who closed first */
 	__u64 closed[KW_BY_MAX][KW_HOW_MAX]; /* closes, by who closed first and how */
 	__u64 idle_ms_sum[KW_BY_MAX];	     /* ms, idle time before close, by closer */
@@ -115,11 +116,10 @@ struct kw_counters {
 	__u64 connect_failures[KW_CF_MAX];   /* outbound connect() failures, by KW_CF_* */
 };
 
-/* One open tracked socket, as the socket-storage iterator writes it. */
-struct kw_live {
-	struct kw_key key;
-	__u32 requests; /* requests so far */
-	__u32 pad;
+/* kw_meta: the state of the slot allocator. Slots 0 and 1 are the overflow upstreams. */
+struct kw_meta {
+	__u64 next_slot;    /* the next never-used slot of kw_counters */
+	__u64 created_unix; /* s since the epoch: when the counters started (set by the agent) */
 };
 
 /* Notable events, rate limited in the kernel: kw_event.type */

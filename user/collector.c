@@ -1,10 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 /*
- * Turns the BPF maps into snapshots. Closed connections are in the upstream map; open
- * ones are summed from the live-socket iterator. A connection moves from the second to
- * the first when it closes: the kernel marks it folded before it adds its counts, so a
- * snapshot taken in between can come out a little low, never high. Counters are held to
- * the last value served so that they never go backwards for Prometheus.
+ * Turns the BPF maps into snapshots: the upstream map gives each upstream's slot, the
+ * counters array (mapped into memory) its counts. The kernel keeps every counter
+ * monotonic itself, requests included, so a snapshot is a plain copy.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -96,6 +94,7 @@ static void from_counters(struct kw_upstream *u, const struct kw_counters *k)
 
 	u->val[KW_F_CONN] = k->opened;
 	u->val[KW_F_REQ] = k->requests;
+	u->val[KW_F_ACTIVE] = k->active;
 	u->val[KW_F_REUSE] = k->reused;
 	u->val[KW_F_CLOSED_LOCAL_FIN] = k->closed[KW_BY_LOCAL][KW_HOW_FIN];
 	u->val[KW_F_CLOSED_LOCAL_RST] = k->closed[KW_BY_LOCAL][KW_HOW_RST];
@@ -135,91 +134,39 @@ static void from_counters(struct kw_upstream *u, const struct kw_counters *k)
 	u->hist_sum[KW_H_RACE_GAP] = k->race_gap_us_sum / 1e6;
 }
 
-static int read_upstreams(int fd, struct kw_snapshot *s)
+static int read_upstreams(const struct kw_bpf *bpf, struct kw_snapshot *s)
 {
+	const struct kw_counters *counters = kw_bpf_counters(bpf);
+	__u32 capacity = kw_bpf_upstreams_capacity(bpf), idx;
+	int fd = kw_bpf_upstreams_fd(bpf);
 	struct kw_key key, next, *prev = NULL;
-	struct kw_counters *k;
 	size_t cap = 64;
-	int err = 0;
 
-	k = malloc(sizeof(*k));
 	s->u = calloc(cap, sizeof(*s->u));
-	if (!k || !s->u) {
-		err = -ENOMEM;
-		goto out;
-	}
+	if (!s->u)
+		return -ENOMEM;
 	while (!bpf_map_get_next_key(fd, prev, &next)) {
 		key = next;
 		prev = &key;
-		if (bpf_map_lookup_elem(fd, &key, k))
+		if (bpf_map_lookup_elem(fd, &key, &idx) || idx >= capacity)
 			continue; /* deleted meanwhile */
 		if (s->n == cap) {
 			struct kw_upstream *grown = realloc(s->u, 2 * cap * sizeof(*s->u));
 
-			if (!grown) {
-				err = -ENOMEM;
-				goto out;
-			}
+			if (!grown)
+				return -ENOMEM;
 			memset(grown + cap, 0, cap * sizeof(*s->u));
 			s->u = grown;
 			cap *= 2;
 		}
 		s->u[s->n].key = key;
-		from_counters(&s->u[s->n], k);
+		s->u[s->n].slot = idx;
+		from_counters(&s->u[s->n], &counters[idx]);
+		s->live_sockets += s->u[s->n].val[KW_F_ACTIVE];
 		s->n++;
 	}
 	qsort(s->u, s->n, sizeof(*s->u), upstream_cmp);
-out:
-	free(k);
-	return err;
-}
-
-static void add_live(struct kw_snapshot *s, const struct kw_live *l)
-{
-	struct kw_upstream *u = find(s->u, s->n, &l->key);
-
-	if (!u) {
-		/* Opened while the map was full: its counts go to the overflow upstream. */
-		struct kw_key overflow = { .direction = l->key.direction };
-
-		u = find(s->u, s->n, &overflow);
-		if (!u)
-			return;
-	}
-	u->val[KW_F_REQ] += l->requests;
-	u->val[KW_F_REUSE] += l->requests > 1 ? l->requests - 1 : 0;
-	u->val[KW_F_ACTIVE]++;
-	s->live_sockets++;
-}
-
-static int read_live(const struct kw_bpf *bpf, struct kw_snapshot *s)
-{
-	char buf[64 * sizeof(struct kw_live)];
-	size_t have = 0, off;
-	ssize_t r;
-	int fd;
-
-	fd = kw_bpf_live_iter(bpf);
-	if (fd < 0)
-		return fd;
-	for (;;) {
-		r = read(fd, buf + have, sizeof(buf) - have);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		have += r;
-		for (off = 0; off + sizeof(struct kw_live) <= have; off += sizeof(struct kw_live)) {
-			struct kw_live l;
-
-			memcpy(&l, buf + off, sizeof(l));
-			add_live(s, &l);
-		}
-		memmove(buf, buf + off, have - off);
-		have -= off;
-	}
-	close(fd);
-	return r < 0 ? -errno : 0;
+	return 0;
 }
 
 static void read_errors(int fd, struct kw_snapshot *s)
@@ -256,28 +203,19 @@ static int read_bpf_stats_enabled(void)
 	return v;
 }
 
-/* Counters never go backwards; the gauge (active) is served as read. */
-static void hold_monotonic(struct kw_collector *c, struct kw_snapshot *s, double now)
+/* When each upstream last changed, for eviction: counts that moved, or open connections. */
+static void track_changes(struct kw_collector *c, struct kw_snapshot *s, double now)
 {
 	size_t i;
-	int f;
 
 	for (i = 0; i < s->n; i++) {
 		struct kw_upstream *u = &s->u[i];
 		struct kw_upstream *p = find(c->prev, c->nprev, &u->key);
-		int changed = !p;
 
-		if (p) {
-			for (f = 0; f < KW_F_MAX; f++) {
-				if (f == KW_F_ACTIVE)
-					continue;
-				if (u->val[f] < p->val[f])
-					u->val[f] = p->val[f];
-				changed |= u->val[f] != p->val[f];
-			}
-			changed |= u->val[KW_F_ACTIVE] != 0;
-		}
-		u->last_change = changed ? now : p->last_change;
+		if (!p || u->val[KW_F_ACTIVE] || memcmp(u->val, p->val, sizeof(u->val)))
+			u->last_change = now;
+		else
+			u->last_change = p->last_change;
 	}
 }
 
@@ -300,15 +238,13 @@ static int collect_locked(struct kw_collector *c, struct kw_snapshot *s)
 	int err;
 
 	memset(s, 0, sizeof(*s));
-	err = read_upstreams(kw_bpf_upstreams_fd(c->bpf), s);
-	if (!err)
-		err = read_live(c->bpf, s);
+	err = read_upstreams(c->bpf, s);
 	if (err) {
 		kw_snapshot_free(s);
 		return err;
 	}
 	read_errors(kw_bpf_errors_fd(c->bpf), s);
-	hold_monotonic(c, s, now);
+	track_changes(c, s, now);
 	err = remember(c, s);
 	if (err) {
 		kw_snapshot_free(s);
@@ -320,6 +256,7 @@ static int collect_locked(struct kw_collector *c, struct kw_snapshot *s)
 	s->nprogs = kw_bpf_prog_stats(c->bpf, s->progs, KW_MAX_PROGS);
 	s->bpf_stats_enabled = read_bpf_stats_enabled();
 	s->attach_mode = kw_bpf_attach_mode(c->bpf);
+	s->counters_since = kw_bpf_created_unix(c->bpf);
 	return 0;
 }
 
@@ -341,13 +278,29 @@ static int by_last_change(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/*
+ * Gives an upstream's slot back: the key goes first, so that new connections of that
+ * upstream take a new slot, then the zeroed slot joins the queue the kernel takes from.
+ */
+static int free_slot(struct kw_collector *c, const struct kw_upstream *u)
+{
+	int ufd = kw_bpf_upstreams_fd(c->bpf);
+
+	if (bpf_map_delete_elem(ufd, &u->key))
+		return -errno;
+	memset(&kw_bpf_counters(c->bpf)[u->slot], 0, sizeof(struct kw_counters));
+	if (bpf_map_update_elem(kw_bpf_free_slots_fd(c->bpf), NULL, &u->slot, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
 static int evict_locked(struct kw_collector *c)
 {
 	struct kw_upstream **cand = NULL;
 	struct kw_snapshot s;
 	size_t i, n = 0, high, low;
 	double now = kw_now();
-	int fd, err, evicted = 0;
+	int err, evicted = 0;
 
 	err = collect_locked(c, &s);
 	if (err)
@@ -366,9 +319,8 @@ static int evict_locked(struct kw_collector *c)
 		    now - s.u[i].last_change >= c->evict_idle)
 			cand[n++] = &s.u[i];
 	qsort(cand, n, sizeof(*cand), by_last_change);
-	fd = kw_bpf_upstreams_fd(c->bpf);
 	for (i = 0; i < n && s.n - evicted > low; i++)
-		if (!bpf_map_delete_elem(fd, &cand[i]->key))
+		if (!free_slot(c, cand[i]))
 			evicted++;
 	c->evicted += evicted;
 	if (evicted) {

@@ -18,6 +18,7 @@
 
 struct kw_upstream {
 	struct kw_key key;
+	__u32 slot;				/* its slot in the kernel's counters array */
 	__u64 val[KW_F_MAX];			/* by enum kw_field_id */
 	__u64 hist[KW_H_MAX][KW_HIST_MAXSLOTS]; /* per slot, not cumulative */
 	double hist_sum[KW_H_MAX];		/* in the exposed unit */
@@ -37,12 +38,13 @@ struct kw_snapshot {
 	unsigned int nprogs;
 	int bpf_stats_enabled;	 /* kernel.bpf_stats_enabled, -1 if unreadable */
 	const char *attach_mode; /* the programs attached, see kw_bpf_attach_mode() */
+	__u64 counters_since;	 /* s since the epoch: when the counts started (pinned maps) */
 };
 
 struct kw_collector {
 	const struct kw_bpf *bpf;
 	pthread_mutex_t lock;
-	struct kw_upstream *prev; /* last snapshot's upstreams, sorted, for monotonic counters */
+	struct kw_upstream *prev; /* last snapshot's upstreams, sorted, for eviction */
 	size_t nprev;
 	__u64 evicted;
 	double started;

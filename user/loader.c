@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <linux/magic.h>
@@ -23,14 +25,15 @@
 
 struct kw_bpf {
 	struct keepwatch_bpf *skel;
-	struct bpf_link *iter_link;
+	struct kw_counters *counters; /* kw_counters, mmapped */
+	size_t counters_len;
+	__u64 created_unix;
 	struct bpf_link *tcp_iter_link; /* kw_iter_tcp: the TIME_WAIT census (census.h) */
 	__u32 capacity;
 	char mode[256];
 };
 
 _Static_assert(sizeof(struct kw_key) == 24, "kw_key layout");
-_Static_assert(sizeof(struct kw_live) == 32, "kw_live layout");
 _Static_assert(sizeof(struct kw_event) == 64, "kw_event layout");
 _Static_assert(sizeof(struct kw_counters) % 8 == 0, "kw_counters layout");
 
@@ -101,7 +104,7 @@ static int choose_programs(struct kw_bpf *b)
 			"server-side races are not counted");
 		bpf_program__set_autoload(b->skel->progs.kw_send_reset, false);
 	}
-	strcat(b->mode, " iter/bpf_sk_storage_map iter/tcp");
+	strcat(b->mode, " iter/tcp");
 out:
 	btf__free(btf);
 	return err;
@@ -132,41 +135,72 @@ static int check_bpffs(const char *dir)
 	return 0;
 }
 
-/*
- * A pinned map from an earlier run is reused only if its layout is the one this build
- * wants (another version or another --max-upstreams makes another map): otherwise it
- * is unpinned, said so, and created afresh.
- */
-static int pin_map(struct bpf_map *map, const char *dir)
+/* Does the map pinned at path have the layout this build wants? */
+static int pin_fits(struct bpf_map *map, const char *path)
 {
 	struct bpf_map_info info = {};
 	__u32 len = sizeof(info);
-	char path[256];
 	int fd, err;
 
-	if (!dir)
-		return bpf_map__set_pin_path(map, NULL);
-	snprintf(path, sizeof(path), "%s/%s", dir, bpf_map__name(map));
 	fd = bpf_obj_get(path);
-	if (fd >= 0) {
-		err = bpf_obj_get_info_by_fd(fd, &info, &len);
-		close(fd);
-		if (err || info.type != bpf_map__type(map) ||
-		    info.key_size != bpf_map__key_size(map) ||
-		    info.value_size != bpf_map__value_size(map) ||
-		    info.max_entries != bpf_map__max_entries(map)) {
-			kw_warn("pinned map %s has another layout: starting its counts afresh",
-				path);
-			if (unlink(path)) {
-				err = -errno;
-				kw_err("unpin %s: %s", path, strerror(errno));
-				return err;
-			}
-		} else {
-			kw_info("reusing pinned map %s", path);
-		}
+	if (fd < 0)
+		return -ENOENT;
+	err = bpf_obj_get_info_by_fd(fd, &info, &len);
+	close(fd);
+	return !err && info.type == bpf_map__type(map) && info.key_size == bpf_map__key_size(map) &&
+	       info.value_size == bpf_map__value_size(map) &&
+	       info.max_entries == bpf_map__max_entries(map) &&
+	       info.map_flags == bpf_map__map_flags(map);
+}
+
+/*
+ * Pinned maps from an earlier run are reused only all together and only if each has
+ * the layout this build wants (another version or another --max-upstreams makes other
+ * maps, and slots of one map index another): otherwise they are all unpinned, said so,
+ * and created afresh.
+ */
+static int pin_maps(struct kw_bpf *b, const char *dir)
+{
+	struct bpf_map *maps[] = {
+		b->skel->maps.kw_socks,	     b->skel->maps.kw_upstreams, b->skel->maps.kw_counters,
+		b->skel->maps.kw_free_slots, b->skel->maps.kw_meta,	 b->skel->maps.kw_errors,
+	};
+	unsigned int i, n = sizeof(maps) / sizeof(maps[0]), found = 0, fit = 0;
+	char path[256];
+	int err, r;
+
+	for (i = 0; i < n; i++) {
+		if (!dir)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, bpf_map__name(maps[i]));
+		r = pin_fits(maps[i], path);
+		found += r != -ENOENT;
+		fit += r == 1;
 	}
-	return bpf_map__set_pin_path(map, path);
+	for (i = 0; i < n; i++) {
+		if (!dir) {
+			err = bpf_map__set_pin_path(maps[i], NULL);
+			if (err)
+				return err;
+			continue;
+		}
+		snprintf(path, sizeof(path), "%s/%s", dir, bpf_map__name(maps[i]));
+		if (found && fit != n && unlink(path) && errno != ENOENT) {
+			err = -errno;
+			kw_err("unpin %s: %s", path, strerror(errno));
+			return err;
+		}
+		err = bpf_map__set_pin_path(maps[i], path);
+		if (err)
+			return err;
+	}
+	if (found && fit != n)
+		kw_warn("maps pinned in %s have another layout (another version or "
+			"--max-upstreams): starting the counts afresh",
+			dir);
+	else if (found)
+		kw_info("reusing the maps pinned in %s: counts go on from the last run", dir);
+	return 0;
 }
 
 static int set_filters(struct kw_bpf *b, const struct kw_loader_opts *o)
@@ -185,47 +219,60 @@ static int set_filters(struct kw_bpf *b, const struct kw_loader_opts *o)
 	return 0;
 }
 
-/* The overflow upstreams take the counts of connections the full map has no room for. */
-static int add_overflow_upstreams(struct kw_bpf *b)
+/*
+ * The overflow upstreams own slots 0 and 1 and take the counts of connections the full
+ * map has no room for; fresh slots start after them. Pinned maps keep theirs.
+ */
+static int init_slots(struct kw_bpf *b)
 {
-	int fd = bpf_map__fd(b->skel->maps.kw_upstreams);
-	struct kw_counters *zero;
+	int ufd = bpf_map__fd(b->skel->maps.kw_upstreams);
+	int mfd = bpf_map__fd(b->skel->maps.kw_meta);
+	struct kw_meta meta;
 	struct kw_key key;
-	int dir, err = 0;
+	__u32 zero = 0, dir;
 
-	zero = calloc(1, sizeof(*zero));
-	if (!zero)
-		return -ENOMEM;
+	if (bpf_map_lookup_elem(mfd, &zero, &meta))
+		return -errno;
+	if (!meta.next_slot) {
+		meta.next_slot = KW_DIR_MAX;
+		meta.created_unix = time(NULL);
+		if (bpf_map_update_elem(mfd, &zero, &meta, BPF_ANY))
+			return -errno;
+	}
+	b->created_unix = meta.created_unix;
 	for (dir = 0; dir < KW_DIR_MAX; dir++) {
 		memset(&key, 0, sizeof(key));
 		key.direction = dir;
-		if (bpf_map_update_elem(fd, &key, zero, BPF_NOEXIST) && errno != EEXIST) {
-			err = -errno;
-			break;
-		}
+		if (bpf_map_update_elem(ufd, &key, &dir, BPF_NOEXIST) && errno != EEXIST)
+			return -errno;
 	}
-	free(zero);
-	return err;
+	return 0;
+}
+
+/* The counters array, read (and zeroed on eviction) through memory, not syscalls. */
+static int map_counters(struct kw_bpf *b)
+{
+	size_t len = (size_t)b->capacity * sizeof(struct kw_counters);
+	long page = sysconf(_SC_PAGESIZE);
+	void *p;
+
+	len = (len + page - 1) / page * page;
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED,
+		 bpf_map__fd(b->skel->maps.kw_counters), 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	b->counters = p;
+	b->counters_len = len;
+	return 0;
 }
 
 static int attach(struct kw_bpf *b)
 {
-	union bpf_iter_link_info linfo = {};
-	LIBBPF_OPTS(bpf_iter_attach_opts, iopts);
 	int err;
 
 	err = keepwatch_bpf__attach(b->skel);
 	if (err) {
 		kw_err("attach tracepoints: %s", strerror(-err));
-		return err;
-	}
-	linfo.map.map_fd = bpf_map__fd(b->skel->maps.kw_socks);
-	iopts.link_info = &linfo;
-	iopts.link_info_len = sizeof(linfo);
-	b->iter_link = bpf_program__attach_iter(b->skel->progs.kw_iter_socks, &iopts);
-	if (!b->iter_link) {
-		err = -errno;
-		kw_err("attach iter/bpf_sk_storage_map: %s", strerror(errno));
 		return err;
 	}
 	/* Attached once; each bpf_iter_create() takes the namespace of the thread calling it. */
@@ -266,19 +313,19 @@ struct kw_bpf *kw_bpf_start(const struct kw_loader_opts *o)
 	err = choose_programs(b);
 	if (err)
 		goto destroy_skel;
-	/* The iterator is attached by hand, to the socket-storage map. */
-	bpf_program__set_autoattach(b->skel->progs.kw_iter_socks, false);
+	/* The census iterator is attached by hand, see attach(). */
 	bpf_program__set_autoattach(b->skel->progs.kw_iter_tcp, false);
 	b->skel->rodata->cfg_filter_netns = o->n_netns > 0;
 	b->skel->rodata->cfg_filter_ports = o->n_ports > 0;
 	b->capacity = o->max_upstreams + KW_DIR_MAX;
+	b->skel->rodata->cfg_capacity = b->capacity;
 	err = bpf_map__set_max_entries(b->skel->maps.kw_upstreams, b->capacity);
 	if (!err)
-		err = pin_map(b->skel->maps.kw_upstreams, o->pin_dir);
+		err = bpf_map__set_max_entries(b->skel->maps.kw_counters, b->capacity);
 	if (!err)
-		err = pin_map(b->skel->maps.kw_socks, o->pin_dir);
+		err = bpf_map__set_max_entries(b->skel->maps.kw_free_slots, b->capacity);
 	if (!err)
-		err = pin_map(b->skel->maps.kw_errors, o->pin_dir);
+		err = pin_maps(b, o->pin_dir);
 	if (err) {
 		kw_err("prepare maps: %s", strerror(-err));
 		goto destroy_skel;
@@ -291,7 +338,9 @@ struct kw_bpf *kw_bpf_start(const struct kw_loader_opts *o)
 	}
 	err = set_filters(b, o);
 	if (!err)
-		err = add_overflow_upstreams(b);
+		err = init_slots(b);
+	if (!err)
+		err = map_counters(b);
 	if (err) {
 		kw_err("initialise maps: %s", strerror(-err));
 		goto destroy_skel;
@@ -304,7 +353,8 @@ struct kw_bpf *kw_bpf_start(const struct kw_loader_opts *o)
 
 destroy_skel:
 	bpf_link__destroy(b->tcp_iter_link);
-	bpf_link__destroy(b->iter_link);
+	if (b->counters)
+		munmap(b->counters, b->counters_len);
 	keepwatch_bpf__destroy(b->skel);
 free_b:
 	free(b);
@@ -318,7 +368,8 @@ void kw_bpf_destroy(struct kw_bpf *b)
 	if (!b)
 		return;
 	bpf_link__destroy(b->tcp_iter_link);
-	bpf_link__destroy(b->iter_link);
+	if (b->counters)
+		munmap(b->counters, b->counters_len);
 	keepwatch_bpf__destroy(b->skel);
 	free(b);
 }
@@ -343,11 +394,19 @@ __u32 kw_bpf_upstreams_capacity(const struct kw_bpf *b)
 	return b->capacity;
 }
 
-int kw_bpf_live_iter(const struct kw_bpf *b)
+struct kw_counters *kw_bpf_counters(const struct kw_bpf *b)
 {
-	int fd = bpf_iter_create(bpf_link__fd(b->iter_link));
+	return b->counters;
+}
 
-	return fd < 0 ? -errno : fd;
+int kw_bpf_free_slots_fd(const struct kw_bpf *b)
+{
+	return bpf_map__fd(b->skel->maps.kw_free_slots);
+}
+
+__u64 kw_bpf_created_unix(const struct kw_bpf *b)
+{
+	return b->created_unix;
 }
 
 int kw_bpf_tcp_iter_link_fd(const struct kw_bpf *b)

@@ -40,8 +40,12 @@ int kw_bpf_errors_fd(const struct kw_bpf *b);
 /* The ring buffer of struct kw_event, for ring_buffer__new(). */
 int kw_bpf_events_fd(const struct kw_bpf *b);
 __u32 kw_bpf_upstreams_capacity(const struct kw_bpf *b);
-/* A new read end of the live-socket iterator (a stream of struct kw_live), or -errno. */
-int kw_bpf_live_iter(const struct kw_bpf *b);
+/* The kw_counters array (capacity slots), mapped into memory: readable and writable. */
+struct kw_counters *kw_bpf_counters(const struct kw_bpf *b);
+/* The queue of freed slots: the collector pushes the slots it evicts. */
+int kw_bpf_free_slots_fd(const struct kw_bpf *b);
+/* When the counters started (s since the epoch): this run, or the pinned maps' first. */
+__u64 kw_bpf_created_unix(const struct kw_bpf *b);
 /*
  * The link of the tcp iterator (struct kw_census per socket) for kw_census_run(): each
  * bpf_iter_create() on it walks the namespace of the calling thread.
