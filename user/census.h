@@ -57,11 +57,12 @@ struct kw_census_netns {
 	__u32 inode;
 	__u32 port_lo, port_hi; /* ip_local_port_range */
 	__u32 reserved;		/* ip_local_reserved_ports inside the range */
-	__u32 listening;	/* other listening ports inside the range: connect() skips them */
-	__u32 range;		/* port_hi - port_lo + 1 - reserved - listening */
-	__u32 tw_reuse;		/* tcp_tw_reuse: 0, 1, 2 (loopback only) */
-	__u64 sockets;		/* records the iterator gave (request sockets are not among them) */
-	__u64 time_wait;	/* of those, TIME_WAIT: equals /proc/net/sockstat's "tw" */
+	__u32 listening; /* listening ports inside the range, not reserved: connect() skips them */
+	__u32 range;	 /* ports connect() can give: port_hi - port_lo + 1, less one if that is
+			    odd (the kernel scans an even number), less reserved and listening */
+	__u32 tw_reuse;	 /* tcp_tw_reuse: 0, 1, 2 (loopback only) */
+	__u64 sockets;	 /* records the iterator gave (request sockets are not among them) */
+	__u64 time_wait; /* of those, TIME_WAIT: equals /proc/net/sockstat's "tw" */
 };
 
 struct kw_census_result {
@@ -91,7 +92,10 @@ int kw_census_netns_all(__u32 *out, unsigned int max);
 
 /*
  * Adds one namespace's census: its sockets rec[0..n) in any order, its sysctls.
- * Rows get growth 0 until kw_census_diff. 0, -EEXIST if the namespace is already in r,
+ * A socket is accepted (inbound: upstream port = ours) when its port listens, or, its
+ * listener gone, when its port is outside the ephemeral range and the peer's inside;
+ * every other non-listener is outbound (upstream port = the peer's) and counts towards
+ * its destination. Rows get growth 0 until kw_census_diff. 0, -EEXIST if the namespace is already in r,
  * -EINVAL on bad sysctls (port_lo > port_hi, port_hi > 65535), -ENOMEM.
  */
 int kw_census_add(struct kw_census_result *r, __u32 netns, const struct kw_census_sysctl *sys,

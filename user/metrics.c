@@ -140,7 +140,7 @@ static void render_hists(struct render *r, const struct kw_snapshot *s)
 		const char *extra[4] = { hd->lname, hd->lvalue, NULL, NULL };
 		/* the le label follows the histogram's own label, if it has one */
 		const char *bucket[4] = { hd->lname ? hd->lname : "le", hd->lvalue,
-					 hd->lname ? "le" : NULL, NULL };
+					  hd->lname ? "le" : NULL, NULL };
 		unsigned int le_at = hd->lname ? 3 : 1;
 
 		kw_expo_family(r->e, hd->family, "histogram", hd->help);

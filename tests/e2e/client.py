@@ -14,18 +14,42 @@ Modes (every socket has a timeout; every loop is bounded):
                 server closes it (recv() returns b"" within W seconds), then close.
   client-close  one connection, --requests R (default 1), then the client closes first.
   unused        --conns C: connect and close without sending anything.
+  race          --conns C: one request on each of C connections, then print a "ready" line
+                and wait for "go SECONDS" on stdin (or --delay SECONDS without --control):
+                SECONDS after the last response, send a second request on each connection
+                and watch what answers it: a response, or a reset (the socket reaches
+                CLOSE; SO_ERROR says ECONNRESET or EPIPE), or nothing within --wait.
+  reuse         --requests R: R sequential keep-alive requests, on one connection until
+                the server closes it (a response with "Connection: close", then its FIN),
+                then on a new one; the client closes the last connection.
+  churn         --conns C: C connections in turn, one keep-alive request each, the client
+                closing first (its side keeps the TIME_WAIT); a connect() that fails with
+                EADDRNOTAVAIL is counted and the loop goes on, any other error stops it.
+  reset-wait    --requests R [--unanswered U]: R requests on one connection, then U more
+                sent without waiting for an answer, then wait up to --wait for the server
+                to end it, and report how ("end"): "eof" (FIN), "ECONNRESET" or "none".
 
-Prints one JSON object on stdout: mode, connections, requests (sent), responses (complete
+--linger0 (client-close, churn): close with SO_LINGER {1, 0}, which sends a RST.
+
+Prints one JSON object on stdout (race: a "ready" line first): mode, connections, requests (sent), responses (complete
 responses received), server_closed (connections the server closed first), idle_seconds
 (time from the last response to the server's FIN), and "error" on failure. Exit status 0 only when
 every response arrived complete and the closes happened as the mode expects.
 """
 
 import argparse
+import errno
 import json
+import select
 import socket
+import struct
 import sys
 import time
+
+# Linux TCP states, as struct tcp_info's first byte gives them (include/net/tcp_states.h).
+TCP_STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
+              6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN",
+              11: "CLOSING"}
 
 
 class ClientError(Exception):
@@ -127,8 +151,56 @@ class Conn:
                 return time.monotonic() - start
             raise ClientError(f"unexpected {len(data)} bytes while waiting for close")
 
+    def state(self):
+        """The socket's TCP state name, from TCP_INFO."""
+        info = self.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)
+        return TCP_STATES.get(info[0], str(info[0]))
+
+    def peer_closed(self):
+        """True when the peer's FIN has been read or is waiting (recv would return b"")."""
+        if self.eof_seen:
+            return True
+        try:
+            return self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except (BlockingIOError, InterruptedError):
+            return False
+
+    def set_linger0(self):
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
     def close(self):
         self.sock.close()
+
+
+def errno_name(n):
+    return errno.errorcode.get(n, str(n))
+
+
+def watch_second_request(c, wait):
+    """After a request on a connection that may have been closed: wait up to `wait`
+    seconds for a response or for the socket to be reset. Returns "response", "reset"
+    or "none", and the errno name the reset left (SO_ERROR, or a recv() error), if any.
+
+    A reset is seen through the socket's state (CLOSE), not through recv() alone: once
+    the peer's FIN has been queued, recv() returns b"" and never reports the reset."""
+    deadline = time.monotonic() + wait
+    seen = None  # an error a peek returned: reading it clears SO_ERROR
+    while True:
+        if c.state() == "CLOSE":
+            err = c.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            return "reset", errno_name(err) if err else seen
+        if not c.eof_seen:
+            try:
+                data = c.sock.recv(65536, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+                if data.startswith(b"HTTP/1."):
+                    return "response", None
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError as e:
+                seen = errno_name(e.errno)
+        if time.monotonic() >= deadline:
+            return "none", None
+        time.sleep(0.005)
 
 
 def run(args, out):
@@ -187,6 +259,63 @@ def run(args, out):
         try:
             for _ in range(args.requests):
                 one_request(c)
+            if args.linger0:
+                c.set_linger0()
+        finally:
+            c.close()
+    elif args.mode == "race":
+        run_race(args, out)
+    elif args.mode == "reuse":
+        c = None
+        try:
+            while out["requests"] < args.requests:
+                if c is None:
+                    c = Conn(host, port, timeout)
+                    out["connections"] += 1
+                headers, _ = one_request(c)
+                if headers.get("connection", "").lower() == "close":
+                    c.wait_server_close(timeout)
+                    out["server_closed"] += 1
+                    c.close()
+                    c = None
+        finally:
+            if c is not None:
+                c.close()
+    elif args.mode == "churn":
+        out["connect_errors"] = {}
+        for _ in range(args.conns):
+            try:
+                c = Conn(host, port, timeout)
+            except OSError as e:
+                if e.errno != errno.EADDRNOTAVAIL:
+                    raise
+                name = errno_name(e.errno)
+                out["connect_errors"][name] = out["connect_errors"].get(name, 0) + 1
+                continue
+            out["connections"] += 1
+            try:
+                one_request(c)
+                if args.linger0:
+                    c.set_linger0()
+            finally:
+                c.close()
+    elif args.mode == "reset-wait":
+        c = Conn(host, port, timeout)
+        out["connections"] += 1
+        try:
+            for _ in range(args.requests):
+                one_request(c)
+            for _ in range(args.unanswered):
+                out["requests"] += 1
+                c.sock.sendall(build_request(host, args.path, False))
+            c.sock.settimeout(args.wait)
+            try:
+                data = c.sock.recv(65536)
+                out["end"] = "eof" if data == b"" else f"{len(data)} bytes"
+            except ConnectionResetError:
+                out["end"] = "ECONNRESET"
+            except socket.timeout:
+                out["end"] = "none"
         finally:
             c.close()
     elif args.mode == "unused":
@@ -198,9 +327,65 @@ def run(args, out):
             c.close()
 
 
+def run_race(args, out):
+    """See "race" in the module's help. out gets: state_at_send {state: n} (ESTABLISHED:
+    the server's FIN had not arrived, CLOSE_WAIT: it had), outcome {response|reset|none:
+    n}, reset_errno {name: n}, delay_seconds (actual, from the last first response to the
+    first second request)."""
+    host, port, timeout = args.host, args.port, args.timeout
+    conns = []
+    out.update(state_at_send={}, outcome={}, reset_errno={}, delay_seconds=None)
+    try:
+        for _ in range(args.conns):
+            conns.append(Conn(host, port, timeout))
+            out["connections"] += 1
+        for c in conns:
+            out["requests"] += 1
+            headers, _ = c.request(host, args.path)
+            out["responses"] += 1
+            if headers.get("connection", "").lower() == "close":
+                raise ClientError("server refused keep-alive")
+        last = time.monotonic()
+        delay = args.delay
+        if args.control:
+            print(json.dumps({"ready": out["connections"]}), flush=True)
+            r, _, _ = select.select([sys.stdin], [], [], args.control_timeout)
+            if not r:
+                raise ClientError(f"no 'go' on stdin within {args.control_timeout}s")
+            words = sys.stdin.readline().split()
+            if len(words) != 2 or words[0] != "go":
+                raise ClientError(f"expected 'go SECONDS' on stdin, got {words}")
+            delay = float(words[1])
+        left = last + delay - time.monotonic()
+        if left > 0:
+            time.sleep(left)
+        out["delay_seconds"] = round(time.monotonic() - last, 3)
+        for c in conns:
+            st = c.state()
+            out["state_at_send"][st] = out["state_at_send"].get(st, 0) + 1
+            out["requests"] += 1
+            try:
+                c.sock.sendall(build_request(host, args.path, False))
+            except OSError as e:
+                # Not expected (the RST comes after the send), but say what happened.
+                out["send_errors"] = out.get("send_errors", 0) + 1
+                out.setdefault("send_errno", []).append(errno_name(e.errno))
+        for c in conns:
+            what, err = watch_second_request(c, args.wait)
+            out["outcome"][what] = out["outcome"].get(what, 0) + 1
+            if what == "response":
+                out["responses"] += 1
+            if err:
+                out["reset_errno"][err] = out["reset_errno"].get(err, 0) + 1
+    finally:
+        for c in conns:
+            c.close()
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("mode", choices=["keepalive", "close", "idle", "client-close", "unused"])
+    p.add_argument("mode", choices=["keepalive", "close", "idle", "client-close", "unused",
+                                    "race", "reuse", "churn", "reset-wait"])
     p.add_argument("--host", required=True, help="server address (IPv4 or IPv6)")
     p.add_argument("--port", type=int, default=80)
     p.add_argument("--path", default="/")
@@ -211,14 +396,25 @@ def parse_args(argv):
     p.add_argument("--end", choices=["close", "wait"], default="close")
     p.add_argument("--hold", type=float, default=0.0, help="unused: seconds before closing")
     p.add_argument("--timeout", type=float, default=5.0, help="per-socket timeout, seconds")
+    p.add_argument("--delay", type=float, default=1.5,
+                   help="race: seconds from the last response to the second requests")
+    p.add_argument("--control", action="store_true",
+                   help="race: print a ready line, then take 'go SECONDS' from stdin")
+    p.add_argument("--control-timeout", type=float, default=30.0,
+                   help="race --control: seconds to wait for 'go'")
+    p.add_argument("--unanswered", type=int, default=0,
+                   help="reset-wait: requests sent after the others, without waiting")
+    p.add_argument("--linger0", action="store_true",
+                   help="client-close, churn: close with SO_LINGER {1, 0} (a RST)")
     a = p.parse_args(argv)
     if a.requests is None:
-        a.requests = {"keepalive": 10, "close": 20}.get(a.mode, 1)
-    for name in ("conns", "requests"):
+        a.requests = {"keepalive": 10, "close": 20, "reuse": 10}.get(a.mode, 1)
+    for name in ("conns", "requests", "unanswered"):
         v = getattr(a, name)
         if not 0 <= v <= 100000:
             p.error(f"--{name} out of range: {v}")
-    if not 0 < a.wait <= 600 or not 0 < a.timeout <= 600 or not 0 <= a.hold <= 600:
+    if not 0 < a.wait <= 600 or not 0 < a.timeout <= 600 or not 0 <= a.hold <= 600 \
+            or not 0 <= a.delay <= 600 or not 0 < a.control_timeout <= 600:
         p.error("times must be in (0, 600] seconds")
     return a
 

@@ -9,6 +9,7 @@ import ipaddress
 import json
 import os
 import re
+import select as select_mod  # kw.select() is the metric selector
 import shutil
 import signal
 import socket
@@ -22,14 +23,15 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-BUILD = REPO / "build"
+# The binaries under test: build/ unless $KW_BUILD names another output folder (make OUT=...).
+BUILD = Path(os.environ.get("KW_BUILD") or REPO / "build")
 KEEPWATCHD = BUILD / "keepwatchd"
 KEEPWATCH = BUILD / "keepwatch"
 PYTHON = "/usr/bin/python3"  # Debian's, not the first python3 on PATH
 CLIENT = Path(__file__).resolve().with_name("client.py")
 NGINX = "/usr/sbin/nginx"
 
-NS_PREFIXES = ("kwc", "kws")
+NS_PREFIXES = ("kwc", "kwp", "kws")  # client, proxy, server (backend)
 _ns_counter = 0
 
 
@@ -96,79 +98,57 @@ def delete_netns(ns):
 
 
 def cleanup_stale_netns():
-    """Delete kwc-/kws-<pid>-<n> namespaces left by test sessions that no longer run."""
+    """Delete kwc-/kwp-/kws-<pid>-<n> namespaces left by test sessions that no longer run."""
     p = run(["ip", "netns", "list"], check=False)
     for line in p.stdout.splitlines():
         name = line.split()[0] if line.split() else ""
-        m = re.fullmatch(r"(kwc|kws)-(\d+)-(\d+)", name)
+        m = re.fullmatch(r"(kwc|kwp|kws)-(\d+)-(\d+)", name)
         if m and int(m.group(2)) != os.getpid() and not _pid_alive(int(m.group(2))):
             delete_netns(name)
 
 
 # --- network namespaces -----------------------------------------------------------------
 
-class NetnsPair:
-    """Two namespaces joined by a veth pair.
+def _next_tag():
+    """(index 1..250 for addresses, unique tag for names) of a new namespace set."""
+    global _ns_counter
+    _ns_counter += 1
+    return (_ns_counter - 1) % 250 + 1, f"{os.getpid()}-{_ns_counter}"
 
-    client: 10.77.N.1/24, fd77:N::1/64     server: 10.77.N.2/24, fd77:N::2/64
 
-    Each side knows the other's MAC address from a permanent neighbour entry, so no ARP
-    or neighbour discovery happens. The kernel's neighbour tables are shared by all
-    namespaces, and resolved entries count against one gc_thresh3 (1024 by default):
-    anything else on the host that talks to many peers (a benchmark with 10,000 client
-    addresses did) fills them, and then our ARP fails ("neighbor table overflow",
-    connect() times out or gets EHOSTUNREACH). Permanent entries are exempt from that
-    limit.
-    """
+class Namespaces:
+    """Named network namespaces this test created, and commands inside them."""
 
     def __init__(self):
-        global _ns_counter
-        _ns_counter += 1
-        self.index = (_ns_counter - 1) % 250 + 1
-        tag = f"{os.getpid()}-{_ns_counter}"
-        self.client_ns = f"kwc-{tag}"
-        self.server_ns = f"kws-{tag}"
-        n = self.index
-        self.client_v4 = f"10.77.{n}.1"
-        self.server_v4 = f"10.77.{n}.2"
-        self.client_v6 = ipaddress.ip_address(f"fd77:{n}::1").compressed
-        self.server_v6 = ipaddress.ip_address(f"fd77:{n}::2").compressed
-        self.client_mac = f"02:77:00:00:{n:02x}:01"
-        self.server_mac = f"02:77:00:00:{n:02x}:02"
         self.procs = []
         self.created = []
 
-    def client_addr(self, v6=False):
-        return self.client_v6 if v6 else self.client_v4
+    def add_ns(self, name):
+        run(["ip", "netns", "add", name])
+        self.created.append(name)
+        run(["ip", "-n", name, "link", "set", "lo", "up"])
 
-    def server_addr(self, v6=False):
-        return self.server_v6 if v6 else self.server_v4
-
-    def create(self):
-        c, s = self.client_ns, self.server_ns
-        for ns in (c, s):
-            run(["ip", "netns", "add", ns])
-            self.created.append(ns)
+    def link(self, a, b, dev_a, dev_b, v4=None, v6=None, mac=None):
+        """A veth pair between namespaces a and b: dev_a in a, dev_b in b, with addresses
+        (a's, b's) and MAC addresses (a's, b's), and permanent neighbour entries both ways
+        (see NetnsPair for why)."""
+        (a4, b4), (a6, b6), (amac, bmac) = v4, v6, mac
         steps = [
-            ["ip", "-n", c, "link", "add", "veth0", "address", self.client_mac, "type", "veth",
-             "peer", "name", "veth0", "address", self.server_mac, "netns", s],
-            ["ip", "-n", c, "link", "set", "lo", "up"],
-            ["ip", "-n", s, "link", "set", "lo", "up"],
-            ["ip", "-n", c, "addr", "add", f"{self.client_v4}/24", "dev", "veth0"],
-            ["ip", "-n", s, "addr", "add", f"{self.server_v4}/24", "dev", "veth0"],
-            ["ip", "-n", c, "addr", "add", f"{self.client_v6}/64", "dev", "veth0", "nodad"],
-            ["ip", "-n", s, "addr", "add", f"{self.server_v6}/64", "dev", "veth0", "nodad"],
-            ["ip", "-n", c, "link", "set", "veth0", "up"],
-            ["ip", "-n", s, "link", "set", "veth0", "up"],
+            ["ip", "-n", a, "link", "add", dev_a, "address", amac, "type", "veth",
+             "peer", "name", dev_b, "address", bmac, "netns", b],
+            ["ip", "-n", a, "addr", "add", f"{a4}/24", "dev", dev_a],
+            ["ip", "-n", b, "addr", "add", f"{b4}/24", "dev", dev_b],
+            ["ip", "-n", a, "addr", "add", f"{a6}/64", "dev", dev_a, "nodad"],
+            ["ip", "-n", b, "addr", "add", f"{b6}/64", "dev", dev_b, "nodad"],
+            ["ip", "-n", a, "link", "set", dev_a, "up"],
+            ["ip", "-n", b, "link", "set", dev_b, "up"],
         ]
-        for ns, addrs, mac in ((c, (self.server_v4, self.server_v6), self.server_mac),
-                               (s, (self.client_v4, self.client_v6), self.client_mac)):
+        for ns, dev, addrs, lladdr in ((a, dev_a, (b4, b6), bmac), (b, dev_b, (a4, a6), amac)):
             for addr in addrs:
-                steps.append(["ip", "-n", ns, "neigh", "replace", addr, "lladdr", mac, "dev",
-                              "veth0", "nud", "permanent"])
+                steps.append(["ip", "-n", ns, "neigh", "replace", addr, "lladdr", lladdr,
+                              "dev", dev, "nud", "permanent"])
         for cmd in steps:
             run(cmd)
-        return self
 
     def destroy(self):
         for p in self.procs:
@@ -189,6 +169,15 @@ class NetnsPair:
         self.procs.append(p)
         return p
 
+    def sysctl(self, ns, settings):
+        """Set sysctls in `ns`: sysctl(ns, {"net.ipv4.tcp_fin_timeout": 1})."""
+        for k, v in settings.items():
+            self.exec(ns, ["sysctl", "-q", "-w", f"{k}={v}"])
+
+    def nft(self, ns, script):
+        """Load an nftables ruleset (nft -f -) into `ns`."""
+        self.exec(ns, ["nft", "-f", "-"], input=script)
+
     def nstat(self, ns):
         """Absolute SNMP/netstat counters of `ns` (nstat -a: no history file is touched)."""
         p = self.exec(ns, ["nstat", "--ignore", "--zeros", "--noupdate", "--json"])
@@ -206,6 +195,28 @@ class NetnsPair:
                 counts[st] = counts.get(st, 0) + 1
         return counts
 
+    def wait_states(self, ns, want, timeout=5, port=None):
+        """Poll until the TCP states of `ns` (only sockets with `port` at either end,
+        if given; listeners left out) are exactly `want` ({state: n}); fail with the last
+        seen otherwise. Returns the states."""
+        deadline = time.monotonic() + timeout
+        while True:
+            counts = {}
+            for line in self.ss(ns, "-tan").splitlines():
+                f = line.split()
+                if len(f) < 5 or f[0] == "LISTEN":
+                    continue
+                if port is not None and not (f[3].endswith(f":{port}") or
+                                             f[4].endswith(f":{port}")):
+                    continue
+                counts[f[0]] = counts.get(f[0], 0) + 1
+            if counts == want:
+                return counts
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"TCP states in {ns}: actual {counts}, expected {want} "
+                                     f"(waited {timeout}s)")
+            time.sleep(0.02)
+
     def sockstat(self, ns):
         """/proc/net/sockstat of `ns` as {"TCP": {"inuse": n, "tw": n, ...}, ...}."""
         text = self.exec(ns, ["cat", "/proc/net/sockstat"]).stdout
@@ -216,11 +227,12 @@ class NetnsPair:
             out[proto] = {f[i]: int(f[i + 1]) for i in range(0, len(f) - 1, 2)}
         return out
 
-    def run_client(self, mode, *args, v6=False, host=None, check=True, timeout=60):
-        """Run tests/e2e/client.py in the client namespace; return its JSON summary."""
-        host = host or self.server_addr(v6)
-        cmd = [PYTHON, str(CLIENT), mode, "--host", host, *map(str, args)]
-        p = self.exec(self.client_ns, cmd, timeout=timeout, check=False)
+    def client_cmd(self, mode, host, *args):
+        return [PYTHON, str(CLIENT), mode, "--host", host, *map(str, args)]
+
+    def run_client_in(self, ns, mode, host, *args, check=True, timeout=60):
+        """Run tests/e2e/client.py in `ns`; return its JSON summary."""
+        p = self.exec(ns, self.client_cmd(mode, host, *args), timeout=timeout, check=False)
         try:
             out = json.loads(p.stdout)
         except ValueError:
@@ -229,6 +241,141 @@ class NetnsPair:
         if check and p.returncode != 0:
             raise AssertionError(f"client {mode}: exit {p.returncode}: {out}\n{p.stderr}")
         return out
+
+
+class NetnsPair(Namespaces):
+    """Two namespaces joined by a veth pair.
+
+    client: 10.77.N.1/24, fd77:N::1/64     server: 10.77.N.2/24, fd77:N::2/64
+
+    Each side knows the other's MAC address from a permanent neighbour entry, so no ARP
+    or neighbour discovery happens. The kernel's neighbour tables are shared by all
+    namespaces, and resolved entries count against one gc_thresh3 (1024 by default):
+    anything else on the host that talks to many peers (a benchmark with 10,000 client
+    addresses did) fills them, and then our ARP fails ("neighbor table overflow",
+    connect() times out or gets EHOSTUNREACH). Permanent entries are exempt from that
+    limit.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.index, tag = _next_tag()
+        self.client_ns = f"kwc-{tag}"
+        self.server_ns = f"kws-{tag}"
+        n = self.index
+        self.client_v4 = f"10.77.{n}.1"
+        self.server_v4 = f"10.77.{n}.2"
+        self.client_v6 = ipaddress.ip_address(f"fd77:{n}::1").compressed
+        self.server_v6 = ipaddress.ip_address(f"fd77:{n}::2").compressed
+        self.client_mac = f"02:77:00:00:{n:02x}:01"
+        self.server_mac = f"02:77:00:00:{n:02x}:02"
+
+    def client_addr(self, v6=False):
+        return self.client_v6 if v6 else self.client_v4
+
+    def server_addr(self, v6=False):
+        return self.server_v6 if v6 else self.server_v4
+
+    def create(self):
+        for ns in (self.client_ns, self.server_ns):
+            self.add_ns(ns)
+        self.link(self.client_ns, self.server_ns, "veth0", "veth0",
+                  v4=(self.client_v4, self.server_v4), v6=(self.client_v6, self.server_v6),
+                  mac=(self.client_mac, self.server_mac))
+        return self
+
+    def run_client(self, mode, *args, v6=False, host=None, check=True, timeout=60):
+        """Run tests/e2e/client.py in the client namespace; return its JSON summary."""
+        return self.run_client_in(self.client_ns, mode, host or self.server_addr(v6), *args,
+                                  check=check, timeout=timeout)
+
+
+class NetnsChain(Namespaces):
+    """Three namespaces in a row: client -- proxy -- backend, two veth pairs, no routing
+    (the proxy terminates connections: the client only talks to the proxy, the proxy to
+    the backend).
+
+    client veth0 10.78.N.1, fd78:N::1  <->  proxy veth0 10.78.N.2, fd78:N::2
+    proxy  veth1 10.79.N.1, fd79:N::1  <->  backend veth0 10.79.N.2, fd79:N::2
+
+    server_ns is the backend, so that Nginx and Apache run there unchanged.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.index, tag = _next_tag()
+        n = self.index
+        self.client_ns, self.proxy_ns, self.server_ns = (f"kwc-{tag}", f"kwp-{tag}",
+                                                         f"kws-{tag}")
+        self.backend_ns = self.server_ns
+        v6 = lambda net, h: ipaddress.ip_address(f"fd{net}:{n}::{h}").compressed  # noqa: E731
+        self.client_v4, self.proxy_front_v4 = f"10.78.{n}.1", f"10.78.{n}.2"
+        self.proxy_back_v4, self.backend_v4 = f"10.79.{n}.1", f"10.79.{n}.2"
+        self.client_v6, self.proxy_front_v6 = v6(78, 1), v6(78, 2)
+        self.proxy_back_v6, self.backend_v6 = v6(79, 1), v6(79, 2)
+
+    def create(self):
+        n = self.index
+        for ns in (self.client_ns, self.proxy_ns, self.backend_ns):
+            self.add_ns(ns)
+        self.link(self.client_ns, self.proxy_ns, "veth0", "veth0",
+                  v4=(self.client_v4, self.proxy_front_v4),
+                  v6=(self.client_v6, self.proxy_front_v6),
+                  mac=(f"02:78:00:00:{n:02x}:01", f"02:78:00:00:{n:02x}:02"))
+        self.link(self.proxy_ns, self.backend_ns, "veth1", "veth0",
+                  v4=(self.proxy_back_v4, self.backend_v4),
+                  v6=(self.proxy_back_v6, self.backend_v6),
+                  mac=(f"02:79:00:00:{n:02x}:01", f"02:79:00:00:{n:02x}:02"))
+        return self
+
+
+class ControlledClient:
+    """tests/e2e/client.py race --control, running in the background in `ns`: it makes its
+    first requests, says it is ready, and sends its second requests when told to go, so
+    that the test can set the scene (wait for states, stop a server) in between."""
+
+    def __init__(self, net, ns, host, *args):
+        self.mode = "race"
+        self.proc = net.spawn(ns, net.client_cmd("race", host, "--control", *args),
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+
+    def _fail(self, why):
+        stop_process(self.proc, timeout=2)
+        out, err = self.proc.communicate()
+        raise AssertionError(f"client race: {why}\nstdout: {out}\nstderr: {err}")
+
+    def wait_ready(self, timeout=10):
+        r, _, _ = select_mod.select([self.proc.stdout], [], [], timeout)
+        if not r:
+            self._fail(f"not ready after {timeout}s")
+        line = self.proc.stdout.readline()
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            doc = {}
+        if "ready" not in doc:
+            self._fail(f"expected a ready line, got {line!r}")
+        return doc
+
+    def go(self, delay):
+        self.proc.stdin.write(f"go {delay}\n")
+        self.proc.stdin.flush()
+
+    def result(self, timeout=30, check=True):
+        try:
+            out, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._fail(f"no result within {timeout}s")
+        lines = out.strip().splitlines()
+        try:
+            doc = json.loads(lines[-1])
+        except (ValueError, IndexError):
+            raise AssertionError(f"client race: exit {self.proc.returncode}, no JSON\n"
+                                 f"stdout: {out}\nstderr: {err}") from None
+        if check and self.proc.returncode != 0:
+            raise AssertionError(f"client race: exit {self.proc.returncode}: {doc}\n{err}")
+        return doc
 
 
 # --- nginx ----------------------------------------------------------------------------
@@ -336,6 +483,227 @@ class Nginx:
     def remove(self):
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# --- Apache ----------------------------------------------------------------------------
+
+APACHE = "/usr/sbin/apache2"
+
+# What Debian's apache2 needs to run from a config of its own, without apache2ctl and
+# /etc/apache2/envvars: every path absolute (ServerRoot, PidFile, DefaultRuntimeDir for
+# its runtime files, a file-based Mutex), the MPM and the modules loaded by hand
+# (mod_log_config and mod_unixd are built in: loading them is an error), a User its
+# workers switch to (the document root must be readable by www-data: mkdtemp makes 0700),
+# and -DFOREGROUND so that it stays our child. "Listen 80" listens on both families.
+APACHE_CONF = """\
+ServerRoot {dir}
+DefaultRuntimeDir {dir}
+PidFile {dir}/apache2.pid
+ServerName keepwatch-e2e
+Listen {port}
+LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
+LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
+LoadModule dir_module /usr/lib/apache2/modules/mod_dir.so
+User www-data
+Group www-data
+Mutex file:{dir} default
+ErrorLog {dir}/error.log
+LogLevel warn
+# connection id, client address and port, requests before this one on the connection
+LogFormat "%{{c}}L %a %{{remote}}p %k %s" kw
+CustomLog {dir}/access.log kw
+KeepAlive On
+KeepAliveTimeout {keepalive_timeout}
+MaxKeepAliveRequests {max_keepalive_requests}
+StartServers 1
+ServerLimit 1
+ThreadsPerChild 64
+MaxRequestWorkers 64
+MinSpareThreads 1
+MaxSpareThreads 64
+DocumentRoot {dir}/htdocs
+DirectoryIndex index.html
+<Directory {dir}/htdocs>
+    Require all granted
+</Directory>
+{extra}
+"""
+
+
+class Apache:
+    """apache2 (mpm_event) in the server namespace with a config of its own; port 80,
+    index.html is "ok\\n"."""
+
+    def __init__(self, net, keepalive_timeout=1, max_keepalive_requests=100, port=80,
+                 extra=""):
+        self.net = net
+        self.port = port
+        self.dir = tempfile.mkdtemp(prefix="kw-apache-")
+        os.chmod(self.dir, 0o755)
+        os.mkdir(os.path.join(self.dir, "htdocs"), 0o755)
+        with open(os.path.join(self.dir, "htdocs", "index.html"), "w") as f:
+            f.write("ok\n")
+        os.chmod(os.path.join(self.dir, "htdocs", "index.html"), 0o644)
+        self.conf = os.path.join(self.dir, "apache2.conf")
+        with open(self.conf, "w") as f:
+            f.write(APACHE_CONF.format(dir=self.dir, port=port,
+                                       keepalive_timeout=keepalive_timeout,
+                                       max_keepalive_requests=max_keepalive_requests,
+                                       extra=extra))
+        self.proc = None
+        self.log = None
+
+    def _read(self, name):
+        try:
+            with open(os.path.join(self.dir, name)) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def served(self):
+        """Apache's own count from its access log: {"connections": n, "requests": n,
+        "per_connection": {connection id: requests}} (%k counts the requests before)."""
+        per_conn = {}
+        for line in self._read("access.log").splitlines():
+            conn, _addr, _port, k, _status = line.split()
+            per_conn[conn] = max(per_conn.get(conn, 0), int(k) + 1)
+        return {"connections": len(per_conn), "requests": sum(per_conn.values()),
+                "per_connection": per_conn}
+
+    def start(self, timeout=10):
+        self.log = open(os.path.join(self.dir, "stderr.log"), "w")
+        self.proc = self.net.spawn(self.net.server_ns,
+                                   [APACHE, "-f", self.conf, "-DFOREGROUND"],
+                                   stdout=self.log, stderr=subprocess.STDOUT)
+        wait_listening(self.net, self.net.server_ns, {f"*:{self.port}"}, self.proc, timeout,
+                       lambda: f"apache2: {self._read('stderr.log')}\n"
+                               f"{self._read('error.log')}")
+        return self
+
+    def stop(self):
+        if self.proc is not None:
+            stop_process(self.proc, timeout=5)  # SIGTERM: apache2 stops at once
+            self.log.close()
+            self.proc = None
+
+    def remove(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def wait_listening(net, ns, want, proc, timeout, diagnose):
+    """Wait until `ns` has listeners on every address:port of `want` (as ss -tln prints
+    them); checked with ss, not a connection that the agent could count."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        lines = net.ss(ns, "-tln").splitlines()
+        have = {ln.split()[3] for ln in lines if len(ln.split()) > 3}
+        if want <= have:
+            return
+        time.sleep(0.05)
+    status = proc.poll()
+    stop_process(proc)
+    raise AssertionError(f"not listening on {sorted(want)} in {ns} after {timeout}s "
+                         f"(exit status {status})\n{diagnose()}")
+
+
+# --- Varnish ---------------------------------------------------------------------------
+
+class Varnish:
+    """varnishd in the foreground (-F) in namespace `ns`, listening on addr:80, with the
+    given VCL; its work directory (-n) is private, so varnishstat reads its counters.
+    -j none: no privilege separation jail (we run as root in a throwaway namespace)."""
+
+    def __init__(self, net, ns, addr, vcl, port=80, params=()):
+        self.net, self.ns, self.port = net, ns, port
+        self.addr = f"[{addr}]" if ":" in addr else addr
+        self.dir = tempfile.mkdtemp(prefix="kw-varnish-")
+        self.vcl = os.path.join(self.dir, "default.vcl")
+        with open(self.vcl, "w") as f:
+            f.write(vcl)
+        self.params = list(params)
+        self.proc = None
+        self.log = None
+
+    def _stderr(self):
+        try:
+            with open(os.path.join(self.dir, "stderr.log")) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def start(self, timeout=20):
+        self.log = open(os.path.join(self.dir, "stderr.log"), "w")
+        cmd = ["varnishd", "-F", "-j", "none", "-n", os.path.join(self.dir, "work"),
+               "-a", f"{self.addr}:{self.port}", "-f", self.vcl, "-s", "malloc,16m"]
+        for p in self.params:
+            cmd += ["-p", p]
+        self.proc = self.net.spawn(self.ns, cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_listening(self.net, self.ns, {f"{self.addr}:{self.port}"}, self.proc, timeout,
+                       self._stderr)
+        return self
+
+    def stat(self):
+        """{"MAIN.backend_conn": value, ...} from varnishstat -1 -j."""
+        p = self.net.exec(self.ns, ["varnishstat", "-n", os.path.join(self.dir, "work"),
+                                    "-1", "-j"])
+        doc = json.loads(p.stdout)
+        counters = doc.get("counters", doc)
+        return {k: v["value"] for k, v in counters.items()
+                if isinstance(v, dict) and "value" in v}
+
+    def stop(self):
+        if self.proc is not None:
+            stop_process(self.proc, timeout=10)
+            self.log.close()
+            self.proc = None
+
+    def remove(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# --- a small Python server --------------------------------------------------------------
+
+SERVER = Path(__file__).resolve().with_name("server.py")
+
+
+class PyServer:
+    """tests/e2e/server.py MODE --conns N on port 80 of the server namespace (both
+    families): it serves N connections in turn, then prints its JSON summary and exits."""
+
+    def __init__(self, net, mode, conns, port=80):
+        self.net, self.mode, self.conns, self.port = net, mode, conns, port
+        self.proc = None
+
+    def start(self, timeout=10):
+        self.proc = self.net.spawn(self.net.server_ns,
+                                   [PYTHON, SERVER, self.mode, "--conns", self.conns,
+                                    "--port", self.port],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_listening(self.net, self.net.server_ns, {f"*:{self.port}"}, self.proc, timeout,
+                       lambda: "server.py did not start")
+        return self
+
+    def result(self, timeout=15):
+        try:
+            out, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            stop_process(self.proc)
+            out, err = self.proc.communicate()
+            raise AssertionError(f"server.py {self.mode}: not done after {timeout}s\n"
+                                 f"stdout: {out}\nstderr: {err}") from None
+        try:
+            doc = json.loads(out)
+        except ValueError:
+            raise AssertionError(f"server.py {self.mode}: exit {self.proc.returncode}, no JSON"
+                                 f"\nstdout: {out}\nstderr: {err}") from None
+        if self.proc.returncode != 0:
+            raise AssertionError(f"server.py {self.mode}: exit {self.proc.returncode}: {doc}"
+                                 f"\n{err}")
+        return doc
 
 
 # --- Prometheus text ------------------------------------------------------------------
@@ -470,7 +838,7 @@ def free_port():
 
 def require_binary(path):
     if not (path.is_file() and os.access(path, os.X_OK)):
-        pytest.fail(f"{path.relative_to(REPO)} not found or not executable: build it with "
+        pytest.fail(f"{path} not found or not executable: build it with "
                     f"`make` first", pytrace=False)
 
 

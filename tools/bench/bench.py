@@ -42,7 +42,7 @@ BPFLOAD = HERE / "bpfload.py"
 CONNS = HERE / "conns.py"
 
 PORT = 8080
-SETTLE = 0.3  # seconds between attaching a treatment (or not) and starting wrk
+SETTLE = 0.2  # seconds between attaching a treatment (or not) and starting wrk
 
 MODES = {"keepalive": [], "close": ["-H", "Connection: close"]}
 TARGET_NS = {"keepalive": 180, "close": 1500}
@@ -285,14 +285,21 @@ def wait_progs_gone(ids, timeout=10):
                  interval=0.05)
 
 
-def proc_cpu_s(pid):
-    """utime + stime of a process, seconds."""
+def proc_times(pid):
+    """(utime, stime) of a process, seconds."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tck = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tck, int(fields[12]) / tck
+
+
+def proc_cpu_s(pid):
+    """utime + stime of a process, seconds."""
+    t = proc_times(pid)
+    return None if t is None else t[0] + t[1]
 
 
 def cpu_by_process():
@@ -416,8 +423,8 @@ class Agent:
     def pid(self):
         return self.p.pid
 
-    def get(self, path):
-        return http_get(self.port, path)
+    def get(self, path, timeout=30):
+        return http_get(self.port, path, timeout)
 
     def metrics(self):
         st, body, _ = self.get("/metrics")
@@ -617,8 +624,10 @@ def throughput_phase(reg, tops, args, results):
         for top, mode, comps in configs:
             k = len(comps)
             for j in range(k):
-                comp = comps[(j + rnd) % k]  # rotate the comparisons' order round to round
-                order = ("A", "B") if (rnd + j) % 2 == 0 else ("B", "A")
+                idx = (j + rnd) % k  # the comparisons' order rotates round to round
+                comp = comps[idx]
+                # ABBA: each comparison's pairs alternate AB, BA, AB, ... round to round
+                order = ("A", "B") if (rnd + idx) % 2 == 0 else ("B", "A")
                 for slot in order:
                     t = Treatment() if slot == "A" else makers[comp](top)
                     run = one_run(tops[top], mode, t, args)
@@ -723,18 +732,24 @@ def map_memory(reg, tag, caps):
     return out
 
 
-def time_gets(agent, path, n):
-    times, size = [], 0
-    cpu0 = proc_cpu_s(agent.pid)
+def time_gets(agent, path, n, timeout=30, keep=None):
+    """n GETs one after the other: median/min/max time, body size, the agent's CPU per
+    GET (user and system: the kernel's iterators run in the agent's read() calls)."""
+    times, size, body = [], 0, b""
+    t0 = proc_times(agent.pid)
     for _ in range(n):
-        st, body, dt = agent.get(path)
+        st, body, dt = agent.get(path, timeout)
         if st != 200:
             raise RuntimeError(f"{path}: status {st}: {body[:300]!r}")
         times.append(dt)
         size = len(body)
-    cpu = proc_cpu_s(agent.pid) - cpu0
+    t1 = proc_times(agent.pid)
+    if keep is not None:
+        keep.append(body)
     return {"n": n, "median_ms": quantile(times, 0.5) * 1e3, "min_ms": min(times) * 1e3,
-            "max_ms": max(times) * 1e3, "bytes": size, "agent_cpu_ms_per_get": cpu / n * 1e3}
+            "max_ms": max(times) * 1e3, "bytes": size,
+            "agent_cpu_ms_per_get": (t1[0] + t1[1] - t0[0] - t0[1]) / n * 1e3,
+            "agent_sys_ms_per_get": (t1[1] - t0[1]) / n * 1e3}
 
 
 def scrape_figures(reg, tag, levels, gets):
@@ -783,52 +798,78 @@ def scrape_figures(reg, tag, levels, gets):
     return out
 
 
-def big_figure(reg, tag, count, ports=(9000, 9001, 9002, 9003)):
+def big_figure(reg, tag, count, out, gets=3):
+    """The agent's RSS with `count` connections open (both ends on the host, so twice as
+    many tracked sockets). Spread over processes of at most PER_PROC sockets each, one
+    server port per process, because RLIMIT_NOFILE's hard limit may not be raisable."""
+    import resource
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    per_proc = min(15000, hard - 200) if hard != resource.RLIM_INFINITY else 15000
+    nproc = -(-count // per_proc)
     bc, bs = Netns(reg, f"kwb-{tag}-bc"), Netns(reg, f"kwb-{tag}-bs")
     veth(bc, bs, "10.90.0.1/24", "10.90.0.2/24")
     bc.sysctl("net.ipv4.ip_local_port_range", "1024 65535")
     bs.sysctl("net.core.somaxconn", 65535)
     for ns in (bc, bs):
         ns.sysctl("net.ipv4.tcp_max_syn_backlog", 65535)
-    portlist = ",".join(map(str, ports))
     a = Agent(reg, [bc.name, bs.name]).start()
-    out = {"connections_wanted": count, "agent_mem_kb_before": proc_mem_kb(a.pid)}
-    srv = cli = None
+    out.update({"connections_wanted": count, "processes": nproc,
+                "agent_mem_kb_before": proc_mem_kb(a.pid)})
+    log(f"big: {count} connections over {nproc} client/server process pairs")
+    procs = []
     try:
-        srv_out = tempfile.NamedTemporaryFile(prefix="kwb-hold-", delete=False)
-        reg.add(lambda: os.unlink(srv_out.name), "hold-server log")
-        srv = reg.spawn(bs.cmd([PY, CONNS, "hold-server", "--addr", "10.90.0.2", "--ports",
-                                portlist, "--count", count]), stdout=srv_out,
-                        stderr=subprocess.STDOUT)
-        wait_for(lambda: "listening" in Path(srv_out.name).read_text(), 10, "hold-server")
-        cli_out = tempfile.NamedTemporaryFile(prefix="kwb-holdc-", delete=False)
-        reg.add(lambda: os.unlink(cli_out.name), "hold-client log")
+        def logfile(what):
+            f = tempfile.NamedTemporaryFile(prefix=f"kwb-{what}-", delete=False)
+            reg.add(lambda: os.unlink(f.name), f"{what} log")
+            return f
+        servers, clients = [], []
+        for i in range(nproc):
+            f = logfile("holds")
+            procs.append(reg.spawn(bs.cmd([PY, CONNS, "hold-server", "--addr", "10.90.0.2",
+                                           "--ports", 9000 + i, "--count", per_proc]),
+                                   stdout=f, stderr=subprocess.STDOUT))
+            servers.append(f.name)
+        wait_for(lambda: all("listening" in Path(x).read_text() for x in servers), 10,
+                 "hold-servers listening")
         t0 = time.monotonic()
-        cli = reg.spawn(bc.cmd([PY, CONNS, "hold-client", "--server", "10.90.0.2", "--ports",
-                                portlist, "--count", count, "--deadline", 150]),
-                        stdout=cli_out, stderr=subprocess.STDOUT)
-        res = wait_for(lambda: Path(cli_out.name).read_text().strip(), 170, "hold-client")
-        out["client"] = json.loads(res.splitlines()[-1])
+        left = count
+        for i in range(nproc):
+            n = min(per_proc, left)
+            left -= n
+            f = logfile("holdc")
+            procs.append(reg.spawn(bc.cmd([PY, CONNS, "hold-client", "--server", "10.90.0.2",
+                                           "--ports", 9000 + i, "--count", n,
+                                           "--deadline", 150]),
+                                   stdout=f, stderr=subprocess.STDOUT))
+            clients.append(f.name)
+        wait_for(lambda: all(Path(x).read_text().strip() for x in clients), 170,
+                 "hold-clients")
+        res = [json.loads(Path(x).read_text().strip().splitlines()[-1]) for x in clients]
+        out["client"] = {"established": sum(r["established"] for r in res),
+                         "failed": sum(r["failed"] for r in res),
+                         "seconds": max(r["seconds"] for r in res)}
         out["open_seconds"] = round(time.monotonic() - t0, 1)
         log(f"big: {out['client']}")
         time.sleep(2)
         out["agent_mem_kb_open"] = proc_mem_kb(a.pid)
-        text = a.metrics()
-        out["tracked_connections"] = metric_value(text, "keepwatch_tracked_connections")
-        out["metrics"] = time_gets(a, "/metrics", 5)
-        out["agent_mem_kb_after_scrapes"] = proc_mem_kb(a.pid)
         out["server_sockstat"] = sh(bs.cmd(["cat", "/proc/net/sockstat"])).stdout
-        log(f"big: tracked {out['tracked_connections']}, RSS {out['agent_mem_kb_after_scrapes']}, "
-            f"/metrics {out['metrics']['median_ms']:.0f} ms")
+        # A scrape walks every tracked socket: it can take long here (see BENCHMARKS.md).
+        bodies = []
+        out["metrics"] = time_gets(a, "/metrics", gets, timeout=300, keep=bodies)
+        out["tracked_connections"] = metric_value(bodies[-1].decode(),
+                                                  "keepwatch_tracked_connections")
+        out["agent_mem_kb_after_scrapes"] = proc_mem_kb(a.pid)
+        log(f"big: tracked {out['tracked_connections']}, RSS "
+            f"{out['agent_mem_kb_after_scrapes']}, /metrics {out['metrics']['median_ms']:.0f} ms")
     finally:
         t0 = time.monotonic()
-        stop_proc(cli, timeout=60)
-        stop_proc(srv, timeout=60)
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            stop_proc(p, timeout=60)
         out["close_seconds"] = round(time.monotonic() - t0, 1)
         a.stop()
-    return out
-
-
 # --- report ---------------------------------------------------------------------------
 
 def fmt(x, spec=".3f"):
@@ -848,6 +889,27 @@ def report(results):
              f"nginx worker on CPU 1, kernel.bpf_stats_enabled=1 throughout.")
     L.append("")
     s = results["summary"]
+    if s:
+        throughput_tables(L, s)
+    scrape_tables(L, results)
+    commands_section(L, results)
+    total = len(results.get("runs", []))
+    if total:
+        fb = sum(v.get("runs_with_foreign_bpf", 0) for v in s.values())
+        fc = sum(v.get("runs_with_foreign_cpu", 0) for v in s.values())
+        L.append(f"Noise from other users of the machine: in {fc} of {total} runs other "
+                 f"processes used more than 5% of a CPU; in {fb} runs BPF programs not "
+                 f"started by the benchmark ran.")
+    if results.get("error"):
+        L.append("")
+        L.append("**The run failed**: " + results["error"].strip().splitlines()[-1])
+    if not results.get("complete"):
+        L.append("")
+        L.append("**Incomplete run** (interrupted or failed): partial results only.")
+    return "\n".join(L)
+
+
+def throughput_tables(L, s):
     L.append("### Throughput (treatment / base, per interleaved pair)")
     L.append("")
     L.append("| topology | mode | treatment | pairs | base req/s (median) | ratio median "
@@ -891,6 +953,9 @@ def report(results):
             L.append(f"| {top} | {mode} | {fmt(v['cpu_frac']['median'] * 100, '.2f')} % "
                      f"| {v['rss_kb_max']} KiB | {v['hwm_kb_max']} KiB |")
         L.append("")
+
+
+def scrape_tables(L, results):
     sc = results.get("scrape")
     if sc:
         L.append("### /metrics with many upstreams (distinct client addresses)")
@@ -931,19 +996,48 @@ def report(results):
                  f"keepwatch_tracked_connections = {fmt(big.get('tracked_connections'), '.0f')}")
         L.append(f"- agent RSS: before {big['agent_mem_kb_before'].get('VmRSS')} KiB, "
                  f"connections open {big.get('agent_mem_kb_open', {}).get('VmRSS')} KiB, "
-                 f"after 5 scrapes {big.get('agent_mem_kb_after_scrapes', {}).get('VmRSS')} KiB "
+                 f"after the scrapes {big.get('agent_mem_kb_after_scrapes', {}).get('VmRSS')} KiB "
                  f"(HWM {big.get('agent_mem_kb_after_scrapes', {}).get('VmHWM')} KiB)")
         if "metrics" in big:
-            L.append(f"- /metrics with them open: median {big['metrics']['median_ms']:.0f} ms, "
-                     f"agent CPU {big['metrics']['agent_cpu_ms_per_get']:.0f} ms per scrape")
+            m = big["metrics"]
+            L.append(f"- /metrics with them open ({m['n']} GETs): median {m['median_ms']:.0f} ms "
+                     f"(min {m['min_ms']:.0f}, max {m['max_ms']:.0f}), agent CPU "
+                     f"{m['agent_cpu_ms_per_get']:.0f} ms per scrape, of which "
+                     f"{m['agent_sys_ms_per_get']:.0f} ms in the kernel")
         L.append("")
-    total = len(results.get("runs", []))
-    fb = sum(v.get("runs_with_foreign_bpf", 0) for v in s.values())
-    fc = sum(v.get("runs_with_foreign_cpu", 0) for v in s.values())
-    L.append(f"Noise from other users of the machine: in {fc} of {total} runs other processes "
-             f"used more than 5% of a CPU; in {fb} runs BPF programs not started by the "
-             f"benchmark ran.")
-    return "\n".join(L)
+
+
+def commands_section(L, results):
+    env = results["env"]
+    d, c = env["duration"], env["connections"]
+    L.append("### Commands")
+    L.append("")
+    L.append("```")
+    L.append(f"# {env['command']}   (T = run.sh's pid; nginx: worker_processes 1; "
+             f"worker_cpu_affinity 10; keepalive_requests 1000000; access_log off; "
+             f"return 200 \"ok\\n\")")
+    L.append("sysctl -w kernel.bpf_stats_enabled=1                      # whole run")
+    L.append(f"ip netns exec kwb-T-lo taskset -c 0 wrk -t1 -c{c} -d{d}s --timeout 2s "
+             f"-s tools/bench/wrk-report.lua [-H 'Connection: close'] http://127.0.0.1:{PORT}/")
+    L.append(f"ip netns exec kwb-T-c  taskset -c 0 wrk -t1 -c{c} -d{d}s --timeout 2s "
+             f"-s tools/bench/wrk-report.lua [-H 'Connection: close'] http://10.89.0.2:{PORT}/"
+             f"   # veth")
+    L.append("build/keepwatchd --no-pin --listen 127.0.0.1:P --netns kwb-T-lo   "
+             "# agent (veth: --netns kwb-T-c --netns kwb-T-s)")
+    L.append("/usr/bin/python3 tools/bench/bpfload.py build/bench/floor.bpf.o   # floor")
+    L.append("bpftrace -B line tools/bench/anchor.bt                            # anchor")
+    L.append("bpftool prog show -j    # before/after each wrk run: run_cnt, run_time_ns of "
+             "the programs the treatment's process holds (/proc/PID/fdinfo prog_id)")
+    L.append("cat /proc/PID/stat /proc/PID/status   # agent utime+stime over the run; VmRSS, VmHWM")
+    L.append("keepwatchd --no-pin --max-upstreams N; bpftool map show -j   # kw_upstreams "
+             "bytes_memlock")
+    L.append("ip netns exec kwb-T-mc /usr/bin/python3 tools/bench/conns.py peers --server "
+             f"10.87.0.2 --port {PORT} --first 10.88.0.1 --count N   # N upstreams; then "
+             "GET /metrics x20")
+    L.append("ip netns exec kwb-T-bs /usr/bin/python3 tools/bench/conns.py hold-server ...; "
+             "ip netns exec kwb-T-bc ... hold-client ...   # --big, 7 process pairs")
+    L.append("```")
+    L.append("")
 
 
 def environment(args):
@@ -992,6 +1086,8 @@ def parse_args(argv):
                     "(default 100,1000,10000; --quick 100,1000; 0 to skip)")
     ap.add_argument("--scrape-gets", type=int, default=20, help="GETs per level (default 20)")
     ap.add_argument("--big-connections", type=int, default=100000)
+    ap.add_argument("--big-gets", type=int, default=3,
+                    help="timed /metrics GETs with the big population open (default 3)")
     ap.add_argument("--no-throughput", action="store_true", help="skip the A/B pairs")
     ap.add_argument("--out", default=str(BUILD / "bench"), help="where the JSON goes")
     args = ap.parse_args(argv)
@@ -1041,6 +1137,14 @@ def main(argv):
         results["env"]["keepwatchd_sha256"] = sh(["sha256sum", KEEPWATCHD]).stdout.split()[0]
         results["env"]["keepwatchd_version"] = sh([KEEPWATCHD, "--version"],
                                                    check=False).stdout.strip()
+        before = cpu_by_process()
+        time.sleep(1)
+        noise = foreign_cpu(before, cpu_by_process())
+        results["env"]["foreign_cpu_at_start"] = {k: round(v, 2) for k, v in noise.items()
+                                                  if v >= 0.01}
+        if sum(noise.values()) > 0.1:
+            log(f"warning: other processes are busy ({results['env']['foreign_cpu_at_start']}"
+                " CPU seconds in 1 s): expect noisy throughput figures")
         stats_file.write_text("1\n")
         reg.add(lambda: stats_file.write_text(stats_saved + "\n"), "bpf_stats_enabled")
         if not args.no_throughput:
@@ -1051,7 +1155,8 @@ def main(argv):
         if args.scrape_levels:
             results["scrape"] = scrape_figures(reg, tag, args.scrape_levels, args.scrape_gets)
         if args.big:
-            results["big"] = big_figure(reg, tag, args.big_connections)
+            results["big"] = {}
+            big_figure(reg, tag, args.big_connections, results["big"], args.big_gets)
         ok = True
     except (KeyboardInterrupt, Interrupted) as e:
         log(f"interrupted ({e or 'Ctrl-C'}): cleaning up")
