@@ -49,10 +49,14 @@ static struct kw_upstream *find(struct kw_upstream *u, size_t n, const struct kw
 	return bsearch(&probe, u, n, sizeof(*u), upstream_cmp);
 }
 
-int kw_collector_init(struct kw_collector *c, const struct kw_bpf *bpf)
+int kw_collector_init(struct kw_collector *c, const struct kw_bpf *bpf, const __u32 *netns,
+		      unsigned int n_netns)
 {
 	memset(c, 0, sizeof(*c));
 	c->bpf = bpf;
+	c->netns = netns;
+	c->n_netns = n_netns;
+	c->census_at = -1e9;
 	c->started = kw_now();
 	c->evict_idle = 600;
 	return -pthread_mutex_init(&c->lock, NULL);
@@ -60,6 +64,7 @@ int kw_collector_init(struct kw_collector *c, const struct kw_bpf *bpf)
 
 void kw_collector_fini(struct kw_collector *c)
 {
+	kw_census_free(&c->census);
 	free(c->prev);
 	pthread_mutex_destroy(&c->lock);
 }
@@ -232,7 +237,52 @@ static int remember(struct kw_collector *c, const struct kw_snapshot *s)
 	return 0;
 }
 
-static int collect_locked(struct kw_collector *c, struct kw_snapshot *s)
+#define CENSUS_MAX_NETNS    1024
+#define CENSUS_MIN_INTERVAL 1.0 /* s: scrapes in between share the last census */
+
+/*
+ * The TCP census of the watched namespaces (TIME_WAIT per upstream, port headroom), at
+ * most once a second: it walks every socket, about 3-4 us each.
+ */
+static void refresh_census(struct kw_collector *c, double now)
+{
+	__u32 all[CENSUS_MAX_NETNS];
+	const __u32 *list = c->netns;
+	struct kw_census_result cur = {};
+	unsigned int n = c->n_netns;
+	int found;
+
+	if (now - c->census_at < CENSUS_MIN_INTERVAL)
+		return;
+	if (!n) {
+		found = kw_census_netns_all(all, CENSUS_MAX_NETNS);
+		if (found < 0)
+			return;
+		list = all;
+		n = found;
+	}
+	if (kw_census_run(kw_bpf_tcp_iter_link_fd(c->bpf), list, n, &cur)) {
+		kw_census_free(&cur);
+		return;
+	}
+	kw_census_diff(&c->census, &cur, now - c->census_at);
+	kw_census_free(&c->census);
+	c->census = cur;
+	c->census_seconds = kw_now() - now;
+	c->census_at = now;
+}
+
+static void add_census(struct kw_collector *c, struct kw_snapshot *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->n; i++)
+		s->u[i].val[KW_F_TIME_WAIT] = kw_census_time_wait(&c->census, &s->u[i].key);
+	s->census = &c->census;
+	s->census_seconds = c->census_seconds;
+}
+
+static int collect_locked(struct kw_collector *c, struct kw_snapshot *s, int census)
 {
 	double now = kw_now();
 	int err;
@@ -244,6 +294,9 @@ static int collect_locked(struct kw_collector *c, struct kw_snapshot *s)
 		return err;
 	}
 	read_errors(kw_bpf_errors_fd(c->bpf), s);
+	if (census)
+		refresh_census(c, now);
+	add_census(c, s);
 	track_changes(c, s, now);
 	err = remember(c, s);
 	if (err) {
@@ -265,7 +318,7 @@ int kw_collect(struct kw_collector *c, struct kw_snapshot *s)
 	int err;
 
 	pthread_mutex_lock(&c->lock);
-	err = collect_locked(c, s);
+	err = collect_locked(c, s, 1);
 	pthread_mutex_unlock(&c->lock);
 	return err;
 }
@@ -302,7 +355,8 @@ static int evict_locked(struct kw_collector *c)
 	double now = kw_now();
 	int err, evicted = 0;
 
-	err = collect_locked(c, &s);
+	/* No census here: a snapshot being served may still point at the current one. */
+	err = collect_locked(c, &s, 0);
 	if (err)
 		return err;
 	high = s.capacity * 9 / 10;
@@ -326,7 +380,7 @@ static int evict_locked(struct kw_collector *c)
 	if (evicted) {
 		/* Forget them, or a new upstream with the same key would be held to old values. */
 		kw_snapshot_free(&s);
-		err = collect_locked(c, &s);
+		err = collect_locked(c, &s, 0);
 		kw_info("evicted %d idle upstreams (map %zu of %llu)", evicted, s.n,
 			(unsigned long long)s.capacity);
 	}

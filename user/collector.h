@@ -12,6 +12,7 @@
 #include <linux/types.h>
 #include "keepwatch.h"
 #include "fields.h"
+#include "census.h"
 #include "loader.h"
 
 #define KW_HIST_MAXSLOTS 32
@@ -39,6 +40,12 @@ struct kw_snapshot {
 	int bpf_stats_enabled;	 /* kernel.bpf_stats_enabled, -1 if unreadable */
 	const char *attach_mode; /* the programs attached, see kw_bpf_attach_mode() */
 	__u64 counters_since;	 /* s since the epoch: when the counts started (pinned maps) */
+	/* the latest TCP census (TIME_WAIT, port headroom); owned by the collector, valid
+	 * until the next kw_collect() */
+	const struct kw_census_result *census;
+	double census_seconds; /* how long that census took */
+	__u64 events_received; /* filled by the agent from its event log */
+	__u64 events_dropped;
 };
 
 struct kw_collector {
@@ -48,10 +55,17 @@ struct kw_collector {
 	size_t nprev;
 	__u64 evicted;
 	double started;
-	double evict_idle; /* s an upstream must be unchanged and idle before eviction */
+	double evict_idle;  /* s an upstream must be unchanged and idle before eviction */
+	const __u32 *netns; /* the namespaces to census; none: every one found */
+	unsigned int n_netns;
+	struct kw_census_result census; /* the latest, and when it was taken */
+	double census_at;
+	double census_seconds;
 };
 
-int kw_collector_init(struct kw_collector *c, const struct kw_bpf *bpf);
+/* netns: the namespaces watched (--netns), n_netns 0 for all. */
+int kw_collector_init(struct kw_collector *c, const struct kw_bpf *bpf, const __u32 *netns,
+		      unsigned int n_netns);
 void kw_collector_fini(struct kw_collector *c);
 /* Takes a snapshot; free it with kw_snapshot_free. 0 or -errno. */
 int kw_collect(struct kw_collector *c, struct kw_snapshot *s);

@@ -209,6 +209,8 @@ static int route_metrics(void *ctx, const struct kw_request *req, struct kw_buf 
 		kw_buf_printf(body, "collect: %s\n", strerror(-err));
 		return 500;
 	}
+	if (a->events)
+		kw_events_stats(a->events, &s.events_received, &s.events_dropped);
 	err = kw_metrics_render(&s, body);
 	kw_snapshot_free(&s);
 	if (err)
@@ -359,7 +361,7 @@ int main(int argc, char **argv)
 		kw_err("start the event log: %s", strerror(errno));
 		goto destroy_bpf;
 	}
-	err = kw_collector_init(&agent.col, bpf);
+	err = kw_collector_init(&agent.col, bpf, opts.bpf.netns, opts.bpf.n_netns);
 	if (err) {
 		kw_err("start collector: %s", strerror(-err));
 		goto stop_events;

@@ -190,6 +190,29 @@ const struct kw_self_family kw_self_families[KW_S_MAX] = {
 			     "Runs of each BPF program (needs kernel.bpf_stats_enabled=1)." },
 	[KW_S_PROG_SECONDS] = { "keepwatch_bpf_program_run_seconds_total", "counter", "program",
 				"Time spent in each BPF program (needs kernel.bpf_stats_enabled=1)." },
+	[KW_S_EVENTS_RECEIVED] = { "keepwatch_events_received_total", "counter", NULL,
+				   "Notable events read from the kernel's ring buffer." },
+	[KW_S_EVENTS_DROPPED] = { "keepwatch_events_dropped_total", "counter", NULL,
+				  "Events overwritten in the agent's log before anyone read them." },
+	[KW_S_PORTS_HELD] = { "keepwatch_ephemeral_ports_in_use", "gauge",
+			      "netns, local, peer, port",
+			      "Ephemeral ports held towards one destination (TIME_WAIT that "
+			      "tcp_tw_reuse can take again excluded)." },
+	[KW_S_PORTS_RANGE] = { "keepwatch_ephemeral_ports_range", "gauge", "netns",
+			       "Ephemeral ports connect() can give in the namespace "
+			       "(ip_local_port_range less reserved and listening ports)." },
+	[KW_S_PORTS_HEADROOM] = { "keepwatch_ephemeral_port_headroom", "gauge",
+				  "netns, local, peer, port",
+				  "Connects left to one destination before EADDRNOTAVAIL." },
+	[KW_S_PORTS_EXHAUSTION] = { "keepwatch_ephemeral_port_exhaustion_seconds", "gauge",
+				    "netns, local, peer, port",
+				    "Seconds until the headroom is 0 at the current growth (+Inf when "
+				    "not growing)." },
+	[KW_S_CENSUS_NETNS] = { "keepwatch_census_namespaces", "gauge", "result",
+				"Namespaces of the last TCP census, by result (read, skipped, "
+				"error)." },
+	[KW_S_CENSUS_SECONDS] = { "keepwatch_census_duration_seconds", "gauge", NULL,
+				  "How long the last TCP census took." },
 	[KW_S_UPTIME] = { "keepwatch_agent_uptime_seconds", "gauge", NULL,
 			  "Seconds since the agent started." },
 };
@@ -207,6 +230,83 @@ static void self_labeled(struct kw_expo *e, enum kw_self_id id, const char *lval
 	struct kw_label lab = { kw_self_families[id].label, lvalue };
 
 	kw_expo_sample(e, kw_self_families[id].name, &lab, 1, v);
+}
+
+#define PORT_ROWS_MAX 200 /* destinations exposed, fewest ports left first */
+
+static int by_headroom(const void *a, const void *b)
+{
+	const struct kw_census_dest *x = *(const struct kw_census_dest *const *)a;
+	const struct kw_census_dest *y = *(const struct kw_census_dest *const *)b;
+
+	if (x->headroom != y->headroom)
+		return x->headroom < y->headroom ? -1 : 1;
+	return (x->held < y->held) - (x->held > y->held);
+}
+
+static void dest_labels(const struct kw_census_dest *d, char *netns, char *local, char *peer,
+			char *port)
+{
+	kw_netns_name(d->netns, netns, 64);
+	if (kw_addr_format(d->laddr, local, 48))
+		snprintf(local, 48, "?");
+	if (kw_addr_format(d->raddr, peer, 48))
+		snprintf(peer, 48, "?");
+	snprintf(port, 8, "%u", d->rport);
+}
+
+/*
+ * Ephemeral ports per destination from the census. Only destinations holding ports are
+ * shown, and at most PORT_ROWS_MAX of them, those closest to running out first.
+ */
+static void render_census(struct kw_expo *e, const struct kw_snapshot *s)
+{
+	static const enum kw_self_id ids[] = { KW_S_PORTS_HELD, KW_S_PORTS_HEADROOM,
+					       KW_S_PORTS_EXHAUSTION };
+	const struct kw_census_result *c = s->census;
+	const struct kw_census_dest **rows;
+	char netns[64], local[48], peer[48], port[8];
+	struct kw_label lab[4];
+	size_t i, n = 0, k;
+
+	self_family(e, KW_S_PORTS_RANGE);
+	for (i = 0; c && i < c->n_ns; i++) {
+		kw_netns_name(c->ns[i].inode, netns, sizeof(netns));
+		lab[0] = (struct kw_label){ "netns", netns };
+		kw_expo_u64(e, kw_self_families[KW_S_PORTS_RANGE].name, lab, 1, c->ns[i].range);
+	}
+	rows = calloc(c && c->n_dest ? c->n_dest : 1, sizeof(*rows));
+	for (i = 0; rows && c && i < c->n_dest; i++)
+		if (c->dest[i].held)
+			rows[n++] = &c->dest[i];
+	if (rows)
+		qsort(rows, n, sizeof(*rows), by_headroom);
+	if (n > PORT_ROWS_MAX)
+		n = PORT_ROWS_MAX;
+	for (k = 0; k < sizeof(ids) / sizeof(ids[0]); k++) {
+		const char *name = self_family(e, ids[k]);
+
+		for (i = 0; i < n; i++) {
+			dest_labels(rows[i], netns, local, peer, port);
+			lab[0] = (struct kw_label){ "netns", netns };
+			lab[1] = (struct kw_label){ "local", local };
+			lab[2] = (struct kw_label){ "peer", peer };
+			lab[3] = (struct kw_label){ "port", port };
+			if (ids[k] == KW_S_PORTS_HELD)
+				kw_expo_u64(e, name, lab, 4, rows[i]->held);
+			else if (ids[k] == KW_S_PORTS_HEADROOM)
+				kw_expo_u64(e, name, lab, 4, rows[i]->headroom);
+			else
+				kw_expo_sample(e, name, lab, 4, rows[i]->exhaustion_s);
+		}
+	}
+	free(rows);
+	self_family(e, KW_S_CENSUS_NETNS);
+	self_labeled(e, KW_S_CENSUS_NETNS, "read",
+		     c ? c->n_ns - (c->errors < c->n_ns ? c->errors : c->n_ns) : 0);
+	self_labeled(e, KW_S_CENSUS_NETNS, "skipped", c ? c->skipped : 0);
+	self_labeled(e, KW_S_CENSUS_NETNS, "error", c ? c->errors : 0);
+	kw_expo_sample(e, self_family(e, KW_S_CENSUS_SECONDS), NULL, 0, s->census_seconds);
 }
 
 static void render_self(struct kw_expo *e, const struct kw_snapshot *s)
@@ -232,6 +332,9 @@ static void render_self(struct kw_expo *e, const struct kw_snapshot *s)
 	for (i = 0; i < s->nprogs; i++)
 		self_labeled(e, KW_S_PROG_SECONDS, s->progs[i].name, s->progs[i].run_time_ns / 1e9);
 	kw_expo_sample(e, self_family(e, KW_S_UPTIME), NULL, 0, s->uptime);
+	kw_expo_u64(e, self_family(e, KW_S_EVENTS_RECEIVED), NULL, 0, s->events_received);
+	kw_expo_u64(e, self_family(e, KW_S_EVENTS_DROPPED), NULL, 0, s->events_dropped);
+	render_census(e, s);
 }
 
 int kw_metrics_render(const struct kw_snapshot *s, struct kw_buf *out)

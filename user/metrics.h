@@ -29,13 +29,21 @@ enum kw_self_id {
 	KW_S_PROG_RUNS,
 	KW_S_PROG_SECONDS,
 	KW_S_UPTIME,
+	KW_S_EVENTS_RECEIVED,
+	KW_S_EVENTS_DROPPED,
+	KW_S_PORTS_HELD,
+	KW_S_PORTS_RANGE,
+	KW_S_PORTS_HEADROOM,
+	KW_S_PORTS_EXHAUSTION,
+	KW_S_CENSUS_NETNS,
+	KW_S_CENSUS_SECONDS,
 	KW_S_MAX
 };
 
 struct kw_self_family {
 	const char *name;
 	const char *type;
-	const char *label; /* its one label, or NULL */
+	const char *label; /* its label(s), or NULL (documentation only for several) */
 	const char *help;
 };
 
