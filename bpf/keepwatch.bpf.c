@@ -714,33 +714,53 @@ static __always_inline void count_race(struct kw_counters *c, __u32 idle, __u64 
 	__sync_fetch_and_add(&c->race_gap_hist[kw_gap_slot(gap_us)], 1);
 }
 
+/* A request arriving this long after our last send met a connection idle, not busy. */
+#define RACE_MIN_QUIET_MS 500
+
 /* A reset we sent from a tracked full socket. */
 static __always_inline void reset_from_socket(const struct sock *sk, struct kw_sock *s, __u8 why)
 {
-	__u64 gap_ns = bpf_ktime_get_ns() - s->close_ns;
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock((struct sock *)sk);
 	struct kw_counters *c = counters(s->idx);
+	__u64 gap_ns = bpf_ktime_get_ns() - s->close_ns;
 	struct kw_tuple t = {};
-	bool race;
+	__u32 idle = s->idle_ms;
+	bool race = false;
 
-	if (!c)
+	if (!c || !tp)
 		return;
 	__sync_fetch_and_add(&c->resets_sent[why], 1);
-	/* Data arrived after we closed with a FIN: the request met a closed connection. */
-	race = why == KW_RST_ABORT_ON_DATA && (s->flags & SF_CLOSING) &&
-	       s->closed_by == KW_BY_LOCAL && s->how == KW_HOW_FIN;
+	if (why == KW_RST_ABORT_ON_DATA) {
+		/* Data arrived after we closed with a FIN: the request met a closed connection. */
+		race = (s->flags & SF_CLOSING) && s->closed_by == KW_BY_LOCAL &&
+		       s->how == KW_HOW_FIN;
+	} else if (why == KW_RST_ABORT_ON_CLOSE) {
+		/*
+		 * We closed with data unread. If it came after a quiet spell, it is a request
+		 * that met a connection the server was closing as idle (the keep-alive timer
+		 * fired as it arrived): the same race, one step earlier. Else a request cut off.
+		 */
+		__s32 quiet = tp->inet_conn.icsk_ack.lrcvtime - tp->lsndtime;
+
+		idle = quiet > 0 ? jiffies_to_ms(quiet) : 0;
+		race = s->key.direction == KW_DIR_INBOUND && idle >= RACE_MIN_QUIET_MS;
+		gap_ns = 0;
+		if (!race)
+			__sync_fetch_and_add(&c->aborted_unread, 1);
+	}
 	if (race)
-		count_race(c, s->idle_ms, gap_ns);
-	if (why == KW_RST_ABORT_ON_CLOSE)
-		__sync_fetch_and_add(&c->aborted_unread, 1);
+		count_race(c, idle, gap_ns);
 	if (!sk_tuple(sk, &t))
 		return;
+	/* inet_put_port() zeroed skc_num at CLOSE: our port from the inet socket. */
+	t.lport = bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport);
 	if (race) {
 		/* One race per connection, even if its timewait socket meets another. */
 		bpf_map_delete_elem(&kw_closed_by_us, &t);
-		emit(KW_EV_RACE, &s->key, &t, why, s->idle_ms, gap_ns, s->requests);
+		emit(KW_EV_RACE, &s->key, &t, why, idle, gap_ns, s->requests);
 	} else {
 		emit(why == KW_RST_ABORT_ON_CLOSE ? KW_EV_ABORT_UNREAD : KW_EV_RESET_SENT, &s->key,
-		     &t, why, s->idle_ms, 0, s->requests);
+		     &t, why, idle, 0, s->requests);
 	}
 }
 
