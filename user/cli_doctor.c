@@ -3,7 +3,8 @@
  * The text report of `keepwatch doctor`, from the agent's JSON. Each upstream gets a
  * heading, the idle timeout each side showed (named for what it is in that direction: our
  * keep-alive and the balancer's idle timeout inbound, our pool's idle timeout and the
- * backend's keep-alive outbound), then its findings as the agent ordered them, worst first.
+ * backend's keep-alive outbound), how its connections are reused, then its findings as the
+ * agent ordered them, worst first.
  */
 #include <errno.h>
 #include <math.h>
@@ -101,6 +102,63 @@ static int side_lines(const json_t *up, int outbound, struct kw_buf *out)
 	return 0;
 }
 
+/* "48 by us (0.001 s after the response on average)" */
+static void single_text(const json_t *n, const json_t *idle, const char *who, char *out, size_t len)
+{
+	long long count = json_integer_value(n);
+
+	if (count && json_is_number(idle))
+		snprintf(out, len, "%lld by %s (%g s after the response on average)", count, who,
+			 json_number_value(idle));
+	else
+		snprintf(out, len, "%lld by %s", count, who);
+}
+
+/*
+ * "reuse: 50 connections, 50 requests, 1 per connection" and the connections closed after
+ * one request, by who closed them. Documents without a reuse block (older agents) get none.
+ */
+static int reuse_lines(const json_t *up, int outbound, struct kw_buf *out)
+{
+	const json_t *r = json_object_get(up, "reuse");
+	const json_t *conns, *reqs, *per, *closed, *single, *share, *by, *idle;
+	char text[320], local[96], peer[96];
+
+	if (!r)
+		return 0;
+	conns = json_object_get(r, "connections");
+	reqs = json_object_get(r, "requests");
+	per = json_object_get(r, "requests_per_connection");
+	closed = json_object_get(r, "closed");
+	single = json_object_get(r, "single_use");
+	share = json_object_get(r, "single_use_share");
+	by = json_object_get(r, "single_use_closed_by");
+	idle = json_object_get(r, "single_use_idle_seconds");
+	if (!json_is_integer(conns) || !json_is_integer(reqs) || !json_is_integer(closed) ||
+	    !json_is_integer(single) || !json_is_object(by) || !json_is_object(idle))
+		return -EPROTO;
+	snprintf(text, sizeof(text), "%lld connections, %lld requests",
+		 (long long)json_integer_value(conns), (long long)json_integer_value(reqs));
+	if (json_is_number(per))
+		snprintf(text + strlen(text), sizeof(text) - strlen(text), ", %g per connection",
+			 json_number_value(per));
+	kw_wrap(out, "  reuse: ", text, 6, KW_DOCTOR_WIDTH);
+	if (!json_integer_value(closed))
+		return 0;
+	single_text(json_object_get(by, "local"), json_object_get(idle, "local"), "us", local,
+		    sizeof(local));
+	single_text(json_object_get(by, "peer"), json_object_get(idle, "peer"),
+		    outbound ? "the backend" : "the client or balancer", peer, sizeof(peer));
+	snprintf(text, sizeof(text), "%lld of %lld closed connections (%.0f%%) carried one request",
+		 (long long)json_integer_value(single), (long long)json_integer_value(closed),
+		 json_is_number(share) ? 100 * json_number_value(share) : 0.0);
+	if (json_integer_value(single))
+		snprintf(text + strlen(text), sizeof(text) - strlen(text), ", closed %s, %s", local,
+			 peer);
+	kw_wrap(out, "  single-use: ", text, 6, KW_DOCTOR_WIDTH);
+	return 0;
+}
+
 static int finding_lines(const json_t *f, struct kw_buf *out)
 {
 	const char *sev = json_string_value(json_object_get(f, "severity"));
@@ -145,6 +203,7 @@ static int upstream_block(const json_t *up, struct kw_buf *out)
 			      (long long)json_integer_value(port));
 	kw_buf_printf(out, " (netns %s)\n", netns ? netns : "?");
 	err = side_lines(up, outbound, out);
+	err = err ?: reuse_lines(up, outbound, out);
 	if (err)
 		return err;
 	if (!json_array_size(findings))
@@ -164,7 +223,7 @@ static void header(const json_t *doc, size_t nups, struct kw_buf *out)
 
 	kw_format_duration(json_number_value(json_object_get(doc, "uptime_seconds")), ago,
 			   sizeof(ago));
-	kw_buf_printf(out, "%zu upstream%s diagnosed from counts since the agent started %s ago\n",
+	kw_buf_printf(out, "%zu upstream%s diagnosed from counts since the counts started %s ago\n",
 		      nups, nups == 1 ? "" : "s", ago);
 	if (json_is_number(lb))
 		kw_buf_printf(out, "balancer idle timeout: %g s\n", json_number_value(lb));

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
 /*
  * The pure logic of `keepwatch doctor`: the agent's /api/v1/doctor document as text, one
- * block per upstream (its inferred timeouts, then its findings, worst first, with evidence
- * and fix), wrapped to 79 columns. No I/O here, so the unit tests feed it literal JSON.
+ * block per upstream (its inferred timeouts, its connection reuse, then its findings, worst
+ * first, with evidence and fix), wrapped to 79 columns. No I/O here, so the unit tests feed
+ * it literal JSON.
  */
 #ifndef KW_CLI_DOCTOR_H
 #define KW_CLI_DOCTOR_H

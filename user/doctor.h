@@ -4,7 +4,10 @@
  * upstream uses (from its idle-before-close histograms) and apply the rules that find the
  * keep-alive misalignments behind 502s: a keep-alive shorter than the balancer's idle
  * timeout, a backend closing before the pool, pre-opened connections closed unused,
- * requests cut off by aborts. Pure functions over struct kw_upstream values: the unit tests
+ * requests cut off by aborts. Then why connections are not reused: single-use connections
+ * (which side closes them after one request), a cap on requests per connection, short
+ * keep-alive timeouts on internal hops, and, with a census, ephemeral ports running out.
+ * Pure functions over struct kw_upstream values (and a census result): the unit tests
  * feed them literal counts.
  */
 #ifndef KW_DOCTOR_H
@@ -13,6 +16,7 @@
 #include <stddef.h>
 #include <linux/types.h>
 #include "buf.h"
+#include "census.h"
 #include "collector.h"
 
 /* Closes with an idle time at or under this are closes right after a response. */
@@ -41,17 +45,42 @@ enum kw_severity { KW_SEV_INFO, KW_SEV_WARNING, KW_SEV_CRITICAL };
 struct kw_finding {
 	const char *id; /* keepalive_shorter_than_lb, ... */
 	enum kw_severity severity;
-	const char *failure; /* "502", "504" or "wasted handshakes" */
+	const char *failure; /* "502", "504", "wasted handshakes", "connect failures", ... */
 	char summary[256];
-	char evidence[768];
+	char evidence[1024];
 	char fix[512];
 };
 
-#define KW_DOCTOR_MAX_FINDINGS 4
+/*
+ * The most findings one upstream can get: inbound, the three timeout rules, one of the two
+ * single-use rules (they exclude each other), request_cap and short_keepalive_internal;
+ * outbound, upstream_closes_before_pool, the two port rules, one single-use rule,
+ * request_cap and short_keepalive_internal.
+ */
+#define KW_DOCTOR_MAX_FINDINGS 6
+
+/* How an upstream reuses its connections, from its counters and requests histograms. */
+struct kw_reuse {
+	__u64 connections;	       /* opened (backend_conn) */
+	__u64 requests;		       /* all requests, open connections included */
+	__u64 closed;		       /* closed connections, both closers, FIN or RST */
+	__u64 single[KW_BY_MAX];       /* closed after exactly one request, by who closed first */
+	double single_idle[KW_BY_MAX]; /* s, their mean idle before the close; 0 if none */
+};
 
 struct kw_diagnosis {
 	const struct kw_upstream *u;
 	struct kw_timeout timeout[KW_BY_MAX]; /* by KW_BY_LOCAL, KW_BY_PEER */
+	struct kw_reuse reuse;
+	/*
+	 * Outbound, with a census: the destination row (one local address) closest to running
+	 * out of ports, and its namespace's row; has_ports 0 otherwise. Copies: the census may
+	 * be freed before the diagnosis.
+	 */
+	int has_ports;
+	unsigned int port_sources; /* rows of this destination: local addresses in use */
+	struct kw_census_dest ports;
+	struct kw_census_netns ports_ns;
 	struct kw_finding finding[KW_DOCTOR_MAX_FINDINGS];
 	unsigned int nfindings; /* worst first */
 };
@@ -59,8 +88,10 @@ struct kw_diagnosis {
 struct kw_doctor_opts {
 	double lb_idle_timeout; /* s, the balancer's idle timeout; 0 when unknown */
 	double uptime;		/* s the counts cover: the agent's uptime */
-	int match_peer;		/* only upstreams of peer (and port, if not 0): see
-				   kw_addr_parse_peer */
+	/* the latest census (port headroom of outbound destinations), or NULL */
+	const struct kw_census_result *census;
+	int match_peer; /* only upstreams of peer (and port, if not 0): see
+			   kw_addr_parse_peer */
 	__u8 peer[16];
 	__u16 port;
 };
@@ -68,6 +99,9 @@ struct kw_doctor_opts {
 /* The timeout slots of a KW_IDLE_SLOTS histogram (bounds in s, as kw_hists[] has them). */
 void kw_timeout_infer(const __u64 *slots, unsigned int nslots, const double *bounds, double sum,
 		      struct kw_timeout *t);
+
+/* Connections, requests and single-use connections of one upstream. */
+void kw_reuse_of(const struct kw_upstream *u, struct kw_reuse *r);
 
 /* Timeouts and findings of one upstream. */
 void kw_doctor_upstream(const struct kw_upstream *u, const struct kw_doctor_opts *o,
@@ -81,7 +115,11 @@ void kw_doctor_upstream(const struct kw_upstream *u, const struct kw_doctor_opts
 int kw_doctor_run(const struct kw_upstream *u, size_t n, const struct kw_doctor_opts *o,
 		  struct kw_diagnosis **out, size_t *nout);
 
-/* The document of GET /api/v1/doctor; 0 or -ENOMEM. */
+/*
+ * The document of GET /api/v1/doctor; 0 or -ENOMEM. Per upstream: direction, peer, port,
+ * netns, timeouts, reuse (connections, requests, requests_per_connection, closed,
+ * single_use, single_use_share, single_use_closed_by, single_use_idle_seconds) and findings.
+ */
 int kw_doctor_json(const struct kw_diagnosis *d, size_t n, const struct kw_doctor_opts *o,
 		   struct kw_buf *out);
 

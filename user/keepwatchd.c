@@ -280,7 +280,11 @@ static int route_doctor(void *ctx, const struct kw_request *req, struct kw_buf *
 		kw_json_error(strerror(-err), body);
 		return 500;
 	}
-	o.uptime = s.uptime;
+	/* The window of the counts: the pinned maps may be older than this agent. */
+	o.uptime = s.counters_since ? difftime(time(NULL), (time_t)s.counters_since) : s.uptime;
+	if (o.uptime < 1)
+		o.uptime = 1;
+	o.census = s.census;
 	err = kw_doctor_run(s.u, s.n, &o, &d, &n);
 	if (!err) {
 		err = kw_doctor_json(d, n, &o, body);

@@ -4,7 +4,11 @@
  * estimates, the +Inf slot, confidence levels, empty histograms, closes right after a
  * response ignored), each rule and its negatives (aligned timeouts and no idle closes give
  * no finding; races are critical; the balancer's timeout in the fix), the order of
- * findings and upstreams, the peer filter, and the JSON document's shape.
+ * findings and upstreams, the peer filter, and the JSON document's shape. Then reuse:
+ * single-use connections by who closed them (nginx keepalive_timeout 0, ab without -k, curl
+ * per request), a cap on requests per connection (Apache's MaxKeepAliveRequests), ports
+ * running out (a census row) and EADDRNOTAVAIL, short keep-alives on internal hops, each at
+ * its thresholds, and healthy reuse giving no finding.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -321,7 +325,7 @@ static void test_inbound_races_critical(void **state)
 	assert_has(f->evidence, "12 requests met a connection we had closed");
 	assert_has(f->evidence, "idle 5 s on average");
 	assert_has(f->evidence, "5 s (high confidence: 40 of 40 closes idle over 0.5 s)");
-	assert_has(f->evidence, "since the agent started, 3h12m ago");
+	assert_has(f->evidence, "since the counts started, 3h12m ago");
 	assert_has(f->fix, "keep-alive timeout (5 s here) must be longer than the balancer's "
 			   "idle timeout; pass --lb-idle-timeout to get a number");
 
@@ -746,6 +750,797 @@ static void test_json(void **state)
 	json_decref(doc);
 }
 
+/* ---- reuse ---- */
+
+/*
+ * n connections closed by `by`, each after `reqs` requests and `idle` s idle, as the BPF
+ * side folds them: closes, idle and requests histograms, requests, reuse, unused closes,
+ * the idle of one-request connections, and a TIME_WAIT socket for each of our closes.
+ */
+static void conns(struct kw_upstream *u, int by, unsigned int reqs, double idle, __u64 n)
+{
+	enum kw_hist_id h = by == KW_BY_LOCAL ? KW_H_REQS_LOCAL : KW_H_REQS_PEER;
+
+	closes(u, by, idle, n);
+	u->hist[h][kw_reqs_slot(reqs)] += n;
+	u->hist_sum[h] += (double)reqs * n;
+	u->val[KW_F_REQ] += (__u64)reqs * n;
+	u->val[KW_F_REUSE] += reqs ? (__u64)(reqs - 1) * n : 0;
+	if (reqs == 1)
+		u->single_idle_sum[by] += idle * n;
+	if (!reqs)
+		u->val[by == KW_BY_LOCAL ? KW_F_UNUSED_LOCAL : KW_F_UNUSED_PEER] += n;
+	if (by == KW_BY_LOCAL)
+		u->val[KW_F_TIME_WAIT_ENTERED] += n;
+}
+
+static const struct kw_finding *find_only(const struct kw_diagnosis *d, const char *id)
+{
+	const struct kw_finding *f = find(d, id);
+
+	if (!f)
+		fail_msg("no finding %s (%u findings, first %s)", id, d->nfindings,
+			 d->nfindings ? d->finding[0].id : "-");
+	if (d->nfindings != 1)
+		fail_msg("%u findings, expected only %s; another: %s", d->nfindings, id,
+			 d->finding[d->finding == f ? 1 : 0].id);
+	return f;
+}
+
+static void assert_lacks(const struct kw_diagnosis *d, const char *id)
+{
+	const struct kw_finding *f = find(d, id);
+
+	if (f)
+		fail_msg("unexpected finding %s: %s", id, f->summary);
+}
+
+/* Each finding's texts fit their buffers with room to spare: nothing was cut. */
+static void assert_uncut(const struct kw_diagnosis *d)
+{
+	unsigned int i;
+
+	for (i = 0; i < d->nfindings; i++) {
+		const struct kw_finding *f = &d->finding[i];
+
+		if (strlen(f->summary) + 1 >= sizeof(f->summary) ||
+		    strlen(f->evidence) + 1 >= sizeof(f->evidence) ||
+		    strlen(f->fix) + 1 >= sizeof(f->fix))
+			fail_msg("%s: a text fills its buffer (%zu, %zu, %zu)", f->id,
+				 strlen(f->summary), strlen(f->evidence), strlen(f->fix));
+	}
+}
+
+static void test_reuse_figures(void **state)
+{
+	struct kw_upstream u = up(KW_DIR_INBOUND, "10.77.1.1", 80);
+	struct kw_reuse r;
+
+	(void)state;
+	kw_reuse_of(&u, &r);
+	assert_int_equal(r.connections, 0);
+	assert_int_equal(r.closed, 0);
+	assert_int_equal(r.single[KW_BY_LOCAL], 0);
+	assert_close(r.single_idle[KW_BY_LOCAL], 0);
+
+	conns(&u, KW_BY_LOCAL, 1, 0.002, 6);
+	conns(&u, KW_BY_PEER, 1, 0.5, 2);
+	conns(&u, KW_BY_PEER, 2, 0.01, 3);  /* exactly 2: not single-use */
+	conns(&u, KW_BY_LOCAL, 0, 5, 1);    /* unused */
+	conns(&u, KW_BY_PEER, 1000, 60, 1); /* the exact 1000 slot */
+	u.val[KW_F_CLOSED_PEER_RST] += 1;   /* a reset close with no request counted */
+	u.val[KW_F_CONN] += 2;		    /* two still open... */
+	u.val[KW_F_REQ] += 7;		    /* ...with 7 requests */
+	kw_reuse_of(&u, &r);
+	assert_int_equal(r.connections, 15);
+	assert_int_equal(r.requests, 6 + 2 + 6 + 1000 + 7);
+	assert_int_equal(r.closed, 14);
+	assert_int_equal(r.single[KW_BY_LOCAL], 6);
+	assert_int_equal(r.single[KW_BY_PEER], 2);
+	assert_close(r.single_idle[KW_BY_LOCAL], 0.002);
+	assert_close(r.single_idle[KW_BY_PEER], 0.5);
+}
+
+/* Connections that carry many requests, closed idle: nothing to say. */
+static void test_reuse_healthy(void **state)
+{
+	struct kw_upstream u = up(KW_DIR_INBOUND, "10.77.1.1", 80);
+	struct kw_doctor_opts o = opts(0);
+	struct kw_diagnosis d;
+
+	(void)state;
+	/* 3 connections carrying 30 requests, closed idle by the client */
+	conns(&u, KW_BY_PEER, 10, 60.003, 3);
+	kw_doctor_upstream(&u, &o, &d);
+	assert_no_findings(&d);
+	assert_int_equal(d.reuse.connections, 3);
+	assert_int_equal(d.reuse.requests, 30);
+	assert_int_equal(d.reuse.single[KW_BY_PEER], 0);
+	/* the same outbound: our pool closes them idle */
+	u = up(KW_DIR_OUTBOUND, "10.77.2.2", 8080);
+	conns(&u, KW_BY_LOCAL, 10, 60.003, 3);
+	kw_doctor_upstream(&u, &o, &d);
+	assert_no_findings(&d);
+	/* no closed connection: open ones only */
+	u = up(KW_DIR_OUTBOUND, "10.77.2.2", 8080);
+	u.val[KW_F_CONN] = 40;
+	u.val[KW_F_REQ] = 40;
+	u.val[KW_F_ACTIVE] = 40;
+	kw_doctor_upstream(&u, &o, &d);
+	assert_no_findings(&d);
+	/* mostly reused, some one-shot clients closing after their request */
+	u = up(KW_DIR_INBOUND, "10.77.1.1", 80);
+	conns(&u, KW_BY_PEER, 50, 60, 100);
+	conns(&u, KW_BY_PEER, 1, 0.001, 20);
+	conns(&u, KW_BY_LOCAL, 1, 0.001, 5); /* and a few we closed, e.g. bad requests */
+	kw_doctor_upstream(&u, &o, &d);
+	assert_no_findings(&d);
+	/* a busy internal hop with long timeouts: 1000 connections a second, closed idle */
+	u = up(KW_DIR_OUTBOUND, "10.77.2.2", 8080);
+	conns(&u, KW_BY_LOCAL, 200, 60.003, 11520000);
+	conns(&u, KW_BY_PEER, 200, 75.003, 10);
+	kw_doctor_upstream(&u, &o, &d);
+	assert_no_findings(&d);
+	/* health checks: 4 connections, one request each, closed by us at once */
+	u = up(KW_DIR_INBOUND, "10.77.1.1", 80);
+	conns(&u, KW_BY_LOCAL, 1, 0.001, 4);
+	kw_doctor_upstream(&u, &o, &d);
+	assert_no_findings(&d);
+}
+
+/* nginx keepalive_timeout 0: we close every connection after its response. */
+static void test_server_closes_keepalive_off(void **state)
+{
+	struct kw_upstream u = up(KW_DIR_INBOUND, "10.77.1.1", 80);
+	struct kw_doctor_opts o = opts(0);
+	const struct kw_finding *f;
+	struct kw_diagnosis d;
+
+	(void)state;
+	conns(&u, KW_BY_LOCAL, 1, 0.001, 23040); /* 2 a second over 3h12m */
+	u.val[KW_F_TIME_WAIT] = 120;
+	kw_doctor_upstream(&u, &o, &d);
+	f = find_only(&d, "server_closes_after_each_response");
+	assert_int_equal(f->severity, KW_SEV_WARNING);
+	assert_string_equal(f->failure, "wasted handshakes");
+	assert_string_equal(f->summary, "we close connections after each response: 100% of closed "
+					"connections carried a single request");
+	assert_has(f->evidence, "23040 of the 23040 connections closed carried exactly one "
+				"request and we closed them first, 0.001 s after the response on "
+				"average; 23040 requests in all, 1 per connection");
+	assert_has(f->evidence, "HTTP/1.0 or carried Connection: close");
+	assert_has(f->evidence, "or keep-alive is off at the server");
+	assert_has(f->evidence, "23040 connections opened since the counts started, 3h12m ago (2 "
+				"a second)");
+	assert_has(f->evidence, "23040 TIME_WAIT sockets created here, 120 now");
+	assert_has(f->fix, "nginx keepalive_timeout above 0; Apache KeepAlive On");
+	assert_has(f->fix, "proxy_http_version 1.1, proxy_set_header Connection \"\", "
+			   "keepalive N in the upstream block");
+	assert_uncut(&d);
+	assert_int_equal(d.reuse.single[KW_BY_LOCAL], 23040);
+}
+
+/* ab -n 50 without -k: HTTP/1.0, and nginx or Apache close after each response. */
+static void test_server_closes_ab(void **state)
+{
+	struct kw_upstream u = up(KW_DIR_INBOUND, "10.77.1.1", 80);
+	struct kw_doctor_opts o = opts(0);
+	const struct kw_finding *f;
+	struct kw_diagnosis d;
+
+	(void)state;
+	conns(&u, KW_BY_LOCAL, 1, 0, 50);
+	kw_doctor_upstream(&u, &o, &d);
+	f = find_only(&d, "server_closes_after_each_response");
+	assert_has(f->evidence, "50 of the 50 connections closed carried exactly one request "
+				"and we closed them first, 0 s after the response");
+	assert_has(f->evidence, "HTTP/1.0 or carried Connection: close (ab without -k");
+	assert_has(f->fix, "ab -k");
+	assert_lacks(&d, "client_closes_after_each_response");
+
+	/* outbound: nginx proxying with its default HTTP/1.0, the backend closes */
+	u = up(KW_DIR_OUTBOUND, "10.77.2.2", 8080);
+	conns(&u, KW_BY_PEER, 1, 0.001, 50);
+	kw_doctor_upstream(&u, &o, &d);
+	f = find_only(&d, "server_closes_after_each_response");
+	assert_int_equal(f->severity, KW_SEV_WARNING);
+	assert_string_equal(f->failure, "wasted handshakes, connect failures once ports run out");
+	assert_has(f->summary, "the backend closes connections after each response");
+	assert_has(f->evidence, "and the backend closed them first");
+	assert_has(f->fix, "send HTTP/1.1 without Connection: close and keep the connections "
+			   "(nginx: proxy_http_version 1.1; proxy_set_header Connection \"\"; "
+			   "keepalive N in the upstream block)");
+	assert_has(f->fix, "Apache KeepAlive On");
+}
+
+static void test_single_use_thresholds(void **state)
+{
+	struct kw_upstream u;
+	struct kw_doctor_opts o = opts(0);
+	struct kw_diagnosis d;
+
+	(void)state;
+	/* 5 connections is enough, 4 is not (test_reuse_healthy) */
+	u = up(KW_DIR_INBOUND, "10.77.1.1", 80);
+	conns(&u, KW_BY_LOCAL, 1, 0.001, 5);
+	kw_doctor_upstream(&u, &o, &d);
+	find_only(&d, "server_closes_after_each_response");
+	/* 90% single-use is enough, 89% is not */
+	u = up(KW_DIR_INBOUND, "10.77.1.1", 80);
+	conns(&u, KW_BY_LOCAL, 1, 0.001, 90);
+	conns(&u, KW_BY_LOCAL, 20, 0.001, 10);
+	kw_doctor_upstream(&u, &o, &d);
+	find_only(&d, "server_closes_after_each_response");
+	u = up(KW_DIR_INBOUND, "10.77.1.1", 80);
+	conns(&u, KW_BY_LOCAL, 1, 0.001, 89);
+	conns(&u, KW_BY_LOCAL, 20, 0.001, 11);
+	kw_doctor_upstream(&u, &o, &d);
+	assert_no_findings(&d);
+	/* the other side's reused connections count among the closed ones too */
+	u = up(KW_DIR_INBOUND, "10.77.1.1", 80);
+	conns(&u, KW_BY_LOCAL, 1, 0.001, 89);
+	conns(&u, KW_BY_PEER, 20, 0.001, 11);
+	kw_doctor_upstream(&u, &o, &d);
+	assert_no_findings(&d);
+	/* unused connections count among the closed ones */
+	u = up(KW_DIR_INBOUND, "10.77.1.1", 80);
+	conns(&u, KW_BY_LOCAL, 1, 0.001, 9);
+	conns(&u, KW_BY_PEER, 0, 2, 2);
+	kw_doctor_upstream(&u, &o, &d);
+	assert_no_findings(&d);
+	/*
+	 * One request, then our 5 s keep-alive ran out: an idle close (clients that come
+	 * once), not a server refusing keep-alive.
+	 */
+	u = up(KW_DIR_INBOUND, "10.77.1.1", 80);
+	conns(&u, KW_BY_LOCAL, 1, 5.004, 100);
+	kw_doctor_upstream(&u, &o, &d);
+	assert_lacks(&d, "server_closes_after_each_response");
+	/* mostly at once, a few after the timeout: 90% right after the response is enough */
+	u = up(KW_DIR_INBOUND, "10.77.1.1", 80);
+	conns(&u, KW_BY_LOCAL, 1, 0.001, 90);
+	conns(&u, KW_BY_LOCAL, 1, 5.004, 10);
+	kw_doctor_upstream(&u, &o, &d);
+	find_only(&d, "server_closes_after_each_response");
+	u = up(KW_DIR_INBOUND, "10.77.1.1", 80);
+	conns(&u, KW_BY_LOCAL, 1, 0.001, 89);
+	conns(&u, KW_BY_LOCAL, 1, 5.004, 11);
+	kw_doctor_upstream(&u, &o, &d);
+	assert_no_findings(&d);
+	/* the overflow upstream is diagnosed too */
+	memset(&u, 0, sizeof(u));
+	conns(&u, KW_BY_LOCAL, 1, 0.001, 10);
+	kw_doctor_upstream(&u, &o, &d);
+	find_only(&d, "server_closes_after_each_response");
+}
+
+static void test_client_closes(void **state)
+{
+	struct kw_upstream u = up(KW_DIR_INBOUND, "10.77.1.1", 80);
+	struct kw_doctor_opts o = opts(0);
+	const struct kw_finding *f;
+	struct kw_diagnosis d;
+
+	(void)state;
+	/* a new curl per request: HTTP/1.1, and it closes after the response */
+	conns(&u, KW_BY_PEER, 1, 0.001, 100);
+	kw_doctor_upstream(&u, &o, &d);
+	f = find_only(&d, "client_closes_after_each_response");
+	assert_int_equal(f->severity, KW_SEV_INFO);
+	assert_string_equal(f->failure, "wasted handshakes");
+	assert_string_equal(f->summary, "the client does not reuse connections: it closed 100% of "
+					"them after a single request");
+	assert_has(f->evidence, "100 of the 100 connections closed carried exactly one request "
+				"and the client closed them first, 0.001 s after the response");
+	assert_has(f->evidence, "with HTTP/1.0 or Connection: close the server would close "
+				"first instead");
+	assert_has(f->evidence, "0 TIME_WAIT sockets created here");
+	assert_has(f->fix, "keep-alive on in the client or balancer");
+	assert_lacks(&d, "server_closes_after_each_response");
+
+	/* outbound: we open a connection per request and close it: TIME_WAIT here */
+	u = up(KW_DIR_OUTBOUND, "10.77.2.2", 8080);
+	conns(&u, KW_BY_LOCAL, 1, 0.001, 115200); /* 10 a second */
+	kw_doctor_upstream(&u, &o, &d);
+	f = find_only(&d, "client_closes_after_each_response");
+	assert_int_equal(f->severity, KW_SEV_WARNING);
+	assert_string_equal(f->failure, "wasted handshakes, connect failures once ports run out");
+	assert_has(f->summary, "our client does not reuse connections");
+	assert_has(f->evidence, "and we (the client) closed them first");
+	assert_has(f->evidence, "115200 TIME_WAIT sockets created here, 0 now (each holds its "
+				"port 60 s: about 600 ports at this rate)");
+	assert_has(f->fix, "HTTP/1.1 keep-alive with a connection pool (nginx: keepalive N in "
+			   "the upstream block");
+	/* one request, then the pool's idle timeout: not this rule */
+	u = up(KW_DIR_OUTBOUND, "10.77.2.2", 8080);
+	conns(&u, KW_BY_LOCAL, 1, 60.003, 100);
+	kw_doctor_upstream(&u, &o, &d);
+	assert_lacks(&d, "client_closes_after_each_response");
+}
+
+/* Apache's MaxKeepAliveRequests 5: four connections closed at their 5th, one idle at 3. */
+static void test_request_cap(void **state)
+{
+	struct kw_upstream u = up(KW_DIR_INBOUND, "10.77.1.1", 80);
+	struct kw_doctor_opts o = opts(0);
+	const struct kw_finding *f;
+	struct kw_diagnosis d;
+
+	(void)state;
+	conns(&u, KW_BY_LOCAL, 5, 0.001, 4);
+	conns(&u, KW_BY_LOCAL, 3, 5.004, 1);
+	kw_doctor_upstream(&u, &o, &d);
+	f = find(&d, "request_cap");
+	assert_non_null(f);
+	/* and Apache's 5 s KeepAliveTimeout with no balancer closing first: rule a */
+	assert_non_null(find(&d, "keepalive_shorter_than_lb"));
+	assert_int_equal(d.nfindings, 2);
+	assert_int_equal(f->severity, KW_SEV_WARNING);
+	assert_string_equal(f->failure, "wasted handshakes");
+	assert_string_equal(f->summary, "this server closes connections after 5 requests: a cap on "
+					"requests per connection");
+	assert_has(f->evidence, "4 of the 5 connections we closed after 2 requests or more "
+				"carried exactly 5, and 0 connections carried more; 4 of our "
+				"closes came right after a response");
+	assert_has(f->fix, "raise the cap of 5 requests per connection at the server: Apache "
+			   "MaxKeepAliveRequests 0 (unlimited) or 1000 and more; nginx "
+			   "keepalive_requests 1000 and more");
+	assert_uncut(&d);
+
+	/* 4 of 6 at 5 is under 80% */
+	conns(&u, KW_BY_LOCAL, 3, 5.004, 1);
+	kw_doctor_upstream(&u, &o, &d);
+	assert_lacks(&d, "request_cap");
+	/* 80 of 100 is enough, 79 is not */
+	u = up(KW_DIR_INBOUND, "10.77.1.1", 80);
+	conns(&u, KW_BY_LOCAL, 5, 0.001, 80);
+	conns(&u, KW_BY_LOCAL, 3, 0.001, 20);
+	kw_doctor_upstream(&u, &o, &d);
+	find_only(&d, "request_cap");
+	u = up(KW_DIR_INBOUND, "10.77.1.1", 80);
+	conns(&u, KW_BY_LOCAL, 5, 0.001, 79);
+	conns(&u, KW_BY_LOCAL, 3, 0.001, 21);
+	kw_doctor_upstream(&u, &o, &d);
+	assert_no_findings(&d);
+
+	/* Apache's default 100, outbound: info, and the default named */
+	u = up(KW_DIR_OUTBOUND, "10.77.2.2", 8080);
+	conns(&u, KW_BY_PEER, 100, 0.001, 500);
+	conns(&u, KW_BY_LOCAL, 40, 60.003, 20); /* our pool closes some idle, under the cap */
+	kw_doctor_upstream(&u, &o, &d);
+	f = find_only(&d, "request_cap");
+	assert_int_equal(f->severity, KW_SEV_INFO);
+	assert_has(f->summary, "the backend closes connections after 100 requests");
+	assert_has(f->evidence, "500 of the 500 connections the backend closed");
+	assert_has(f->evidence, "100 is the default of Apache's MaxKeepAliveRequests");
+	assert_has(f->fix, "at the backend");
+	/* nginx's 1000 */
+	u = up(KW_DIR_OUTBOUND, "10.77.2.2", 8080);
+	conns(&u, KW_BY_PEER, 1000, 0.001, 3);
+	kw_doctor_upstream(&u, &o, &d);
+	f = find_only(&d, "request_cap");
+	assert_has(f->evidence, "1000 is the default of nginx's keepalive_requests");
+
+	/* 2 connections are too few; 3 will do */
+	u = up(KW_DIR_INBOUND, "10.77.1.1", 80);
+	conns(&u, KW_BY_LOCAL, 2, 0.001, 2);
+	kw_doctor_upstream(&u, &o, &d);
+	assert_no_findings(&d);
+	conns(&u, KW_BY_LOCAL, 2, 0.001, 1);
+	kw_doctor_upstream(&u, &o, &d);
+	find_only(&d, "request_cap");
+	/* 10 has no exact slot: a count between 6 and 10 names no cap */
+	u = up(KW_DIR_INBOUND, "10.77.1.1", 80);
+	conns(&u, KW_BY_LOCAL, 10, 0.001, 50);
+	kw_doctor_upstream(&u, &o, &d);
+	assert_no_findings(&d);
+	/* clients that stop after 5 requests, closed by our 5 s keep-alive: no cap */
+	u = up(KW_DIR_INBOUND, "10.77.1.1", 80);
+	conns(&u, KW_BY_LOCAL, 5, 5.004, 50);
+	kw_doctor_upstream(&u, &o, &d);
+	assert_lacks(&d, "request_cap");
+	/* connections that carried more than 5: whatever closes at 5, it is no cap */
+	u = up(KW_DIR_INBOUND, "10.77.1.1", 80);
+	conns(&u, KW_BY_LOCAL, 5, 0.001, 50);
+	conns(&u, KW_BY_PEER, 30, 60.003, 6);
+	kw_doctor_upstream(&u, &o, &d);
+	assert_lacks(&d, "request_cap");
+	conns(&u, KW_BY_LOCAL, 5, 0.001, 10); /* 6 over, 60 at 5: within the 10% allowed */
+	kw_doctor_upstream(&u, &o, &d);
+	find_only(&d, "request_cap");
+	/* the client's closes at 5 are no server cap */
+	u = up(KW_DIR_INBOUND, "10.77.1.1", 80);
+	conns(&u, KW_BY_PEER, 5, 0.001, 50);
+	kw_doctor_upstream(&u, &o, &d);
+	assert_lacks(&d, "request_cap");
+}
+
+/* An outbound destination's census row, its namespace's row, and the result holding them. */
+struct census_fixture {
+	struct kw_census_dest dest[3];
+	struct kw_census_netns ns;
+	struct kw_census_result r;
+};
+
+static void census_one(struct census_fixture *c, const char *local, const char *peer, __u16 port,
+		       __u64 in_use, __u64 tw, __u64 held, __u64 range, double growth)
+{
+	struct kw_census_dest *x = &c->dest[0];
+
+	memset(c, 0, sizeof(*c));
+	assert_int_equal(kw_addr_parse(local, x->laddr), 0);
+	assert_int_equal(kw_addr_parse(peer, x->raddr), 0);
+	x->netns = 1;
+	x->rport = port;
+	x->family = KW_AF_INET;
+	x->in_use = in_use;
+	x->time_wait = tw;
+	x->held = held;
+	x->range = range;
+	x->headroom = held < range ? range - held : 0;
+	x->growth_per_s = growth;
+	x->exhaustion_s = !x->headroom ? 0 : growth > 0 ? x->headroom / growth : INFINITY;
+	c->ns.inode = 1;
+	c->ns.port_lo = 32768;
+	c->ns.port_hi = 60999;
+	c->ns.range = range;
+	c->ns.tw_reuse = 0;
+	c->r.dest = c->dest;
+	c->r.n_dest = 1;
+	c->r.ns = &c->ns;
+	c->r.n_ns = 1;
+}
+
+static void test_ports_headroom_zero(void **state)
+{
+	struct kw_upstream u = up(KW_DIR_OUTBOUND, "10.77.2.2", 8080);
+	struct kw_doctor_opts o = opts(0);
+	struct census_fixture c;
+	const struct kw_finding *f;
+	struct kw_diagnosis d;
+
+	(void)state;
+	census_one(&c, "10.77.1.2", "10.77.2.2", 8080, 28300, 28000, 28232, 28232, 0);
+	o.census = &c.r;
+	u.val[KW_F_TIME_WAIT_ENTERED] = 500000;
+	kw_doctor_upstream(&u, &o, &d);
+	assert_true(d.has_ports);
+	assert_int_equal(d.port_sources, 1);
+	f = find_only(&d, "ports_running_out");
+	assert_int_equal(f->severity, KW_SEV_CRITICAL);
+	assert_string_equal(f->failure, "connect failures");
+	assert_string_equal(f->summary, "connects to 10.77.2.2:8080 from 10.77.1.2 will fail with "
+					"EADDRNOTAVAIL now: no ephemeral port is left");
+	assert_has(f->evidence, "ports to 10.77.2.2:8080 from 10.77.1.2: 28232 of 28232 usable "
+				"held, 0 left; 28300 sockets to it, 28000 (99%) in TIME_WAIT");
+	assert_has(f->evidence, "net.ipv4.ip_local_port_range 32768 60999, tcp_tw_reuse 0");
+	assert_has(f->evidence, "500000 TIME_WAIT sockets created here");
+	assert_has(f->fix, "reuse connections so that fewer are opened");
+	assert_has(f->fix, "widen net.ipv4.ip_local_port_range (now 32768 60999, 28232 usable)");
+	assert_has(f->fix, "set net.ipv4.tcp_tw_reuse=1 so that connect() takes ports held in "
+			   "TIME_WAIT (now 0)");
+	assert_has(f->fix, "more source addresses");
+	assert_uncut(&d);
+
+	/* tcp_tw_reuse on: said so */
+	c.ns.tw_reuse = 1;
+	kw_doctor_upstream(&u, &o, &d);
+	f = find_only(&d, "ports_running_out");
+	assert_has(f->fix, "net.ipv4.tcp_tw_reuse is already on (1) here");
+	/* 2 covers loopback only */
+	c.ns.tw_reuse = 2;
+	kw_doctor_upstream(&u, &o, &d);
+	f = find_only(&d, "ports_running_out");
+	assert_has(f->fix, "set net.ipv4.tcp_tw_reuse=1 so that connect() takes ports held in "
+			   "TIME_WAIT (now 2: loopback only)");
+	u = up(KW_DIR_OUTBOUND, "127.0.0.1", 8080);
+	assert_int_equal(kw_addr_parse("127.0.0.1", c.dest[0].raddr), 0);
+	assert_int_equal(kw_addr_parse("127.0.0.1", c.dest[0].laddr), 0);
+	kw_doctor_upstream(&u, &o, &d);
+	f = find_only(&d, "ports_running_out");
+	assert_has(f->fix, "net.ipv4.tcp_tw_reuse is already on (2) here");
+
+	/* another port, peer, namespace or direction: not this row */
+	u = up(KW_DIR_OUTBOUND, "127.0.0.1", 8081);
+	kw_doctor_upstream(&u, &o, &d);
+	assert_false(d.has_ports);
+	assert_no_findings(&d);
+	u = up(KW_DIR_OUTBOUND, "127.0.0.2", 8080);
+	kw_doctor_upstream(&u, &o, &d);
+	assert_no_findings(&d);
+	u = up(KW_DIR_OUTBOUND, "127.0.0.1", 8080);
+	u.key.netns = 2;
+	kw_doctor_upstream(&u, &o, &d);
+	assert_no_findings(&d);
+	u = up(KW_DIR_INBOUND, "127.0.0.1", 8080);
+	kw_doctor_upstream(&u, &o, &d);
+	assert_false(d.has_ports);
+	assert_no_findings(&d);
+	/* no census */
+	u = up(KW_DIR_OUTBOUND, "127.0.0.1", 8080);
+	o.census = NULL;
+	kw_doctor_upstream(&u, &o, &d);
+	assert_false(d.has_ports);
+	assert_no_findings(&d);
+}
+
+static void test_ports_running_out_soon(void **state)
+{
+	struct kw_upstream u = up(KW_DIR_OUTBOUND, "10.77.2.2", 8080);
+	struct kw_doctor_opts o = opts(0);
+	struct census_fixture c;
+	const struct kw_finding *f;
+	struct kw_diagnosis d;
+
+	(void)state;
+	/* 8232 ports left, 30 more held a second: 274 s */
+	census_one(&c, "10.77.1.2", "10.77.2.2", 8080, 20000, 19900, 20000, 28232, 30);
+	o.census = &c.r;
+	kw_doctor_upstream(&u, &o, &d);
+	f = find_only(&d, "ports_running_out");
+	assert_int_equal(f->severity, KW_SEV_WARNING);
+	assert_string_equal(f->summary, "ports to 10.77.2.2:8080 run out in 4m34s at the current "
+					"rate");
+	assert_has(f->evidence, "held ports grow by 30 a second");
+	/* 600 s is the edge: 6000 left, 10 a second */
+	census_one(&c, "10.77.1.2", "10.77.2.2", 8080, 22232, 22000, 22232, 28232, 10);
+	kw_doctor_upstream(&u, &o, &d);
+	f = find_only(&d, "ports_running_out");
+	assert_has(f->summary, "run out in 10m00s");
+	census_one(&c, "10.77.1.2", "10.77.2.2", 8080, 22232, 22000, 22232, 28232, 6000 / 601.0);
+	kw_doctor_upstream(&u, &o, &d);
+	assert_no_findings(&d);
+	/* not growing, or shrinking */
+	census_one(&c, "10.77.1.2", "10.77.2.2", 8080, 20000, 19900, 20000, 28232, 0);
+	kw_doctor_upstream(&u, &o, &d);
+	assert_no_findings(&d);
+	census_one(&c, "10.77.1.2", "10.77.2.2", 8080, 20000, 19900, 20000, 28232, -50);
+	kw_doctor_upstream(&u, &o, &d);
+	assert_no_findings(&d);
+	/* a pool opening its first 200 connections fast: under 10% of the range held */
+	census_one(&c, "10.77.1.2", "10.77.2.2", 8080, 200, 0, 200, 28232, 100);
+	kw_doctor_upstream(&u, &o, &d);
+	assert_no_findings(&d);
+
+	/* two local addresses: the one closer to the end speaks */
+	census_one(&c, "10.77.1.2", "10.77.2.2", 8080, 100, 0, 100, 28232, 0);
+	c.dest[1] = c.dest[0];
+	assert_int_equal(kw_addr_parse("10.77.1.3", c.dest[1].laddr), 0);
+	c.dest[1].held = 28232;
+	c.dest[1].headroom = 0;
+	c.dest[1].exhaustion_s = 0;
+	c.r.n_dest = 2;
+	kw_doctor_upstream(&u, &o, &d);
+	assert_int_equal(d.port_sources, 2);
+	f = find_only(&d, "ports_running_out");
+	assert_has(f->summary, "from 10.77.1.3 will fail");
+	assert_has(f->evidence, "2 local addresses connect to it");
+}
+
+static void test_connect_failures_no_port(void **state)
+{
+	struct kw_upstream u = up(KW_DIR_OUTBOUND, "10.77.2.2", 8080);
+	struct kw_doctor_opts o = opts(0);
+	struct census_fixture c;
+	const struct kw_finding *f;
+	struct kw_diagnosis d;
+
+	(void)state;
+	u.val[KW_F_CF_EADDRNOTAVAIL] = 37;
+	kw_doctor_upstream(&u, &o, &d);
+	f = find_only(&d, "connect_failures_no_port");
+	assert_int_equal(f->severity, KW_SEV_CRITICAL);
+	assert_string_equal(f->failure, "connect failures");
+	assert_string_equal(f->summary, "37 connects to 10.77.2.2:8080 failed with EADDRNOTAVAIL: "
+					"no ephemeral port was left");
+	assert_has(f->evidence, "37 connect() failures with EADDRNOTAVAIL since the counts "
+				"started, 3h12m ago; a proxy answers them 502");
+	assert_has(f->fix, "set net.ipv4.tcp_tw_reuse=1");
+	/* other connect failures are not about ports */
+	u.val[KW_F_CF_EADDRNOTAVAIL] = 0;
+	u.val[KW_F_CF_ECONNREFUSED] = 37;
+	u.val[KW_F_CF_ETIMEDOUT] = 3;
+	kw_doctor_upstream(&u, &o, &d);
+	assert_no_findings(&d);
+
+	/* with a census: both port findings and the numbers */
+	u = up(KW_DIR_OUTBOUND, "10.77.2.2", 8080);
+	u.val[KW_F_CF_EADDRNOTAVAIL] = 37;
+	census_one(&c, "10.77.1.2", "10.77.2.2", 8080, 28300, 28000, 28232, 28232, 0);
+	c.ns.tw_reuse = 1;
+	o.census = &c.r;
+	kw_doctor_upstream(&u, &o, &d);
+	assert_int_equal(d.nfindings, 2);
+	assert_string_equal(d.finding[0].id, "connect_failures_no_port");
+	assert_string_equal(d.finding[1].id, "ports_running_out");
+	f = &d.finding[0];
+	assert_has(f->evidence, "28232 of 28232 usable held, 0 left");
+	assert_has(f->fix, "net.ipv4.tcp_tw_reuse is already on (1) here");
+	assert_uncut(&d);
+}
+
+/* nginx keepalive_timeout 5s behind a pool that keeps connections longer: seed 003. */
+static void test_short_keepalive_internal(void **state)
+{
+	struct kw_upstream u = up(KW_DIR_OUTBOUND, "10.77.2.2", 8080);
+	struct kw_doctor_opts o = opts(0);
+	const struct kw_finding *f;
+	struct kw_diagnosis d;
+
+	(void)state;
+	conns(&u, KW_BY_PEER, 4, 5.004, 23040); /* 2 a second, 4 requests each, closed idle */
+	kw_doctor_upstream(&u, &o, &d);
+	assert_non_null(find(&d, "upstream_closes_before_pool"));
+	f = find(&d, "short_keepalive_internal");
+	assert_non_null(f);
+	assert_int_equal(f->severity, KW_SEV_INFO);
+	assert_string_equal(f->failure, "wasted handshakes");
+	assert_string_equal(f->summary, "the backend's keep-alive timeout is 5 s while 2 "
+					"connections a second are opened: on an internal hop, "
+					"minutes would do");
+	assert_has(f->evidence, "23040 of the 23040 closes were idle closes (over 0.5 s); the "
+				"peer has a private address: an internal hop");
+	assert_has(f->evidence, "the backend closed idle connections after 5 s (high");
+	assert_string_equal(
+		f->fix, "raise the idle timeouts of this hop to minutes, the backend's keep-alive "
+			"above our pool's: e.g. the backend 300 s (nginx keepalive_timeout "
+			"300s; Apache KeepAliveTimeout 300) and the pool 240 s (nginx upstream "
+			"keepalive_timeout 240s; HAProxy timeout http-keep-alive 240s; Varnish "
+			"backend_idle_timeout 240); both under any firewall or NAT idle "
+			"timeout on the path");
+	assert_uncut(&d);
+	/* our pool's 2 s is the short one, the backend's 5 s behind it */
+	u = up(KW_DIR_OUTBOUND, "fd77::2", 8080);
+	conns(&u, KW_BY_LOCAL, 4, 2.004, 23040);
+	conns(&u, KW_BY_PEER, 4, 5.004, 100);
+	kw_doctor_upstream(&u, &o, &d);
+	f = find_only(&d, "short_keepalive_internal");
+	assert_has(f->summary, "our pool's idle timeout is 2 s while");
+	/* a pool at 400 s stays; the backend goes above it */
+	u = up(KW_DIR_OUTBOUND, "10.77.2.2", 8080);
+	conns(&u, KW_BY_PEER, 4, 5.004, 23040);
+	conns(&u, KW_BY_LOCAL, 4, 400, 100);
+	kw_doctor_upstream(&u, &o, &d);
+	f = find(&d, "short_keepalive_internal");
+	assert_non_null(f);
+	assert_has(f->fix, "the backend 405 s (nginx keepalive_timeout 405s;");
+	assert_has(f->fix, "and the pool 400 s");
+
+	/* inbound behind a balancer whose 60 s we know: ours above it */
+	u = up(KW_DIR_INBOUND, "10.77.1.1", 80);
+	conns(&u, KW_BY_LOCAL, 4, 5.004, 23040);
+	o = opts(60);
+	kw_doctor_upstream(&u, &o, &d);
+	f = find(&d, "short_keepalive_internal");
+	assert_non_null(f);
+	assert_has(f->summary, "our keep-alive timeout is 5 s while 2 connections a second");
+	assert_has(f->fix, "e.g. ours 300 s (nginx keepalive_timeout 300s; Apache "
+			   "KeepAliveTimeout 300) and the balancer's 60 s");
+	o = opts(0);
+
+	/* a public peer: clients on the internet, seconds are right */
+	u = up(KW_DIR_INBOUND, "203.0.113.5", 80);
+	conns(&u, KW_BY_LOCAL, 4, 5.004, 23040);
+	kw_doctor_upstream(&u, &o, &d);
+	assert_lacks(&d, "short_keepalive_internal");
+	u = up(KW_DIR_OUTBOUND, "2001:db8::2", 443);
+	conns(&u, KW_BY_PEER, 4, 5.004, 23040);
+	kw_doctor_upstream(&u, &o, &d);
+	assert_lacks(&d, "short_keepalive_internal");
+	/* under one connection a second */
+	u = up(KW_DIR_OUTBOUND, "10.77.2.2", 8080);
+	conns(&u, KW_BY_PEER, 4, 5.004, 11519);
+	kw_doctor_upstream(&u, &o, &d);
+	assert_lacks(&d, "short_keepalive_internal");
+	conns(&u, KW_BY_PEER, 4, 5.004, 1);
+	kw_doctor_upstream(&u, &o, &d);
+	assert_non_null(find(&d, "short_keepalive_internal"));
+	/* 20 s is not short */
+	u = up(KW_DIR_OUTBOUND, "10.77.2.2", 8080);
+	conns(&u, KW_BY_PEER, 4, 20.004, 23040);
+	kw_doctor_upstream(&u, &o, &d);
+	assert_lacks(&d, "short_keepalive_internal");
+	/* 15 s is */
+	u = up(KW_DIR_OUTBOUND, "10.77.2.2", 8080);
+	conns(&u, KW_BY_PEER, 4, 15.004, 23040);
+	kw_doctor_upstream(&u, &o, &d);
+	assert_non_null(find(&d, "short_keepalive_internal"));
+	/* most closes right after a response: idle timeouts are not what closes them */
+	u = up(KW_DIR_OUTBOUND, "10.77.2.2", 8080);
+	conns(&u, KW_BY_PEER, 4, 5.004, 10000);
+	conns(&u, KW_BY_LOCAL, 4, 0.001, 13040);
+	kw_doctor_upstream(&u, &o, &d);
+	assert_lacks(&d, "short_keepalive_internal");
+	/* a timeout of low confidence says too little */
+	u = up(KW_DIR_OUTBOUND, "10.77.2.2", 8080);
+	conns(&u, KW_BY_PEER, 4, 5.004, 2);
+	conns(&u, KW_BY_PEER, 4, 60, 1);
+	u.val[KW_F_CONN] = 23040;
+	kw_doctor_upstream(&u, &o, &d);
+	assert_lacks(&d, "short_keepalive_internal");
+	/* no uptime: no rate */
+	u = up(KW_DIR_OUTBOUND, "10.77.2.2", 8080);
+	conns(&u, KW_BY_PEER, 4, 5.004, 23040);
+	o.uptime = 0;
+	kw_doctor_upstream(&u, &o, &d);
+	assert_lacks(&d, "short_keepalive_internal");
+}
+
+/* Many rules at once: each finding kept, the worst first. */
+static void test_reuse_findings_together(void **state)
+{
+	struct kw_upstream u = up(KW_DIR_INBOUND, "10.77.1.1", 80);
+	struct kw_doctor_opts o = opts(60);
+	struct kw_diagnosis d;
+
+	(void)state;
+	conns(&u, KW_BY_LOCAL, 1, 0.001, 1000); /* server closes */
+	conns(&u, KW_BY_LOCAL, 5, 0.001, 50);	/* ...and a cap of 5 */
+	conns(&u, KW_BY_LOCAL, 0, 5.004, 10);	/* unused, closed after 5 s */
+	u.val[KW_F_RACE_SERVER] = 2;
+	u.val[KW_F_ABORTED_UNREAD] = 1;
+	kw_doctor_upstream(&u, &o, &d);
+	assert_int_equal(d.nfindings, 5);
+	assert_string_equal(d.finding[0].id, "keepalive_shorter_than_lb");
+	assert_string_equal(d.finding[1].id, "aborted_with_unread");
+	assert_string_equal(d.finding[2].id, "server_closes_after_each_response");
+	assert_string_equal(d.finding[3].id, "request_cap");
+	assert_string_equal(d.finding[4].id, "preopened_closed_unused");
+	assert_int_equal(d.finding[4].severity, KW_SEV_INFO);
+	assert_uncut(&d);
+}
+
+static void test_reuse_json(void **state)
+{
+	struct kw_upstream u[2];
+	struct kw_doctor_opts o = opts(0);
+	const json_t *x, *r;
+	json_t *doc;
+
+	(void)state;
+	u[0] = up(KW_DIR_INBOUND, "10.77.1.1", 80);
+	conns(&u[0], KW_BY_LOCAL, 1, 0.002, 2);
+	conns(&u[0], KW_BY_PEER, 1, 0.25, 1);
+	conns(&u[0], KW_BY_PEER, 5, 10, 3);
+	u[1] = up(KW_DIR_OUTBOUND, "10.77.2.2", 8080);
+	u[1].val[KW_F_CF_EADDRNOTAVAIL] = 1; /* shown with no close */
+	doc = doctor_json(u, 2, &o);
+
+	x = json_array_get(json_object_get(doc, "upstreams"), 1);
+	assert_string_equal(json_string_value(json_object_get(x, "peer")), "10.77.1.1");
+	r = json_object_get(x, "reuse");
+	assert_int_equal(json_object_size(r), 8);
+	assert_int_equal(json_integer_value(json_object_get(r, "connections")), 6);
+	assert_int_equal(json_integer_value(json_object_get(r, "requests")), 18);
+	assert_int_equal(json_integer_value(json_object_get(r, "requests_per_connection")), 3);
+	assert_int_equal(json_integer_value(json_object_get(r, "closed")), 6);
+	assert_int_equal(json_integer_value(json_object_get(r, "single_use")), 3);
+	assert_true(json_real_value(json_object_get(r, "single_use_share")) == 0.5);
+	assert_int_equal(json_integer_value(json_object_get(
+				 json_object_get(r, "single_use_closed_by"), "local")),
+			 2);
+	assert_int_equal(json_integer_value(json_object_get(
+				 json_object_get(r, "single_use_closed_by"), "peer")),
+			 1);
+	assert_true(json_real_value(json_object_get(json_object_get(r, "single_use_idle_seconds"),
+						    "local")) == 0.002);
+	assert_true(json_real_value(json_object_get(json_object_get(r, "single_use_idle_seconds"),
+						    "peer")) == 0.25);
+
+	/* nothing closed, nothing opened: ratios are null */
+	x = json_array_get(json_object_get(doc, "upstreams"), 0);
+	r = json_object_get(x, "reuse");
+	assert_int_equal(json_integer_value(json_object_get(r, "connections")), 0);
+	assert_true(json_is_null(json_object_get(r, "requests_per_connection")));
+	assert_true(json_is_null(json_object_get(r, "single_use_share")));
+	assert_true(json_is_null(
+		json_object_get(json_object_get(r, "single_use_idle_seconds"), "local")));
+	assert_string_equal(json_string_value(json_object_get(
+				    json_array_get(json_object_get(x, "findings"), 0), "id")),
+			    "connect_failures_no_port");
+	json_decref(doc);
+}
+
 static void test_duration(void **state)
 {
 	static const struct {
@@ -789,6 +1584,19 @@ int main(void)
 		cmocka_unit_test(test_findings_order),
 		cmocka_unit_test(test_run),
 		cmocka_unit_test(test_json),
+		cmocka_unit_test(test_reuse_figures),
+		cmocka_unit_test(test_reuse_healthy),
+		cmocka_unit_test(test_server_closes_keepalive_off),
+		cmocka_unit_test(test_server_closes_ab),
+		cmocka_unit_test(test_single_use_thresholds),
+		cmocka_unit_test(test_client_closes),
+		cmocka_unit_test(test_request_cap),
+		cmocka_unit_test(test_ports_headroom_zero),
+		cmocka_unit_test(test_ports_running_out_soon),
+		cmocka_unit_test(test_connect_failures_no_port),
+		cmocka_unit_test(test_short_keepalive_internal),
+		cmocka_unit_test(test_reuse_findings_together),
+		cmocka_unit_test(test_reuse_json),
 		cmocka_unit_test(test_duration),
 	};
 
