@@ -31,10 +31,12 @@ Modes (every socket has a timeout; every loop is bounded):
 
 --linger0 (client-close, churn): close with SO_LINGER {1, 0}, which sends a RST.
 
-Prints one JSON object on stdout (race: a "ready" line first): mode, connections, requests (sent), responses (complete
-responses received), server_closed (connections the server closed first), idle_seconds
-(time from the last response to the server's FIN), and "error" on failure. Exit status 0 only when
-every response arrived complete and the closes happened as the mode expects.
+Prints one JSON object on stdout (race: a "ready" line first): mode, connections,
+requests (sent), responses (complete responses received), server_closed (connections the
+server closed first), idle_seconds (time from the last response to the server's FIN),
+mode-specific results (race: state_at_send, outcome, reset_errno, delay_seconds; churn:
+connect_errors; reset-wait: end), and "error" on failure. Exit status 0 only when every
+response arrived complete and the closes happened as the mode expects.
 """
 
 import argparse
@@ -176,14 +178,13 @@ def errno_name(n):
     return errno.errorcode.get(n, str(n))
 
 
-def watch_second_request(c, wait):
-    """After a request on a connection that may have been closed: wait up to `wait`
-    seconds for a response or for the socket to be reset. Returns "response", "reset"
+def watch_second_request(c, deadline):
+    """After a request on a connection that may have been closed: wait until `deadline`
+    (time.monotonic()) for a response or for the socket to be reset. Returns "response", "reset"
     or "none", and the errno name the reset left (SO_ERROR, or a recv() error), if any.
 
     A reset is seen through the socket's state (CLOSE), not through recv() alone: once
     the peer's FIN has been queued, recv() returns b"" and never reports the reset."""
-    deadline = time.monotonic() + wait
     seen = None  # an error a peek returned: reading it clears SO_ERROR
     while True:
         if c.state() == "CLOSE":
@@ -370,8 +371,9 @@ def run_race(args, out):
                 # Not expected (the RST comes after the send), but say what happened.
                 out["send_errors"] = out.get("send_errors", 0) + 1
                 out.setdefault("send_errno", []).append(errno_name(e.errno))
+        deadline = time.monotonic() + args.wait  # one wait for all the connections
         for c in conns:
-            what, err = watch_second_request(c, args.wait)
+            what, err = watch_second_request(c, deadline)
             out["outcome"][what] = out["outcome"].get(what, 0) + 1
             if what == "response":
                 out["responses"] += 1

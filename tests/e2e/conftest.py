@@ -2,6 +2,8 @@
 """Fixtures for the end-to-end tests (root, network namespaces, real nginx, the agent).
 
     netns   a fresh client/server namespace pair joined by veth (kw.NetnsPair)
+    chain   three namespaces client -- proxy -- backend (kw.NetnsChain); the nginx and
+            apache fixtures do not apply to it (they take netns)
     nginx   nginx in the server namespace on port 80 (IPv4 and IPv6); options through
             @pytest.mark.nginx(keepalive_timeout="2s", ...) or indirect parametrization
     agent   build/keepwatchd restricted to the pair's two namespaces, with --no-pin;
@@ -46,6 +48,18 @@ def netns():
         raise
     yield pair
     pair.destroy()
+
+
+@pytest.fixture
+def chain():
+    net = kw.NetnsChain()
+    try:
+        net.create()
+    except BaseException:
+        net.destroy()
+        raise
+    yield net
+    net.destroy()
 
 
 @pytest.fixture

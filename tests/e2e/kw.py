@@ -509,8 +509,8 @@ Group www-data
 Mutex file:{dir} default
 ErrorLog {dir}/error.log
 LogLevel warn
-# connection id, client address and port, requests before this one on the connection
-LogFormat "%{{c}}L %a %{{remote}}p %k %s" kw
+# client address and port, requests before this one on the connection, status
+LogFormat "%a %{{remote}}p %k %s" kw
 CustomLog {dir}/access.log kw
 KeepAlive On
 KeepAliveTimeout {keepalive_timeout}
@@ -562,10 +562,13 @@ class Apache:
 
     def served(self):
         """Apache's own count from its access log: {"connections": n, "requests": n,
-        "per_connection": {connection id: requests}} (%k counts the requests before)."""
+        "per_connection": {"addr port": requests}} (%k counts the requests before this
+        one; a connection is known by the client's address and port, which each test's
+        client does not reuse within a test)."""
         per_conn = {}
         for line in self._read("access.log").splitlines():
-            conn, _addr, _port, k, _status = line.split()
+            addr, port, k, _status = line.split()
+            conn = f"{addr} {port}"
             per_conn[conn] = max(per_conn.get(conn, 0), int(k) + 1)
         return {"connections": len(per_conn), "requests": sum(per_conn.values()),
                 "per_connection": per_conn}

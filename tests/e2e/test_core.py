@@ -46,8 +46,9 @@ def side(labels, *, opened, reqs, reused, unused, closed, closed_by, how="fin",
     """Expectations for one upstream whose connections are all closed by now.
 
     closed: total closes; all of them by `closed_by` with `how` (so the other three
-    closed_by/how series of the upstream sum to 0), the unused ones too. per_conn: (le, cumulative count) pairs
-    of requests_per_connection; its _count is `opened` and its _sum is `reqs`.
+    closed_by/how series of the upstream sum to 0), the unused ones too. per_conn: (le,
+    cumulative count) pairs of requests_per_connection; its _count is `opened` and its
+    _sum is `reqs`.
     """
     exp = [
         (OPENED, labels, opened),

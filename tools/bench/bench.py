@@ -978,17 +978,22 @@ def scrape_tables(L, results):
         L.append("### BPF map memory per configured capacity")
         L.append("")
         L.append("| --max-upstreams | kw_upstreams max_entries | kw_upstreams bytes_memlock "
-                 "| all agent maps | agent RSS idle |")
-        L.append("|---|---|---|---|---|")
+                 "| all agent maps | maps ≥ 64 KiB | agent RSS idle |")
+        L.append("|---|---|---|---|---|---|")
         for cap, v in mm.items():
+            big = sorted(((x["bytes_memlock"] or 0, k) for k, x in v["maps"].items()
+                          if (x["bytes_memlock"] or 0) >= 65536), reverse=True)
             L.append(f"| {cap} | {v['kw_upstreams_max_entries']} "
                      f"| {v['kw_upstreams_bytes_memlock']} "
-                     f"({v['kw_upstreams_bytes_memlock'] / 2**20:.1f} MiB) "
-                     f"| {v['all_maps_bytes_memlock']} | {v['agent_rss_kb_idle']} KiB |")
+                     f"({(v['kw_upstreams_bytes_memlock'] or 0) / 2**20:.1f} MiB) "
+                     f"| {v['all_maps_bytes_memlock']} "
+                     f"({v['all_maps_bytes_memlock'] / 2**20:.1f} MiB) "
+                     f"| {', '.join(f'{k} {b / 2**20:.1f} MiB' for b, k in big)} "
+                     f"| {v['agent_rss_kb_idle']} KiB |")
         L.append("")
     big = results.get("big")
     if big:
-        L.append("### 100k open connections (--big)")
+        L.append(f"### {big.get('connections_wanted')} open connections (--big)")
         L.append("")
         c = big.get("client", {})
         L.append(f"- connections established: {c.get('established')} "

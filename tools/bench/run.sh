@@ -3,7 +3,7 @@
 #
 # keepwatch overhead benchmark (`make bench`; see BENCHMARKS.md for the method).
 #   tools/bench/run.sh            full run (~20 min)
-#   tools/bench/run.sh --quick    short run (~3 min)
+#   tools/bench/run.sh --quick    short run (~3 min); also make bench BENCH_ARGS=--quick
 #   tools/bench/run.sh --big      also the agent's RSS with 100k open connections
 #   tools/bench/run.sh --help     every option
 # Needs root, build/keepwatchd (make), nginx, wrk, bpftrace, bpftool, clang
@@ -17,6 +17,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 out=$repo/build/bench
 py=/usr/bin/python3
+
+# `make bench BENCH_ARGS=--quick`: make passes command-line variables to the recipe's
+# environment. Word splitting of BENCH_ARGS is intended.
+# shellcheck disable=SC2086
+set -- ${BENCH_ARGS:-} "$@"
 
 for a in "$@"; do
 	case $a in -h | --help) exec $py "$here/bench.py" --help ;; esac
