@@ -49,6 +49,13 @@ const volatile __u64 cfg_race_window_ns = 120ULL * 1000000000;
 
 extern int CONFIG_HZ __kconfig;
 
+/*
+ * A keep-alive race needs a connection that was idle: closed by us after this long
+ * without data, or a request arriving after this long of quiet. Closes right after a
+ * response (Connection: close) are not remembered, which keeps them cheap.
+ */
+#define RACE_MIN_QUIET_MS 500
+
 /* kw_sock.flags */
 #define SF_CLOSING  0x01 /* the first close was seen and recorded */
 #define SF_FIN_SENT 0x02 /* our FIN is queued: it took one sequence number */
@@ -498,7 +505,7 @@ static __always_inline void on_first_close(const struct sock *sk, struct kw_sock
 	s->data_segs_in = tp->data_segs_in;
 	s->flags |= SF_CLOSING;
 	if (s->closed_by == KW_BY_LOCAL && s->how == KW_HOW_FIN &&
-	    s->key.direction == KW_DIR_INBOUND)
+	    s->key.direction == KW_DIR_INBOUND && s->idle_ms >= RACE_MIN_QUIET_MS)
 		remember_close(sk, s);
 }
 
@@ -714,9 +721,6 @@ static __always_inline void count_race(struct kw_counters *c, __u32 idle, __u64 
 	__sync_fetch_and_add(&c->race_gap_hist[kw_gap_slot(gap_us)], 1);
 }
 
-/* A request arriving this long after our last send met a connection idle, not busy. */
-#define RACE_MIN_QUIET_MS 500
-
 /* A reset we sent from a tracked full socket. */
 static __always_inline void reset_from_socket(const struct sock *sk, struct kw_sock *s, __u8 why)
 {
@@ -731,9 +735,9 @@ static __always_inline void reset_from_socket(const struct sock *sk, struct kw_s
 		return;
 	__sync_fetch_and_add(&c->resets_sent[why], 1);
 	if (why == KW_RST_ABORT_ON_DATA) {
-		/* Data arrived after we closed with a FIN: the request met a closed connection. */
+		/* Data arrived after we closed an idle connection with a FIN. */
 		race = (s->flags & SF_CLOSING) && s->closed_by == KW_BY_LOCAL &&
-		       s->how == KW_HOW_FIN;
+		       s->how == KW_HOW_FIN && s->idle_ms >= RACE_MIN_QUIET_MS;
 	} else if (why == KW_RST_ABORT_ON_CLOSE) {
 		/*
 		 * We closed with data unread. If it came after a quiet spell, it is a request
