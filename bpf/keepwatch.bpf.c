@@ -849,7 +849,7 @@ static __always_inline int handle_receive_reset(struct sock *sk)
 	struct kw_tuple t = {};
 	__u32 idle = 0;
 	__u64 gap_ns = 0;
-	bool race;
+	bool race = false;
 
 	if (!s || (s->flags & SF_FOLDED))
 		return 0;
@@ -871,19 +871,24 @@ static __always_inline int handle_receive_reset(struct sock *sk)
 	__sync_fetch_and_add(&c->resets_rcvd[rst_state(state)], 1);
 	/*
 	 * Client side: our request, unanswered, met a reset on a connection the peer had
-	 * closed (CLOSE_WAIT: its FIN came first) or on a reused one (its FIN crossed it).
+	 * closed while idle (CLOSE_WAIT: its FIN came first; idle is the peer's when it
+	 * closed) or on a used connection we had left idle (its FIN crossed our request;
+	 * idle is how long it sat before we sent). A reset to a busy connection is not one.
 	 */
-	race = s->key.direction == KW_DIR_OUTBOUND && tp->write_seq != s->mark &&
-	       (state == TCP_CLOSE_WAIT || (state == TCP_ESTABLISHED && s->requests > 0));
-	if (race) {
-		/* How long the connection sat idle before we sent on it. */
-		__s32 d = tp->lsndtime - tp->inet_conn.icsk_ack.lrcvtime;
-
-		idle = d > 0 ? jiffies_to_ms(d) : 0;
-		if (state == TCP_CLOSE_WAIT)
+	if (s->key.direction == KW_DIR_OUTBOUND && tp->write_seq != s->mark) {
+		if (state == TCP_CLOSE_WAIT) {
+			idle = s->idle_ms;
 			gap_ns = bpf_ktime_get_ns() - s->close_ns;
-		count_race(c, idle, gap_ns);
+			race = idle >= RACE_MIN_QUIET_MS;
+		} else if (state == TCP_ESTABLISHED && s->requests > 0) {
+			__s32 d = tp->lsndtime - tp->inet_conn.icsk_ack.lrcvtime;
+
+			idle = d > 0 ? jiffies_to_ms(d) : 0;
+			race = idle >= RACE_MIN_QUIET_MS;
+		}
 	}
+	if (race)
+		count_race(c, idle, gap_ns);
 	if (sk_tuple(sk, &t))
 		emit(race ? KW_EV_RACE : KW_EV_RESET_RCVD, &s->key, &t, rst_state(state), idle,
 		     gap_ns, s->requests);

@@ -25,9 +25,10 @@ Modes (every socket has a timeout; every loop is bounded):
   churn         --conns C: C connections in turn, one keep-alive request each, the client
                 closing first (its side keeps the TIME_WAIT); a connect() that fails with
                 EADDRNOTAVAIL is counted and the loop goes on, any other error stops it.
-  reset-wait    --requests R [--unanswered U]: R requests on one connection, then U more
-                sent without waiting for an answer, then wait up to --wait for the server
-                to end it, and report how ("end"): "eof" (FIN), "ECONNRESET" or "none".
+  reset-wait    --requests R [--unanswered U] [--pause P]: R requests on one connection,
+                then (P seconds later) U more sent without waiting for an answer, then
+                wait up to --wait for the server to end it, and report how ("end"):
+                "eof" (FIN), "ECONNRESET" or "none".
 
 --linger0 (client-close, churn): close with SO_LINGER {1, 0}, which sends a RST.
 
@@ -306,6 +307,8 @@ def run(args, out):
         try:
             for _ in range(args.requests):
                 one_request(c)
+            if args.pause > 0:
+                time.sleep(args.pause)
             for _ in range(args.unanswered):
                 out["requests"] += 1
                 c.sock.sendall(build_request(host, args.path, False))
@@ -406,6 +409,8 @@ def parse_args(argv):
                    help="race --control: seconds to wait for 'go'")
     p.add_argument("--unanswered", type=int, default=0,
                    help="reset-wait: requests sent after the others, without waiting")
+    p.add_argument("--pause", type=float, default=0.0,
+                   help="reset-wait: seconds before the unanswered requests")
     p.add_argument("--linger0", action="store_true",
                    help="client-close, churn: close with SO_LINGER {1, 0} (a RST)")
     a = p.parse_args(argv)
@@ -416,7 +421,8 @@ def parse_args(argv):
         if not 0 <= v <= 100000:
             p.error(f"--{name} out of range: {v}")
     if not 0 < a.wait <= 600 or not 0 < a.timeout <= 600 or not 0 <= a.hold <= 600 \
-            or not 0 <= a.delay <= 600 or not 0 < a.control_timeout <= 600:
+            or not 0 <= a.delay <= 600 or not 0 < a.control_timeout <= 600 \
+            or not 0 <= a.pause <= 600:
         p.error("times must be in (0, 600] seconds")
     return a
 
