@@ -15,6 +15,7 @@
 
 #include "addr.h"
 #include "doctor.h"
+#include "json.h"
 #include "duration.h"
 #include "metrics.h"
 
@@ -1229,9 +1230,7 @@ int kw_doctor_json(const struct kw_diagnosis *d, size_t n, const struct kw_docto
 		   struct kw_buf *out)
 {
 	json_t *ups = json_array(), *doc;
-	char *text;
 	size_t i;
-	int err;
 
 	if (!ups)
 		return -ENOMEM;
@@ -1245,14 +1244,5 @@ int kw_doctor_json(const struct kw_diagnosis *d, size_t n, const struct kw_docto
 			"lb_idle_timeout",
 			o->lb_idle_timeout > 0 ? number(o->lb_idle_timeout) : json_null(),
 			"upstreams", ups);
-	if (!doc)
-		return -ENOMEM;
-	text = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(12));
-	json_decref(doc);
-	if (!text)
-		return -ENOMEM;
-	err = kw_buf_puts(out, text);
-	err = err ?: kw_buf_puts(out, "\n");
-	free(text);
-	return err;
+	return kw_json_dump(doc, out);
 }

@@ -17,6 +17,7 @@
 
 #include "addr.h"
 #include "events.h"
+#include "json.h"
 #include "log.h"
 #include "netns.h"
 #include "parse.h"
@@ -185,22 +186,6 @@ static void select_range(const struct kw_event_ring *r, const struct kw_events_q
 	}
 }
 
-static int dump(json_t *doc, struct kw_buf *out)
-{
-	char *text;
-	int err;
-
-	if (!doc)
-		return -ENOMEM;
-	text = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(12));
-	json_decref(doc);
-	if (!text)
-		return -ENOMEM;
-	err = kw_buf_puts(out, text);
-	err = err ?: kw_buf_puts(out, "\n");
-	free(text);
-	return err;
-}
 
 int kw_event_ring_render(struct kw_event_ring *r, const struct kw_events_query *q,
 			 struct kw_buf *out)
@@ -224,7 +209,7 @@ int kw_event_ring_render(struct kw_event_ring *r, const struct kw_events_query *
 	next = from <= to ? to : r->last;
 	doc = json_pack("{s:i, s:I, s:I, s:o}", "version", 1, "next", (json_int_t)next, "dropped",
 			(json_int_t)r->dropped, "events", events);
-	return dump(doc, out);
+	return kw_json_dump(doc, out);
 }
 
 int kw_events_query_parse(const char *since, const char *limit, struct kw_events_query *q,

@@ -65,7 +65,7 @@ static json_t *upstream_json(const struct kw_upstream *u)
 	return o;
 }
 
-static int dump(json_t *doc, struct kw_buf *out)
+int kw_json_dump(json_t *doc, struct kw_buf *out)
 {
 	char *text;
 	int err;
@@ -93,10 +93,10 @@ int kw_json_upstreams(const struct kw_snapshot *s, struct kw_buf *out)
 	json_object_set_new(doc, "version", json_integer(KW_JSON_VERSION));
 	json_object_set_new(doc, "uptime_seconds", json_real(s->uptime));
 	json_object_set_new(doc, "upstreams", arr);
-	return dump(doc, out);
+	return kw_json_dump(doc, out);
 }
 
 int kw_json_error(const char *msg, struct kw_buf *out)
 {
-	return dump(json_pack("{ss}", "error", msg), out);
+	return kw_json_dump(json_pack("{ss}", "error", msg), out);
 }
