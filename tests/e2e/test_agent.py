@@ -1,0 +1,109 @@
+# SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+"""The agent itself: counts that survive a restart through the pinned maps, and a full
+upstream map whose overflow is counted, not lost.
+
+Exact counts, in namespaces of the test's own, against real nginx.
+"""
+
+import os
+import shutil
+
+import kw
+
+P = "keepwatch_"
+OPENED = P + "connections_opened_total"
+REQS = P + "requests_total"
+REUSED = P + "requests_reused_total"
+ACTIVE = P + "connections_active"
+ERRORS = P + "bpf_errors_total"
+
+
+def pinned_agent(netns, pin_dir, *extra):
+    a = kw.Agent([netns.client_ns, netns.server_ns], extra_args=extra)
+    a.args.remove("--no-pin")
+    a.args += ["--pin-dir", pin_dir]
+    return a
+
+
+def test_counts_survive_restart(netns, nginx):
+    """Two agents one after the other on the same pins: the second goes on counting
+    from the first's counts, including a connection that stayed open across the restart,
+    and an agent with another --max-upstreams starts afresh."""
+    pin_dir = f"/sys/fs/bpf/kw-test-{os.getpid()}-{netns.index}"
+    inbound = dict(direction="inbound", peer=netns.client_addr(), port="80",
+                   netns=netns.server_ns)
+    agents = []
+    try:
+        first = pinned_agent(netns, pin_dir)
+        agents.append(first)
+        first.start()
+        netns.run_client("keepalive", "--conns", 2, "--requests", 5)
+        first.wait_all([(REQS, inbound, 10), (REUSED, inbound, 8), (ACTIVE, inbound, 0)])
+        first.stop()
+
+        second = pinned_agent(netns, pin_dir)
+        agents.append(second)
+        second.start()
+        second.wait_all([(OPENED, inbound, 2), (REQS, inbound, 10)])
+        netns.run_client("keepalive", "--conns", 1, "--requests", 5)
+        second.wait_all([(OPENED, inbound, 3), (REQS, inbound, 15), (REUSED, inbound, 12),
+                         (ACTIVE, inbound, 0)])
+        second.stop()
+
+        third = pinned_agent(netns, pin_dir, "--max-upstreams", "64")
+        agents.append(third)
+        third.start()
+        assert "another layout" in third.stderr(), third.stderr()
+        samples = third.metrics()
+        assert kw.select(samples, REQS, **inbound) == [], \
+            "a fresh start with another --max-upstreams still had the old upstream"
+        third.stop()
+    finally:
+        for a in agents:
+            if a.proc is not None and a.proc.poll() is None:
+                a.stop(check=False)
+        shutil.rmtree(pin_dir, ignore_errors=True)
+
+
+SOURCES = 20
+
+
+def test_full_map_goes_to_overflow(netns, nginx):
+    """--max-upstreams 16 and 21 upstreams (20 client addresses inbound, one server
+    outbound): the 5 inbound upstreams that find no slot are counted under
+    peer="other", each in keepwatch_bpf_errors_total{reason="upstreams_full"}, and no
+    connection or request is lost from the totals."""
+    base = netns.client_v4.rsplit(".", 1)[0]
+    addrs = [f"{base}.{100 + i}" for i in range(SOURCES)]
+    for a in addrs:
+        netns.exec(netns.client_ns, ["ip", "addr", "add", f"{a}/24", "dev", "veth0"])
+        netns.exec(netns.server_ns, ["ip", "neigh", "replace", a, "lladdr",
+                                     netns.client_mac, "dev", "veth0", "nud", "permanent"])
+    agent = kw.Agent([netns.client_ns, netns.server_ns],
+                     extra_args=("--max-upstreams", "16"))
+    try:
+        agent.start()
+        script = (
+            "import socket, sys\n"
+            "for src in sys.argv[2:]:\n"
+            "    s = socket.socket()\n"
+            "    s.settimeout(5)\n"
+            "    s.bind((src, 0))\n"
+            "    s.connect((sys.argv[1], 80))\n"
+            "    s.sendall(b'GET / HTTP/1.1\\r\\nHost: t\\r\\nConnection: close\\r\\n\\r\\n')\n"
+            "    while s.recv(4096):\n"
+            "        pass\n"
+            "    s.close()\n")
+        netns.exec(netns.client_ns,
+                   ["/usr/bin/python3", "-c", script, netns.server_v4, *addrs], timeout=60)
+        agent.wait_all([
+            (OPENED, dict(direction="inbound", netns=netns.server_ns), SOURCES - 5),
+            (OPENED, dict(direction="inbound", peer="other"), 5),
+            (REQS, dict(direction="inbound", peer="other"), 5),
+            (OPENED, dict(direction="outbound", netns=netns.client_ns), SOURCES),
+            (ERRORS, dict(reason="upstreams_full"), 5),
+            (P + "upstreams", {}, 18),
+            (P + "upstreams_capacity", {}, 18),
+        ])
+    finally:
+        agent.stop()
