@@ -107,3 +107,12 @@ def test_full_map_goes_to_overflow(netns, nginx):
         ])
     finally:
         agent.stop()
+
+
+def test_prometheus_rules_are_valid():
+    """The recording rules and alerts shipped for a fleet load in Prometheus."""
+    rules = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "deploy",
+                         "keepwatch.rules.yml")
+    out = kw.run(["promtool", "check", "rules", rules], check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "SUCCESS: 8 rules found" in out.stdout, out.stdout
