@@ -670,7 +670,11 @@ def summarize_throughput(results):
             cpu = [r["proc_cpu_s"] / r["wall_s"] for r in treat if r.get("proc_cpu_s") is not None]
             rss = [r["proc_mem_kb"].get("VmRSS") for r in treat if r.get("proc_mem_kb")]
             hwm = [r["proc_mem_kb"].get("VmHWM") for r in treat if r.get("proc_mem_kb")]
-            s["agent"] = {"cpu_frac": spread(cpu), "rss_kb_max": max(rss) if rss else None,
+            cpu_s = sum(r["proc_cpu_s"] for r in treat if r.get("proc_cpu_s") is not None)
+            wall = sum(r["wall_s"] for r in treat if r.get("proc_cpu_s") is not None)
+            s["agent"] = {"cpu_frac": spread(cpu), "cpu_s": cpu_s, "wall_s": wall,
+                          "cpu_frac_pooled": cpu_s / wall if wall else None,
+                          "rss_kb_max": max(rss) if rss else None,
                           "hwm_kb_max": max(hwm) if hwm else None}
         foreign = [r for r in rs if r.get("foreign_bpf")]
         s["runs_with_foreign_bpf"] = len(foreign)
@@ -870,6 +874,110 @@ def big_figure(reg, tag, count, out, gets=3):
             stop_proc(p, timeout=60)
         out["close_seconds"] = round(time.monotonic() - t0, 1)
         a.stop()
+# --- profile --------------------------------------------------------------------------
+
+def profile(reg, tag, mode, seconds, conns):
+    """Where the agent's BPF time goes: perf samples (all CPUs, call graphs) under load on
+    the lo topology, the samples inside the agent's programs attributed to the function
+    each program called (or 'self'). Needs perf (not installed by install-deps.sh)."""
+    perf = shutil.which("perf")
+    if not perf:
+        raise RuntimeError("--profile needs perf (Debian: linux-perf)")
+    tops = make_topologies(reg, tag, ["lo"])
+    top = tops["lo"]
+
+    def bpf_ksyms():
+        with open("/proc/kallsyms") as f:
+            return {(int(ln.split()[0], 16), ln.split()[2]) for ln in f if " bpf_prog_" in ln}
+    # The agent's functions are the BPF symbols that appear when it starts, told apart by
+    # address: other agents on the machine load the same code under the same names.
+    before = bpf_ksyms()
+    a = Agent(reg, top.netns).start()
+    try:
+        after = sorted(bpf_ksyms())
+        ranges = []
+        for k, (addr, name) in enumerate(after):
+            if (addr, name) in before:
+                continue
+            end = after[k + 1][0] if k + 1 < len(after) else addr + 65536
+            ranges.append((addr, min(end, addr + 65536), name.split("_", 3)[-1]))
+        data = tempfile.NamedTemporaryFile(prefix="kwb-perf-", suffix=".data", delete=False)
+        reg.add(lambda: os.unlink(data.name), "perf data")
+        wout = tempfile.NamedTemporaryFile(prefix="kwb-wrk-", delete=False)
+        reg.add(lambda: os.unlink(wout.name), "wrk output")
+        w = reg.spawn(top.client.cmd(["taskset", "-c", "0", "wrk", "-t1", f"-c{conns}",
+                                      f"-d{seconds + 2}s", "-s", WRK_LUA, *MODES[mode],
+                                      top.url]),
+                      stdout=wout, stderr=subprocess.STDOUT)
+        time.sleep(1)
+        sh([perf, "record", "-q", "-a", "-g", "-F", "4999", "-o", data.name, "--", "sleep",
+            seconds], timeout=seconds + 60)
+        w.wait(seconds + 30)
+        wrk_out = Path(wout.name).read_text()
+        text = sh([perf, "script", "-i", data.name, "-F", "ip,sym"], timeout=300).stdout
+    finally:
+        a.stop()
+
+    def ours(ip):
+        for lo, hi, name in ranges:
+            if lo <= ip < hi:
+                return name
+        return None
+    total = 0
+    by_prog, by_callee, leaves = {}, {}, {}
+    for block in text.split("\n\n"):
+        frames = []
+        for ln in block.strip().splitlines():
+            f = ln.split(None, 1)
+            try:
+                frames.append((int(f[0], 16), f[1].rsplit("+", 1)[0] if len(f) > 1 else "?"))
+            except ValueError:
+                continue
+        if not frames:
+            continue
+        total += 1
+        for k, (ip, _) in enumerate(frames):  # leaf first
+            prog = ours(ip)
+            if prog and prog.startswith("kw_"):
+                callee = "self" if k == 0 else frames[k - 1][1]
+                if ours(frames[k - 1][0]) if k else False:
+                    callee = "self (subprogram " + ours(frames[k - 1][0]) + ")"
+                by_prog[prog] = by_prog.get(prog, 0) + 1
+                by_callee[(prog, callee)] = by_callee.get((prog, callee), 0) + 1
+                if k >= 2:  # where inside the called function the time went
+                    lk = (prog, callee, frames[0][1])
+                    leaves[lk] = leaves.get(lk, 0) + 1
+                break
+    summary = [json.loads(ln[8:]) for ln in wrk_out.splitlines() if ln.startswith("KWBENCH ")]
+    return {"mode": mode, "seconds": seconds, "samples": total, "by_program": by_prog,
+            "wrk": summary[0] if summary else wrk_out[-500:],
+            "by_callee": [{"program": p_, "callee": c, "samples": n,
+                           "leaves": sorted(([lf, m] for (p2, c2, lf), m in leaves.items()
+                                             if (p2, c2) == (p_, c)), key=lambda x: -x[1])[:8]}
+                          for (p_, c), n in sorted(by_callee.items(), key=lambda x: -x[1])]}
+
+
+def profile_report(pr):
+    L = [f"### Profile of the agent's programs, {pr['mode']} (perf, all CPUs, "
+         f"{pr['seconds']} s, {pr['samples']} samples)", ""]
+    w = pr.get("wrk")
+    if isinstance(w, dict):
+        L += [f"Load: {w['requests']} requests in {w['duration_us'] / 1e6:.1f} s "
+              f"({w['requests'] / (w['duration_us'] / 1e6):.0f} req/s).", ""]
+    L.append("| program | % of all samples | called function | % of the program's samples "
+             "| hottest functions under it (% of the program) |")
+    L.append("|---|---|---|---|---|")
+    for prog, n in sorted(pr["by_program"].items(), key=lambda x: -x[1]):
+        for c in pr["by_callee"]:
+            if c["program"] == prog and c["samples"] / n >= 0.02:
+                lv = ", ".join(f"{lf} {100 * m / n:.0f}" for lf, m in c.get("leaves", [])[:4]
+                               if m / n >= 0.02)
+                L.append(f"| {prog} | {100 * n / pr['samples']:.2f} % | {c['callee']} "
+                         f"| {100 * c['samples'] / n:.0f} % | {lv} |")
+    L.append("")
+    return "\n".join(L)
+
+
 # --- report ---------------------------------------------------------------------------
 
 def fmt(x, spec=".3f"):
@@ -946,11 +1054,14 @@ def throughput_tables(L, s):
     if ag:
         L.append("### Agent under load (agent runs)")
         L.append("")
-        L.append("| topology | mode | agent CPU (median, % of one core) | max RSS | max HWM |")
+        L.append("| topology | mode | agent CPU (utime+stime over all agent runs) | max RSS "
+                 "| max HWM |")
         L.append("|---|---|---|---|---|")
         for k, v in ag:
             top, mode, _ = k.split("/")
-            L.append(f"| {top} | {mode} | {fmt(v['cpu_frac']['median'] * 100, '.2f')} % "
+            L.append(f"| {top} | {mode} | {v.get('cpu_s', 0) * 1e3:.0f} ms in "
+                     f"{v.get('wall_s', 0):.0f} s = "
+                     f"{fmt((v.get('cpu_frac_pooled') or 0) * 100, '.3f')} % of one core "
                      f"| {v['rss_kb_max']} KiB | {v['hwm_kb_max']} KiB |")
         L.append("")
 
@@ -1072,7 +1183,9 @@ def environment(args):
 def parse_args(argv):
     ap = argparse.ArgumentParser(prog="tools/bench/run.sh", description=(
         "keepwatch overhead benchmark: interleaved A/B throughput pairs, BPF ns per "
-        "request, agent CPU/RSS, /metrics scrape time, map memory."))
+        "request, agent CPU/RSS, /metrics scrape time, map memory."),
+        epilog="Also: tools/bench/run.sh --render build/bench/bench-STAMP.json re-prints the "
+               "report of a saved run. See BENCHMARKS.md.")
     ap.add_argument("--quick", action="store_true",
                     help="short run (~3 min): 4 pairs of 1 s runs, scrape at 100 and 1000 "
                          "upstreams")
@@ -1090,10 +1203,13 @@ def parse_args(argv):
     ap.add_argument("--scrape-levels", help="upstream counts for the scrape figure "
                     "(default 100,1000,10000; --quick 100,1000; 0 to skip)")
     ap.add_argument("--scrape-gets", type=int, default=20, help="GETs per level (default 20)")
-    ap.add_argument("--big-connections", type=int, default=100000)
+    ap.add_argument("--big-connections", type=int, default=100000,
+                    help="connections held open for --big (default 100000)")
     ap.add_argument("--big-gets", type=int, default=3,
                     help="timed /metrics GETs with the big population open (default 3)")
     ap.add_argument("--no-throughput", action="store_true", help="skip the A/B pairs")
+    ap.add_argument("--profile", choices=list(MODES), help="only profile the agent's "
+                    "programs with perf under this load (lo topology) and exit")
     ap.add_argument("--out", default=str(BUILD / "bench"), help="where the JSON goes")
     args = ap.parse_args(argv)
     if args.pairs is None:
@@ -1121,6 +1237,13 @@ def parse_args(argv):
 
 
 def main(argv):
+    if argv[:1] == ["--render"]:  # re-print the report of a saved run
+        if len(argv) != 2:
+            sys.exit("usage: bench.py --render build/bench/bench-STAMP.json")
+        results = json.loads(Path(argv[1]).read_text())
+        results["summary"] = summarize_throughput(results)
+        print(report(results))
+        return 0
     args = parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -1133,6 +1256,7 @@ def main(argv):
     stats_file = Path("/proc/sys/kernel/bpf_stats_enabled")
     stats_saved = stats_file.read_text().strip()
     results = {"env": environment(args)}
+    results["env"]["bpf_stats_enabled_before"] = stats_saved
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     t_start = time.monotonic()
     ok = False
@@ -1150,6 +1274,17 @@ def main(argv):
         if sum(noise.values()) > 0.1:
             log(f"warning: other processes are busy ({results['env']['foreign_cpu_at_start']}"
                 " CPU seconds in 1 s): expect noisy throughput figures")
+        if args.profile:
+            pr = profile(reg, tag, args.profile, args.duration if args.duration > 2 else 5,
+                         args.connections)
+            results["profile"] = pr
+            md = profile_report(pr)
+            path = out / f"profile-{args.profile}-{stamp}.json"
+            path.write_text(json.dumps(results, indent=1) + "\n")
+            print(md)
+            print(f"raw results: {path}")
+            ok = True
+            return 0
         stats_file.write_text("1\n")
         reg.add(lambda: stats_file.write_text(stats_saved + "\n"), "bpf_stats_enabled")
         if not args.no_throughput:

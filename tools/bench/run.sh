@@ -26,6 +26,8 @@ set -- ${BENCH_ARGS:-} "$@"
 for a in "$@"; do
 	case $a in -h | --help) exec $py "$here/bench.py" --help ;; esac
 done
+# Re-print the report of a saved run (no root needed): run.sh --render build/bench/X.json
+[ "${1:-}" != --render ] || exec $py "$here/bench.py" "$@"
 
 [ "$(id -u)" = 0 ] || die "must run as root (BPF, network namespaces)"
 for c in nginx wrk bpftrace bpftool clang taskset ip; do
