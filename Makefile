@@ -81,6 +81,7 @@ e2e: all
 
 test: DEPS = test
 test: deps all
+	$(MAKE) format-check
 	$(MAKE) unit
 	$(MAKE) e2e
 

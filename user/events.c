@@ -186,7 +186,6 @@ static void select_range(const struct kw_event_ring *r, const struct kw_events_q
 	}
 }
 
-
 int kw_event_ring_render(struct kw_event_ring *r, const struct kw_events_query *q,
 			 struct kw_buf *out)
 {
