@@ -20,7 +20,7 @@
 #endif
 
 #define KW_IDLE_SLOTS 31
-#define KW_REQS_SLOTS 16
+#define KW_REQS_SLOTS 19
 
 /* ms; the slot after the last bound is +Inf */
 #define KW_IDLE_BOUNDS_MS                                                                          \
@@ -30,10 +30,14 @@
 			74500, 75500, 119500, 120500, 299500, 300500                               \
 	}
 
-/* requests per connection; the slot after the last bound is +Inf */
+/*
+ * requests per connection; the slot after the last bound is +Inf. Exact slots for the
+ * request caps met in practice: 1 to 6 (Apache's MaxKeepAliveRequests N serves N + 1),
+ * 100 and 101 (Apache's default 100), 1000 and 1001 (nginx's keepalive_requests).
+ */
 #define KW_REQS_BOUNDS                                                                             \
 	{                                                                                          \
-		0, 1, 2, 3, 4, 5, 10, 20, 50, 99, 100, 500, 999, 1000, 10000                       \
+		0, 1, 2, 3, 4, 5, 6, 10, 20, 50, 99, 100, 101, 500, 999, 1000, 1001, 10000         \
 	}
 
 #define KW_GAP_SLOTS 13

@@ -65,9 +65,9 @@
  * stop after N requests are closed by an idle timeout. The caps looked for, each with an
  * exact slot of the requests histogram (kw_hist.h):
  */
-static const unsigned int caps[] = { 2, 3, 4, 5, 100, 1000 };
+static const unsigned int caps[] = { 2, 3, 4, 5, 6, 100, 101, 1000, 1001 };
 /* Caps up to this one waste most handshakes: a warning; larger ones are info. */
-#define CAP_WARN_MAX 5
+#define CAP_WARN_MAX 6
 
 /* ports_running_out: a warning when ports run out within this many seconds... */
 #define PORTS_WARN_S 600
@@ -938,10 +938,15 @@ static void rule_request_cap(struct ctx *c)
 		 (unsigned long long)at, (unsigned long long)multi, out ? "the backend" : "we", cap,
 		 (unsigned long long)over, (unsigned long long)prompt_closes(c->u, srv),
 		 out ? "the backend's" : "our");
+	/* Apache's MaxKeepAliveRequests N lets a connection carry N + 1 requests. */
+	if (cap <= 6 || cap == 101 || cap == 1001)
+		cat(f->evidence, sizeof(f->evidence),
+		    "; Apache's MaxKeepAliveRequests %u closes after %u requests", cap - 1, cap);
+	if (cap == 101)
+		cat(f->evidence, sizeof(f->evidence), ": 100 is Apache's default");
 	if (cap == 100)
 		cat(f->evidence, sizeof(f->evidence),
-		    "; 100 is the default of Apache's MaxKeepAliveRequests and of nginx's "
-		    "keepalive_requests before 1.19.10");
+		    "; 100 is the default of nginx's keepalive_requests before 1.19.10");
 	else if (cap == 1000)
 		cat(f->evidence, sizeof(f->evidence),
 		    "; 1000 is the default of nginx's keepalive_requests since 1.19.10");

@@ -25,7 +25,7 @@ static const double idle_bounds[KW_IDLE_SLOTS - 1] = {
 };
 
 static const double reqs_bounds[KW_REQS_SLOTS - 1] = {
-	0, 1, 2, 3, 4, 5, 10, 20, 50, 99, 100, 500, 999, 1000, 10000,
+	0, 1, 2, 3, 4, 5, 6, 10, 20, 50, 99, 100, 101, 500, 999, 1000, 1001, 10000,
 };
 
 static const double gap_bounds[KW_GAP_SLOTS - 1] = {

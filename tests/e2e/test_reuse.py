@@ -82,10 +82,10 @@ def finding(doc, labels, fid):
 
 @pytest.fixture
 def apache_cap5(netns):
-    """Apache that ends every connection after its 5th request. Its directive for that
-    is MaxKeepAliveRequests 4: Apache counts the requests after the first (measured:
-    MaxKeepAliveRequests 5 gave 6, 6, 6 and 5 requests for 23)."""
-    server = kw.Apache(netns, keepalive_timeout=5, max_keepalive_requests=4)
+    """Apache with MaxKeepAliveRequests 5, which ends every connection after its 6th
+    request: Apache counts the requests after the first (measured: 6, 6, 6 and 5
+    requests for 23). The doctor reports the cap it sees, 6, and names the directive."""
+    server = kw.Apache(netns, keepalive_timeout=5, max_keepalive_requests=5)
     try:
         yield server.start()
     finally:
@@ -94,41 +94,43 @@ def apache_cap5(netns):
 
 @FAMILIES
 def test_apache_max_keepalive_requests(netns, apache_cap5, agent, v6):
-    """Apache capped at 5 requests a connection: the client makes 23 requests, reusing each
+    """Apache with MaxKeepAliveRequests 5: the client makes 23 requests, reusing each
     connection until Apache ends it (a "Connection: close" response, then its FIN).
-    Connections carry 5, 5, 5, 5 and 3 requests: the four full ones Apache closed
-    (inbound closed_by="local", slot (4, 5] of requests_per_connection), the last the
-    client closed. The doctor names the cap of 5."""
+    Connections carry 6, 6, 6 and 5 requests: the three full ones Apache closed
+    (inbound closed_by="local", the exact slot (5, 6] of requests_per_connection), the
+    last the client closed. The doctor finds the cap and names MaxKeepAliveRequests 5."""
     out = netns.run_client("reuse", "--requests", 23, v6=v6)
-    assert_eq("client connections", out["connections"], 5)
+    assert_eq("client connections", out["connections"], 4)
     assert_eq("client responses", out["responses"], 23)
-    assert_eq("client: connections Apache closed", out["server_closed"], 4)
+    assert_eq("client: connections Apache closed", out["server_closed"], 3)
     served = apache_cap5.served()
     assert_eq("Apache access log: requests per connection",
-              sorted(served["per_connection"].values()), [3, 5, 5, 5, 5])
-    assert_eq("client nstat TcpActiveOpens", netns.nstat(netns.client_ns)["TcpActiveOpens"], 5)
+              sorted(served["per_connection"].values()), [5, 6, 6, 6])
+    assert_eq("client nstat TcpActiveOpens", netns.nstat(netns.client_ns)["TcpActiveOpens"], 4)
 
     inbound, outbound = sides(netns, v6)
     agent.wait_all(
-        [(OPENED, inbound, 5), (REQS, inbound, 23), (REUSED, inbound, 18),
-         (CLOSED, dict(inbound, closed_by="local"), 4),
+        [(OPENED, inbound, 4), (REQS, inbound, 23), (REUSED, inbound, 19),
+         (CLOSED, dict(inbound, closed_by="local"), 3),
          (CLOSED, dict(inbound, closed_by="peer"), 1),
-         (PER_CONN + "_count", dict(inbound, closed_by="local"), 4),
-         (OPENED, outbound, 5), (REQS, outbound, 23), (REUSED, outbound, 18)]
-        + per_conn_slot(inbound, "local", "4", "5", 4)
-        + per_conn_slot(inbound, "peer", "2", "3", 1)
-        + per_conn_slot(outbound, "peer", "4", "5", 4)
-        + per_conn_slot(outbound, "local", "2", "3", 1))
+         (PER_CONN + "_count", dict(inbound, closed_by="local"), 3),
+         (OPENED, outbound, 4), (REQS, outbound, 23), (REUSED, outbound, 19)]
+        + per_conn_slot(inbound, "local", "5", "6", 3)
+        + per_conn_slot(inbound, "peer", "4", "5", 1)
+        + per_conn_slot(outbound, "peer", "5", "6", 3)
+        + per_conn_slot(outbound, "local", "4", "5", 1))
 
     doc = doctor_json(agent)
     f = finding(doc, inbound, "request_cap")
-    assert "after 5 requests" in f["summary"], f"request_cap does not name 5: {f}"
-    assert_eq("request_cap severity (a cap of 5 wastes most handshakes)", f["severity"],
+    assert "after 6 requests" in f["summary"], f"request_cap does not name 6: {f}"
+    assert "MaxKeepAliveRequests 5 closes after 6 requests" in f["evidence"], \
+        f"request_cap does not name Apache's directive: {f}"
+    assert_eq("request_cap severity (a cap of 6 wastes most handshakes)", f["severity"],
               "warning")
     assert "MaxKeepAliveRequests" in f["fix"], f"request_cap fix: {f['fix']!r}"
     # the client's side sees the backend's cap too
     f = finding(doc, outbound, "request_cap")
-    assert "after 5 requests" in f["summary"], f"outbound request_cap: {f}"
+    assert "after 6 requests" in f["summary"], f"outbound request_cap: {f}"
 
 
 @pytest.mark.nginx(keepalive_timeout="0")

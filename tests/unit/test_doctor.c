@@ -1103,16 +1103,17 @@ static void test_request_cap(void **state)
 	kw_doctor_upstream(&u, &o, &d);
 	assert_no_findings(&d);
 
-	/* Apache's default 100, outbound: info, and the default named */
+	/* Apache's default MaxKeepAliveRequests 100 serves 101, outbound: info, default named */
 	u = up(KW_DIR_OUTBOUND, "10.77.2.2", 8080);
-	conns(&u, KW_BY_PEER, 100, 0.001, 500);
+	conns(&u, KW_BY_PEER, 101, 0.001, 500);
 	conns(&u, KW_BY_LOCAL, 40, 60.003, 20); /* our pool closes some idle, under the cap */
 	kw_doctor_upstream(&u, &o, &d);
 	f = find_only(&d, "request_cap");
 	assert_int_equal(f->severity, KW_SEV_INFO);
-	assert_has(f->summary, "the backend closes connections after 100 requests");
+	assert_has(f->summary, "the backend closes connections after 101 requests");
 	assert_has(f->evidence, "500 of the 500 connections the backend closed");
-	assert_has(f->evidence, "100 is the default of Apache's MaxKeepAliveRequests");
+	assert_has(f->evidence, "Apache's MaxKeepAliveRequests 100 closes after 101 requests: "
+				"100 is Apache's default");
 	assert_has(f->fix, "at the backend");
 	/* nginx's 1000 */
 	u = up(KW_DIR_OUTBOUND, "10.77.2.2", 8080);

@@ -98,11 +98,14 @@ static void test_reqs_slot(void **state)
 	check_around_bounds(reqs, ARRAY_SIZE(reqs), reqs_slot);
 	assert_int_equal(kw_reqs_slot(0), 0);
 	assert_int_equal(kw_reqs_slot(1), 1);
-	assert_int_equal(kw_reqs_slot(6), 6);
-	assert_int_equal(kw_reqs_slot(98), 9);
-	assert_int_equal(kw_reqs_slot(99), 9);
-	assert_int_equal(kw_reqs_slot(100), 10);
-	assert_int_equal(kw_reqs_slot(101), 11);
+	assert_int_equal(kw_reqs_slot(6), 6); /* exact: Apache's MaxKeepAliveRequests 5 */
+	assert_int_equal(kw_reqs_slot(7), 7);
+	assert_int_equal(kw_reqs_slot(98), 10);
+	assert_int_equal(kw_reqs_slot(99), 10);
+	assert_int_equal(kw_reqs_slot(100), 11);
+	assert_int_equal(kw_reqs_slot(101), 12); /* exact: Apache's default, 100 */
+	assert_int_equal(kw_reqs_slot(102), 13);
+	assert_int_equal(kw_reqs_slot(1001), 16); /* exact */
 	assert_int_equal(kw_reqs_slot(10000), KW_REQS_SLOTS - 2);
 	assert_int_equal(kw_reqs_slot(10001), KW_REQS_SLOTS - 1);
 	assert_int_equal(kw_reqs_slot(UINT64_MAX), KW_REQS_SLOTS - 1);
