@@ -62,7 +62,7 @@ extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 #define SF_CLOSING  0x01 /* the first close was seen and recorded */
 #define SF_FIN_SENT 0x02 /* our FIN is queued: it took one sequence number */
 #define SF_RST_RCVD 0x04 /* a reset arrived */
-#define SF_FOLDED   0x08 /* counted into the upstream; the iterator skips it */
+#define SF_FOLDED   0x08 /* folded into the upstream at CLOSE: nothing more to count */
 
 /* Per-socket state, freed with the socket. */
 struct kw_sock {

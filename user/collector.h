@@ -2,8 +2,8 @@
 /*
  * Reads the BPF maps into a snapshot: one record per upstream with every figure of the
  * field table (fields.h), the histograms, and the agent's own health (errors, map fill,
- * evictions, program statistics). Counters of closed connections come from the upstream
- * map, those of open connections from the live-socket iterator.
+ * evictions, program statistics). The upstream map gives each upstream's slot, the
+ * mmapped counters array its counts; TIME_WAIT and port headroom come from the census.
  */
 #ifndef KW_COLLECTOR_H
 #define KW_COLLECTOR_H

@@ -2,7 +2,7 @@
 /*
  * Loads keepwatch's BPF programs: probes the kernel, sets the filters and map sizes,
  * reuses or creates the pinned maps, attaches, and gives the collector what it reads
- * (map fds, the live-socket iterator, per-program statistics).
+ * (map fds, the mmapped counters, the census iterator, per-program statistics).
  */
 #ifndef KW_LOADER_H
 #define KW_LOADER_H
