@@ -83,6 +83,9 @@ static const unsigned int caps[] = { 2, 3, 4, 5, 6, 100, 101, 1000, 1001 };
 #define SHORT_KEEPALIVE_MIN_RATE 1.0
 /* ...more than this % of closes were idle closes (over KW_DOCTOR_MIN_IDLE)... */
 #define SHORT_KEEPALIVE_IDLE_PCT 50
+/* ...with at least this many connections opened: a rate of 3 in the agent's first 2 s is
+ * no churn worth a finding... */
+#define SHORT_KEEPALIVE_MIN_CONNS 60
 /* ...on an internal hop (a private peer address). The timeouts we suggest there, in s: */
 #define INTERNAL_KEEPALIVE 300 /* the server's keep-alive */
 #define INTERNAL_POOL_IDLE 240 /* the client's pool idle timeout, below it */
@@ -1023,6 +1026,7 @@ static void rule_short_keepalive_internal(struct ctx *c)
 	struct kw_finding *f;
 
 	if (by < 0 || c->rate < SHORT_KEEPALIVE_MIN_RATE || !r->closed ||
+	    c->u->val[KW_F_CONN] < SHORT_KEEPALIVE_MIN_CONNS ||
 	    pct_at_most(idle, r->closed, SHORT_KEEPALIVE_IDLE_PCT) ||
 	    kw_key_is_overflow(&c->u->key) || !is_private(c->u->key.addr))
 		return;

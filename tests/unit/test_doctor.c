@@ -1436,6 +1436,16 @@ static void test_short_keepalive_internal(void **state)
 	conns(&u, KW_BY_PEER, 4, 5.004, 1);
 	kw_doctor_upstream(&u, &o, &d);
 	assert_non_null(find(&d, "short_keepalive_internal"));
+	/* a high rate over a short window is no churn yet: 60 connections are needed */
+	o.uptime = 2;
+	u = up(KW_DIR_OUTBOUND, "10.77.2.2", 8080);
+	conns(&u, KW_BY_PEER, 4, 5.004, 59);
+	kw_doctor_upstream(&u, &o, &d);
+	assert_lacks(&d, "short_keepalive_internal");
+	conns(&u, KW_BY_PEER, 4, 5.004, 1);
+	kw_doctor_upstream(&u, &o, &d);
+	assert_non_null(find(&d, "short_keepalive_internal"));
+	o = opts(0);
 	/* 20 s is not short */
 	u = up(KW_DIR_OUTBOUND, "10.77.2.2", 8080);
 	conns(&u, KW_BY_PEER, 4, 20.004, 23040);
