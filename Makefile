@@ -83,6 +83,7 @@ test: DEPS = test
 test: deps all
 	$(MAKE) format-check
 	$(MAKE) unit
+	$(MAKE) OUT=$(OUT)/asan SANITIZE=1 unit
 	$(MAKE) e2e
 
 docs: $(OUT)/keepwatchd

@@ -46,6 +46,8 @@ static struct kw_upstream *find(struct kw_upstream *u, size_t n, const struct kw
 {
 	struct kw_upstream probe = { .key = *key };
 
+	if (!n)
+		return NULL; /* bsearch's base must not be NULL, even for no elements */
 	return bsearch(&probe, u, n, sizeof(*u), upstream_cmp);
 }
 
