@@ -1029,3 +1029,18 @@ class Agent:
 def cli(*args, timeout=15):
     require_binary(KEEPWATCH)
     return run([KEEPWATCH, *args], timeout=timeout, check=False)
+
+
+def assert_eq(what, actual, expected):
+    """Equality that says what was compared, the actual and the expected value."""
+    assert actual == expected, f"{what}: actual {actual}, expected {expected}"
+
+
+def sides(net, v6):
+    """Label sets of a namespace pair's inbound (nginx's side) and outbound (the
+    client's side) upstreams on port 80."""
+    inbound = dict(direction="inbound", peer=net.client_addr(v6), port="80",
+                   netns=net.server_ns)
+    outbound = dict(direction="outbound", peer=net.server_addr(v6), port="80",
+                    netns=net.client_ns)
+    return inbound, outbound

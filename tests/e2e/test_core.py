@@ -18,6 +18,7 @@ import time
 import pytest
 
 import kw
+from kw import assert_eq, sides
 
 FAMILIES = pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
 
@@ -31,14 +32,6 @@ ACTIVE = P + "connections_active"
 PER_CONN = P + "requests_per_connection"
 IDLE = P + "idle_before_close_seconds"
 
-
-def sides(net, v6):
-    """Label sets of this test's inbound and outbound upstreams."""
-    inbound = dict(direction="inbound", peer=net.client_addr(v6), port="80",
-                   netns=net.server_ns)
-    outbound = dict(direction="outbound", peer=net.server_addr(v6), port="80",
-                    netns=net.client_ns)
-    return inbound, outbound
 
 
 def side(labels, *, opened, reqs, reused, unused, closed, closed_by, how="fin",
@@ -65,9 +58,6 @@ def side(labels, *, opened, reqs, reused, unused, closed, closed_by, how="fin",
     exp += [(PER_CONN + "_bucket", dict(labels, le=le), n) for le, n in per_conn]
     return exp
 
-
-def assert_eq(what, actual, expected):
-    assert actual == expected, f"{what}: actual {actual}, expected {expected}"
 
 
 def assert_client(out, connections, requests, server_closed):

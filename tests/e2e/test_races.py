@@ -23,6 +23,7 @@ import time
 import pytest
 
 import kw
+from kw import assert_eq, sides
 
 FAMILIES = pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
 
@@ -51,16 +52,6 @@ table inet kw {
 """
 
 
-def assert_eq(what, actual, expected):
-    assert actual == expected, f"{what}: actual {actual}, expected {expected}"
-
-
-def sides(net, v6):
-    inbound = dict(direction="inbound", peer=net.client_addr(v6), port="80",
-                   netns=net.server_ns)
-    outbound = dict(direction="outbound", peer=net.server_addr(v6), port="80",
-                    netns=net.client_ns)
-    return inbound, outbound
 
 
 def hist_slot(name, labels, lo, hi, n):

@@ -12,6 +12,7 @@ import time
 import pytest
 
 import kw
+from kw import assert_eq, sides
 
 FAMILIES = pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
 
@@ -33,16 +34,6 @@ FINDING_REQUESTS_CAP = "request_cap"
 FINDING_PORTS = "ports_running_out"
 
 
-def assert_eq(what, actual, expected):
-    assert actual == expected, f"{what}: actual {actual}, expected {expected}"
-
-
-def sides(net, v6):
-    inbound = dict(direction="inbound", peer=net.client_addr(v6), port="80",
-                   netns=net.server_ns)
-    outbound = dict(direction="outbound", peer=net.server_addr(v6), port="80",
-                    netns=net.client_ns)
-    return inbound, outbound
 
 
 def per_conn_slot(labels, closed_by, lo, hi, n):
