@@ -439,8 +439,6 @@ static __always_inline void on_established(const struct sock *sk, int oldstate)
 	if (!wanted(&key))
 		return;
 	tp = tcp_of(sk);
-	if (!tp)
-		return;
 	s = bpf_sk_storage_get(&kw_socks, (struct sock *)sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!s) {
 		count_error(KW_ERR_SOCK_STORAGE);
@@ -499,8 +497,6 @@ static __always_inline void on_first_close(const struct sock *sk, struct kw_sock
 {
 	struct tcp_sock *tp = tcp_of(sk);
 
-	if (!tp)
-		return;
 	if (newstate == TCP_CLOSE_WAIT) {
 		s->closed_by = KW_BY_PEER;
 		s->how = KW_HOW_FIN;
@@ -541,7 +537,7 @@ static __always_inline void fold(const struct sock *sk, struct kw_sock *s, int o
 	if (s->key.direction == KW_DIR_OUTBOUND) {
 		struct tcp_sock *tp = tcp_of(sk);
 
-		unanswered = tp && tp->write_seq - (s->flags & SF_FIN_SENT ? 1 : 0) != s->mark;
+		unanswered = tp->write_seq - (s->flags & SF_FIN_SENT ? 1 : 0) != s->mark;
 	}
 	if (unanswered) {
 		__sync_fetch_and_add(&c->requests, 1);
@@ -568,7 +564,7 @@ static __always_inline void fold(const struct sock *sk, struct kw_sock *s, int o
 		struct tcp_sock *tp = tcp_of(sk);
 		struct kw_tuple t = {};
 
-		if (!tp || !sk_tuple(sk, &t))
+		if (!sk_tuple(sk, &t))
 			return;
 		t.lport = bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport);
 		emit(reqs ? KW_EV_IDLE_CLOSE : KW_EV_UNUSED_CLOSE, &s->key, &t, 0, s->idle_ms, 0,
@@ -589,7 +585,7 @@ static __always_inline void on_connect_failed(const struct sock *sk)
 	__u8 cf;
 
 	tp = tcp_of(sk);
-	if (!tp || !fill_key(sk, KW_DIR_OUTBOUND, &key) || !wanted(&key))
+	if (!fill_key(sk, KW_DIR_OUTBOUND, &key) || !wanted(&key))
 		return;
 	switch (sk->sk_err) {
 	case 0:
@@ -741,7 +737,7 @@ static __always_inline void reset_from_socket(const struct sock *sk, struct kw_s
 	__u32 idle = s->idle_ms;
 	bool race = false;
 
-	if (!c || !tp)
+	if (!c)
 		return;
 	__sync_fetch_and_add(&c->resets_sent[why], 1);
 	if (why == KW_RST_ABORT_ON_DATA) {
@@ -864,8 +860,6 @@ static __always_inline int handle_receive_reset(struct sock *sk)
 	if (!s || (s->flags & SF_FOLDED))
 		return 0;
 	tp = tcp_of(sk);
-	if (!tp)
-		return 0;
 	/*
 	 * The kernel also passes here when data arrives after our close (it resets the
 	 * connection itself, reason ABORT_ON_DATA): new data since our close, with our
