@@ -39,6 +39,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Filters, set by the agent before load. */
 const volatile __u8 cfg_filter_netns = 0;
 const volatile __u8 cfg_filter_ports = 0;
+/* kw_conns entries minus one (a power of two minus one; the agent sets it). */
+const volatile __u32 cfg_conns_mask = 65536 - 1;
 /* Slots in kw_counters: --max-upstreams plus the overflow slots (the agent sets it). */
 const volatile __u32 cfg_capacity = 4096 + KW_DIR_MAX;
 /* Events: at most this many per second and CPU, in bursts of up to cfg_events_burst. */
@@ -58,18 +60,21 @@ extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
  */
 #define RACE_MIN_QUIET_MS 500
 
-/* kw_sock.flags */
+/* kw_conn.flags */
 #define SF_CLOSING  0x01 /* the first close was seen and recorded */
 #define SF_FIN_SENT 0x02 /* our FIN is queued: it took one sequence number */
 #define SF_RST_RCVD 0x04 /* a reset arrived */
 #define SF_FOLDED   0x08 /* folded into the upstream at CLOSE: nothing more to count */
 
-/* Per-socket state, freed with the socket. */
-struct kw_sock {
+/*
+ * Per-connection state: one cache line, in the kw_conns table at the socket cookie's
+ * index, or in socket storage when that entry belongs to another live connection.
+ */
+struct kw_conn {
+	__u64 cookie;	/* the owner's socket cookie; 0: never used */
+	__u64 close_ns; /* ns (CLOCK_MONOTONIC) of an idle first close (race gaps), else 0 */
 	struct kw_key key;
-	__u32 idx; /* the upstream's slot in kw_counters */
-	__u32 pad0;
-	__u64 close_ns;	    /* ns (CLOCK_MONOTONIC) of the first close, either side */
+	__u32 idx;	    /* the upstream's slot in kw_counters */
 	__u32 requests;	    /* requests so far */
 	__u32 mark;	    /* our write_seq at the last counted turn */
 	__u32 idle_ms;	    /* idle time before the first close, ms */
@@ -77,8 +82,9 @@ struct kw_sock {
 	__u8 closed_by;	    /* KW_BY_* */
 	__u8 how;	    /* KW_HOW_* */
 	__u8 flags;	    /* SF_* */
-	__u8 pad[5];
+	__u8 pad;
 };
+_Static_assert(sizeof(struct kw_conn) == 64, "a kw_conn is one cache line");
 
 /* A connection's addresses: the key of connections we closed while idle. */
 struct kw_tuple {
@@ -104,11 +110,27 @@ struct kw_rate {
 	__u64 tat; /* theoretical arrival time, ns */
 };
 
+/*
+ * Connections, direct-mapped by socket cookie (cfg_conns_mask + 1 entries, a power of
+ * two). Cookies are handed out in sequence, so live connections rarely collide. Taking
+ * an entry is a compare-and-swap; finding one is an inlined array lookup, no helper call.
+ * Mmapable only for its page alignment: each entry is one cache line.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct kw_conn);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kw_conns SEC(".maps");
+
+/* Connections whose kw_conns entry belonged to another live connection. */
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
-	__type(value, struct kw_sock);
+	__type(value, struct kw_conn);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } kw_socks SEC(".maps");
 
@@ -214,9 +236,64 @@ static __always_inline void count_error(__u32 slot)
 		*v += 1; /* per-CPU: no atomic needed */
 }
 
-static __always_inline struct kw_sock *sock_state(const struct sock *sk)
+/*
+ * A cookie's entry in kw_conns. Consecutive cookies are often the two ends of one
+ * connection, written from two CPUs: three lines apart they never share the pair of
+ * cache lines the hardware fetches together (adjacent entries cost up to 2.5x on the
+ * receive path), while new connections still walk the table in order (entries spread
+ * over distant pages cost a TLB and a cache miss each). Any odd multiplier keeps any
+ * table-size run of consecutive cookies on distinct entries.
+ */
+static __always_inline __u32 conn_index(__u64 cookie)
 {
+	return (__u32)cookie * 3 & cfg_conns_mask;
+}
+
+/*
+ * The state of a tracked connection, else NULL. Most sockets are found in kw_conns; a
+ * socket without a cookie was never tracked (we give every tracked one a cookie).
+ */
+static __always_inline struct kw_conn *conn_of(const struct sock *sk)
+{
+	__u64 cookie = sk->__sk_common.skc_cookie.counter;
+	__u32 i = conn_index(cookie);
+	struct kw_conn *c;
+
+	if (!cookie)
+		return NULL;
+	c = bpf_map_lookup_elem(&kw_conns, &i);
+	if (c && c->cookie == cookie)
+		return c;
 	return bpf_sk_storage_get(&kw_socks, (struct sock *)sk, NULL, 0);
+}
+
+/*
+ * State for a connection just established: its kw_conns entry, taken over from a
+ * connection that has closed, or socket storage when a live one holds the entry.
+ */
+static __always_inline struct kw_conn *conn_new(struct sock *sk)
+{
+	__u64 old, cookie = sk->__sk_common.skc_cookie.counter;
+	struct kw_conn *c;
+	__u32 i;
+
+	if (!cookie)
+		cookie = bpf_get_socket_cookie(sk);
+	i = conn_index(cookie);
+	c = bpf_map_lookup_elem(&kw_conns, &i);
+	if (c) {
+		old = c->cookie;
+		if (old == cookie)
+			return c; /* a socket connecting again */
+		if ((!old || (c->flags & SF_FOLDED)) &&
+		    __sync_val_compare_and_swap(&c->cookie, old, cookie) == old)
+			return c;
+	}
+	count_error(KW_ERR_CONN_TABLE);
+	c = bpf_sk_storage_get(&kw_socks, sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+	if (c)
+		c->cookie = cookie;
+	return c;
 }
 
 static __always_inline struct kw_counters *counters(__u32 idx)
@@ -422,7 +499,7 @@ static __always_inline void on_established(const struct sock *sk, int oldstate)
 {
 	struct kw_counters *c;
 	struct tcp_sock *tp;
-	struct kw_sock *s;
+	struct kw_conn *s;
 	struct kw_key key = {};
 	__u8 direction;
 
@@ -439,22 +516,27 @@ static __always_inline void on_established(const struct sock *sk, int oldstate)
 	if (!wanted(&key))
 		return;
 	tp = tcp_of(sk);
-	s = bpf_sk_storage_get(&kw_socks, (struct sock *)sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+	s = conn_new((struct sock *)sk);
 	if (!s) {
 		count_error(KW_ERR_SOCK_STORAGE);
 		return;
 	}
-	/* Storage may survive a disconnect and a new connect(): start afresh. */
-	__builtin_memset(s, 0, sizeof(*s));
+	/* All but the cookie: an entry or storage keeps its last connection's state. */
+	s->close_ns = 0;
 	s->key = key;
+	s->requests = 0;
 	s->mark = tp->write_seq;
+	s->idle_ms = 0;
+	s->data_segs_in = 0;
+	s->closed_by = 0;
+	s->how = 0;
+	s->flags = 0;
 	s->idx = upstream_slot(&key);
 
+	/* Closes are counted at CLOSE: user space reads active as opened minus closed. */
 	c = counters(s->idx);
-	if (c) {
+	if (c)
 		__sync_fetch_and_add(&c->opened, 1);
-		__sync_fetch_and_add(&c->active, 1);
-	}
 }
 
 static __always_inline __u32 jiffies_to_ms(__u32 j)
@@ -477,7 +559,7 @@ static __always_inline __u32 idle_ms(struct tcp_sock *tp)
  * We closed an inbound connection with a FIN: remember it by tuple, so that a request
  * arriving after the full socket is gone is still recognised as a race.
  */
-static __always_inline void remember_close(const struct sock *sk, const struct kw_sock *s)
+static __always_inline void remember_close(const struct sock *sk, const struct kw_conn *s)
 {
 	struct kw_closed v = {
 		.key = s->key,
@@ -493,7 +575,7 @@ static __always_inline void remember_close(const struct sock *sk, const struct k
 }
 
 /* The connection leaves ESTABLISHED: who closed first, how, after how long idle. */
-static __always_inline void on_first_close(const struct sock *sk, struct kw_sock *s, int newstate)
+static __always_inline void on_first_close(const struct sock *sk, struct kw_conn *s, int newstate)
 {
 	struct tcp_sock *tp = tcp_of(sk);
 
@@ -509,7 +591,9 @@ static __always_inline void on_first_close(const struct sock *sk, struct kw_sock
 		s->how = KW_HOW_FIN;
 	}
 	s->idle_ms = idle_ms(tp);
-	s->close_ns = bpf_ktime_get_ns();
+	/* Only a close after a quiet spell can be raced: the others skip the clock. */
+	if (s->idle_ms >= RACE_MIN_QUIET_MS)
+		s->close_ns = bpf_ktime_get_ns();
 	s->data_segs_in = tp->data_segs_in;
 	s->flags |= SF_CLOSING;
 	if (s->closed_by == KW_BY_LOCAL && s->how == KW_HOW_FIN &&
@@ -518,7 +602,7 @@ static __always_inline void on_first_close(const struct sock *sk, struct kw_sock
 }
 
 /* The socket reached CLOSE: fold its whole life into the upstream, once. */
-static __always_inline void fold(const struct sock *sk, struct kw_sock *s, int oldstate)
+static __always_inline void fold(const struct sock *sk, struct kw_conn *s, int oldstate)
 {
 	__u32 reqs = s->requests;
 	struct kw_counters *c;
@@ -545,9 +629,7 @@ static __always_inline void fold(const struct sock *sk, struct kw_sock *s, int o
 			__sync_fetch_and_add(&c->reused, 1);
 		reqs++;
 	}
-	__sync_fetch_and_add(&c->active, -1);
-	if (!reqs)
-		__sync_fetch_and_add(&c->unused_closed[by], 1);
+	/* Unused closes are reqs_hist's slot 0; active is opened minus closed. */
 	__sync_fetch_and_add(&c->closed[by][how], 1);
 	__sync_fetch_and_add(&c->idle_ms_sum[by], s->idle_ms);
 	__sync_fetch_and_add(&c->idle_hist[by][kw_idle_slot(s->idle_ms)], 1);
@@ -615,7 +697,7 @@ static __always_inline void on_connect_failed(const struct sock *sk)
 
 static __always_inline int handle_set_state(const struct sock *sk, int oldstate, int newstate)
 {
-	struct kw_sock *s;
+	struct kw_conn *s;
 
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
@@ -627,7 +709,7 @@ static __always_inline int handle_set_state(const struct sock *sk, int oldstate,
 		on_connect_failed(sk);
 		return 0;
 	}
-	s = sock_state(sk);
+	s = conn_of(sk);
 	if (!s || (s->flags & SF_FOLDED))
 		return 0;
 	if (oldstate == TCP_ESTABLISHED)
@@ -648,12 +730,12 @@ static __always_inline int handle_recv(struct sock *sk, int ret, int flags)
 {
 	struct kw_counters *c;
 	struct tcp_sock *tp;
-	struct kw_sock *s;
+	struct kw_conn *s;
 	__u32 seq;
 
 	if (ret <= 0 || (flags & MSG_PEEK))
 		return 0;
-	s = sock_state(sk);
+	s = conn_of(sk);
 	if (!s)
 		return 0;
 	tp = tcp_of(sk); /* only TCP sockets get state */
@@ -728,7 +810,7 @@ static __always_inline void count_race(struct kw_counters *c, __u32 idle, __u64 
 }
 
 /* A reset we sent from a tracked full socket. */
-static __always_inline void reset_from_socket(const struct sock *sk, struct kw_sock *s, __u8 why)
+static __always_inline void reset_from_socket(const struct sock *sk, struct kw_conn *s, __u8 why)
 {
 	struct tcp_sock *tp = tcp_of(sk);
 	struct kw_counters *c = counters(s->idx);
@@ -838,7 +920,7 @@ static __always_inline int handle_send_reset(const struct sock *sk, const struct
 		return 0;
 	}
 	if (sk->sk_protocol == IPPROTO_TCP) {
-		struct kw_sock *s = sock_state(sk);
+		struct kw_conn *s = conn_of(sk);
 
 		if (s)
 			reset_from_socket(sk, s, why);
@@ -848,7 +930,7 @@ static __always_inline int handle_send_reset(const struct sock *sk, const struct
 
 static __always_inline int handle_receive_reset(struct sock *sk)
 {
-	struct kw_sock *s = sock_state(sk);
+	struct kw_conn *s = conn_of(sk);
 	int state = sk->__sk_common.skc_state;
 	struct kw_counters *c;
 	struct tcp_sock *tp;
@@ -882,8 +964,9 @@ static __always_inline int handle_receive_reset(struct sock *sk)
 	if (s->key.direction == KW_DIR_OUTBOUND && tp->write_seq != s->mark) {
 		if (state == TCP_CLOSE_WAIT) {
 			idle = s->idle_ms;
-			gap_ns = bpf_ktime_get_ns() - s->close_ns;
-			race = idle >= RACE_MIN_QUIET_MS;
+			race = idle >= RACE_MIN_QUIET_MS; /* then close_ns was taken */
+			if (race)
+				gap_ns = bpf_ktime_get_ns() - s->close_ns;
 		} else if (state == TCP_ESTABLISHED && s->requests > 0) {
 			__s32 d = tp->lsndtime - tp->inet_conn.icsk_ack.lrcvtime;
 

@@ -88,15 +88,14 @@ struct kw_key {
  * requests as they happen, everything else when a connection closes.
  */
 struct kw_counters {
-	__u64 opened;			     /* connections established */
-	__u64 active;			     /* of those, not closed yet */
+	__u64 opened;			     /* connections established (active: opened - closed) */
 	__u64 requests;			     /* requests */
 	__u64 reused;			     /* requests after a connection's first */
-	__u64 unused_closed[KW_BY_MAX];	     /* closed without a request, by who closed first */
 	__u64 closed[KW_BY_MAX][KW_HOW_MAX]; /* closes, by who closed first and how */
 	__u64 idle_ms_sum[KW_BY_MAX];	     /* ms, idle time before close, by closer */
 	__u64 idle_hist[KW_BY_MAX][KW_IDLE_SLOTS]; /* idle before close, by closer */
-	__u64 reqs_hist[KW_BY_MAX][KW_REQS_SLOTS]; /* requests per closed connection, by closer */
+	/* requests per closed connection, by closer; slot 0: closed without a request */
+	__u64 reqs_hist[KW_BY_MAX][KW_REQS_SLOTS];
 	/*
 	 * Keep-alive races: a request met a connection the other side had closed. Inbound
 	 * upstreams count the server side (we closed, the request came), outbound ones the
@@ -165,6 +164,7 @@ struct kw_census {
 #define KW_ERR_FAMILY	      3 /* socket of another address family: not tracked */
 #define KW_ERR_EVENTS_RATE    4 /* events over the rate limit: not sent */
 #define KW_ERR_RINGBUF_FULL   5 /* events lost: the ring buffer was full */
-#define KW_ERR_MAX	      6
+#define KW_ERR_CONN_TABLE     6 /* kw_conns entry taken: tracked in socket storage (slower) */
+#define KW_ERR_MAX	      7
 
 #endif /* KEEPWATCH_H */

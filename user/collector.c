@@ -97,18 +97,28 @@ static const enum kw_field_id rst_sent_field[KW_RST_MAX] = {
 
 static void from_counters(struct kw_upstream *u, const struct kw_counters *k)
 {
-	unsigned int i;
+	__u64 closed = 0, opened;
+	unsigned int i, j;
 
-	u->val[KW_F_CONN] = k->opened;
+	/*
+	 * The kernel counts a connection in opened before it counts its close: read the
+	 * closes first, then opened, and active (opened minus closed) is never negative.
+	 */
+	for (i = 0; i < KW_BY_MAX; i++)
+		for (j = 0; j < KW_HOW_MAX; j++)
+			closed += __atomic_load_n(&k->closed[i][j], __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	opened = __atomic_load_n(&k->opened, __ATOMIC_RELAXED);
+	u->val[KW_F_CONN] = opened;
+	u->val[KW_F_ACTIVE] = opened > closed ? opened - closed : 0;
 	u->val[KW_F_REQ] = k->requests;
-	u->val[KW_F_ACTIVE] = k->active;
 	u->val[KW_F_REUSE] = k->reused;
 	u->val[KW_F_CLOSED_LOCAL_FIN] = k->closed[KW_BY_LOCAL][KW_HOW_FIN];
 	u->val[KW_F_CLOSED_LOCAL_RST] = k->closed[KW_BY_LOCAL][KW_HOW_RST];
 	u->val[KW_F_CLOSED_PEER_FIN] = k->closed[KW_BY_PEER][KW_HOW_FIN];
 	u->val[KW_F_CLOSED_PEER_RST] = k->closed[KW_BY_PEER][KW_HOW_RST];
-	u->val[KW_F_UNUSED_LOCAL] = k->unused_closed[KW_BY_LOCAL];
-	u->val[KW_F_UNUSED_PEER] = k->unused_closed[KW_BY_PEER];
+	u->val[KW_F_UNUSED_LOCAL] = k->reqs_hist[KW_BY_LOCAL][0];
+	u->val[KW_F_UNUSED_PEER] = k->reqs_hist[KW_BY_PEER][0];
 	u->val[u->key.direction == KW_DIR_OUTBOUND ? KW_F_RACE_CLIENT : KW_F_RACE_SERVER] =
 		k->races;
 	u->val[KW_F_ABORTED_UNREAD] = k->aborted_unread;

@@ -26,6 +26,7 @@
 
 #define DEFAULT_LISTEN	      "127.0.0.1:9479"
 #define DEFAULT_MAX_UPSTREAMS 4096
+#define DEFAULT_CONN_TABLE    65536
 #define MAINTENANCE_SECONDS   10
 #define MAX_LB_IDLE_TIMEOUT   86400 /* s */
 
@@ -58,6 +59,9 @@ static const char usage_text[] =
 	"                            port inbound, the peer's port outbound\n"
 	"  -m, --max-upstreams N     upstreams kept in the kernel (default 4096); beyond it\n"
 	"                            counts go to peer=\"other\" and idle ones are evicted\n"
+	"      --conn-table N        connections followed in the fast table (a power of two\n"
+	"                            from 1024 to 4194304, 64 bytes each; default 65536);\n"
+	"                            more are followed in socket storage, at more cost\n"
 	"      --pin-dir DIR         pin maps here so counts survive restarts\n"
 	"                            (default " KW_PIN_DIR_DEFAULT ")\n"
 	"      --no-pin              pin nothing: counts start from zero at every start\n"
@@ -93,12 +97,20 @@ static int print_metrics_doc(void)
 
 static void parse_options(int argc, char **argv, struct options *o)
 {
-	enum { OPT_PIN_DIR = 256, OPT_NO_PIN, OPT_METRICS_DOC, OPT_LB_IDLE_TIMEOUT, OPT_EVENTS };
+	enum {
+		OPT_PIN_DIR = 256,
+		OPT_NO_PIN,
+		OPT_METRICS_DOC,
+		OPT_LB_IDLE_TIMEOUT,
+		OPT_EVENTS,
+		OPT_CONN_TABLE
+	};
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "netns", required_argument, NULL, 'n' },
 		{ "port", required_argument, NULL, 'p' },
 		{ "max-upstreams", required_argument, NULL, 'm' },
+		{ "conn-table", required_argument, NULL, OPT_CONN_TABLE },
 		{ "pin-dir", required_argument, NULL, OPT_PIN_DIR },
 		{ "no-pin", no_argument, NULL, OPT_NO_PIN },
 		{ "lb-idle-timeout", required_argument, NULL, OPT_LB_IDLE_TIMEOUT },
@@ -115,6 +127,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 	if (kw_parse_hostport(DEFAULT_LISTEN, o->host, sizeof(o->host), &o->port))
 		abort();
 	o->bpf.max_upstreams = DEFAULT_MAX_UPSTREAMS;
+	o->bpf.conn_table = DEFAULT_CONN_TABLE;
 	o->events = KW_EVENTS_DEFAULT_CAPACITY;
 	snprintf(o->pin_dir, sizeof(o->pin_dir), "%s", KW_PIN_DIR_DEFAULT);
 	opterr = 0;
@@ -151,6 +164,13 @@ static void parse_options(int argc, char **argv, struct options *o)
 					"--max-upstreams: '%s' is not a number from 16 to 1048576",
 					optarg);
 			o->bpf.max_upstreams = v;
+			break;
+		case OPT_CONN_TABLE:
+			if (kw_parse_u32(optarg, 1024, 1 << 22, &o->bpf.conn_table) ||
+			    (o->bpf.conn_table & (o->bpf.conn_table - 1)))
+				usage_error("--conn-table: '%s' is not a power of two from 1024 "
+					    "to 4194304",
+					    optarg);
 			break;
 		case OPT_PIN_DIR:
 			if (optarg[0] != '/' || strlen(optarg) >= sizeof(o->pin_dir))

@@ -162,8 +162,9 @@ static int pin_fits(struct bpf_map *map, const char *path)
 static int pin_maps(struct kw_bpf *b, const char *dir)
 {
 	struct bpf_map *maps[] = {
-		b->skel->maps.kw_socks,	     b->skel->maps.kw_upstreams, b->skel->maps.kw_counters,
-		b->skel->maps.kw_free_slots, b->skel->maps.kw_meta,	 b->skel->maps.kw_errors,
+		b->skel->maps.kw_conns,	   b->skel->maps.kw_socks,	b->skel->maps.kw_upstreams,
+		b->skel->maps.kw_counters, b->skel->maps.kw_free_slots, b->skel->maps.kw_meta,
+		b->skel->maps.kw_errors,
 	};
 	unsigned int i, n = sizeof(maps) / sizeof(maps[0]), found = 0, fit = 0;
 	char path[256];
@@ -196,7 +197,7 @@ static int pin_maps(struct kw_bpf *b, const char *dir)
 	}
 	if (found && fit != n)
 		kw_warn("maps pinned in %s have another layout (another version or "
-			"--max-upstreams): starting the counts afresh",
+			"--max-upstreams, --conn-table): starting the counts afresh",
 			dir);
 	else if (found)
 		kw_info("reusing the maps pinned in %s: counts go on from the last run", dir);
@@ -324,6 +325,9 @@ struct kw_bpf *kw_bpf_start(const struct kw_loader_opts *o)
 		err = bpf_map__set_max_entries(b->skel->maps.kw_counters, b->capacity);
 	if (!err)
 		err = bpf_map__set_max_entries(b->skel->maps.kw_free_slots, b->capacity);
+	b->skel->rodata->cfg_conns_mask = o->conn_table - 1;
+	if (!err)
+		err = bpf_map__set_max_entries(b->skel->maps.kw_conns, o->conn_table);
 	if (!err)
 		err = pin_maps(b, o->pin_dir);
 	if (err) {

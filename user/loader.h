@@ -19,6 +19,7 @@ struct kw_loader_opts {
 	__u16 ports[KW_MAX_FILTERS];
 	unsigned int n_ports; /* 0: every service port */
 	__u32 max_upstreams;
+	__u32 conn_table; /* kw_conns entries, a power of two */
 };
 
 struct kw_prog_stat {

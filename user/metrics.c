@@ -18,6 +18,7 @@ static const char *const error_reasons[KW_ERR_MAX] = {
 	[KW_ERR_UPSTREAMS_FULL] = "upstreams_full",   [KW_ERR_SOCK_STORAGE] = "sock_storage",
 	[KW_ERR_NO_UPSTREAM] = "no_upstream",	      [KW_ERR_FAMILY] = "family",
 	[KW_ERR_EVENTS_RATE] = "events_rate_limited", [KW_ERR_RINGBUF_FULL] = "ringbuf_full",
+	[KW_ERR_CONN_TABLE] = "conn_table_full",
 };
 
 void kw_upstream_labels(const struct kw_upstream *u, struct kw_upstream_labels *l)
