@@ -62,7 +62,6 @@ extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 
 /* kw_conn.flags */
 #define SF_CLOSING  0x01 /* the first close was seen and recorded */
-#define SF_FIN_SENT 0x02 /* our FIN is queued: it took one sequence number */
 #define SF_RST_RCVD 0x04 /* a reset arrived */
 #define SF_FOLDED   0x08 /* folded into the upstream at CLOSE: nothing more to count */
 
@@ -111,9 +110,9 @@ struct kw_rate {
 };
 
 /*
- * Connections, direct-mapped by socket cookie (cfg_conns_mask + 1 entries, a power of
- * two). Cookies are handed out in sequence, so live connections rarely collide. Taking
- * an entry is a compare-and-swap; finding one is an inlined array lookup, no helper call.
+ * Connections, by a hash of the socket's address (cfg_conns_mask + 1 entries, a power
+ * of two), owned by socket cookie. Taking an entry is a compare-and-swap; finding one
+ * is an inlined array lookup, no helper call.
  * Mmapable only for its page alignment: each entry is one cache line.
  */
 struct {
@@ -124,6 +123,49 @@ struct {
 	__type(value, struct kw_conn);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } kw_conns SEC(".maps");
+
+/*
+ * Recently used upstreams per CPU, in front of the kw_upstreams hash: most connections
+ * of a host go to a few upstreams. An entry holds while kw_gen (bumped by the agent
+ * before it evicts upstreams) has not moved.
+ */
+struct kw_slot_cache {
+	struct kw_key key;
+	__u32 idx;
+	__u32 gen;
+};
+
+#define SLOT_CACHE_WAYS 4
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SLOT_CACHE_WAYS);
+	__type(key, __u32);
+	__type(value, struct kw_slot_cache);
+} kw_slot_cache SEC(".maps");
+
+/* The eviction generation, written by the agent only. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kw_gen SEC(".maps");
+
+/*
+ * Per-CPU scratch, one word per program: a socket's address as a number (conn_index()).
+ * A program may be interrupted by another (a softirq during a receive), never by itself:
+ * the kernel does not nest a program on one CPU.
+ */
+enum { PROG_SET_STATE, PROG_RECV, PROG_SEND_RESET, PROG_RCV_RESET, PROG_MAX };
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PROG_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} kw_scratch SEC(".maps");
 
 /* Connections whose kw_conns entry belonged to another live connection. */
 struct {
@@ -237,26 +279,35 @@ static __always_inline void count_error(__u32 slot)
 }
 
 /*
- * A cookie's entry in kw_conns. Consecutive cookies are often the two ends of one
- * connection, written from two CPUs: three lines apart they never share the pair of
- * cache lines the hardware fetches together (adjacent entries cost up to 2.5x on the
- * receive path), while new connections still walk the table in order (entries spread
- * over distant pages cost a TLB and a cache miss each). Any odd multiplier keeps any
- * table-size run of consecutive cookies on distinct entries.
+ * A socket's entry in kw_conns: a hash of its address. The kernel reuses a freed
+ * socket's memory for the next one, often on the same CPU, so a new connection mostly
+ * lands on an entry still in cache (entries picked by cookie, which only grows, swept
+ * the table: a cache miss for every new connection, half of the state program's time
+ * under Connection: close). The cookie stored in the entry says whose it is.
  */
-static __always_inline __u32 conn_index(__u64 cookie)
+static __always_inline __u32 conn_index(const struct sock *sk, __u32 prog)
 {
-	return (__u32)cookie * 3 & cfg_conns_mask;
+	__u64 *a;
+
+	/*
+	 * The verifier forbids arithmetic on the pointer; written to a map and read back it
+	 * is a number (root programs may store pointers as data).
+	 */
+	a = bpf_map_lookup_elem(&kw_scratch, &prog);
+	if (!a)
+		return 0;
+	*(const struct sock *volatile *)a = sk;
+	return (__u32)((*(volatile __u64 *)a >> 6) * 0x9e3779b97f4a7c15ULL >> 32) & cfg_conns_mask;
 }
 
 /*
  * The state of a tracked connection, else NULL. Most sockets are found in kw_conns; a
  * socket without a cookie was never tracked (we give every tracked one a cookie).
  */
-static __always_inline struct kw_conn *conn_of(const struct sock *sk)
+static __always_inline struct kw_conn *conn_of(const struct sock *sk, __u32 prog)
 {
 	__u64 cookie = sk->__sk_common.skc_cookie.counter;
-	__u32 i = conn_index(cookie);
+	__u32 i = conn_index(sk, prog);
 	struct kw_conn *c;
 
 	if (!cookie)
@@ -279,7 +330,7 @@ static __always_inline struct kw_conn *conn_new(struct sock *sk)
 
 	if (!cookie)
 		cookie = bpf_get_socket_cookie(sk);
-	i = conn_index(cookie);
+	i = conn_index(sk, PROG_SET_STATE);
 	c = bpf_map_lookup_elem(&kw_conns, &i);
 	if (c) {
 		old = c->cookie;
@@ -305,7 +356,15 @@ static __always_inline struct kw_counters *counters(__u32 idx)
  * The upstream's slot, created on first use: a slot evicted by the agent, else a fresh
  * one. When none is left the counts go to the direction's overflow slot.
  */
-static __u32 upstream_slot(const struct kw_key *key)
+static __always_inline bool same_key(const struct kw_key *a, const struct kw_key *b)
+{
+	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
+
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3] && x[4] == y[4] &&
+	       x[5] == y[5];
+}
+
+static __u32 upstream_slot_slow(const struct kw_key *key)
 {
 	__u32 *p, idx, zero = 0;
 	struct kw_meta *m;
@@ -332,6 +391,27 @@ static __u32 upstream_slot(const struct kw_key *key)
 		count_error(KW_ERR_UPSTREAMS_FULL);
 		return key->direction;
 	}
+	return idx;
+}
+
+static __always_inline __u32 upstream_slot(const struct kw_key *key)
+{
+	__u32 way = (key->direction ^ key->port ^ key->addr[15]) & (SLOT_CACHE_WAYS - 1);
+	__u32 zero = 0, idx, gen;
+	struct kw_slot_cache *e;
+	__u64 *g;
+
+	e = bpf_map_lookup_elem(&kw_slot_cache, &way);
+	g = bpf_map_lookup_elem(&kw_gen, &zero);
+	if (!e || !g)
+		return upstream_slot_slow(key);
+	gen = *g;
+	if (e->gen == gen && same_key(&e->key, key))
+		return e->idx;
+	idx = upstream_slot_slow(key);
+	e->key = *key;
+	e->idx = idx;
+	e->gen = gen;
 	return idx;
 }
 
@@ -621,7 +701,11 @@ static __always_inline void fold(const struct sock *sk, struct kw_conn *s, int o
 	if (s->key.direction == KW_DIR_OUTBOUND) {
 		struct tcp_sock *tp = tcp_of(sk);
 
-		unanswered = tp->write_seq - (s->flags & SF_FIN_SENT ? 1 : 0) != s->mark;
+		/* From these states our FIN is queued: it took one sequence number. */
+		bool fin = oldstate == TCP_FIN_WAIT1 || oldstate == TCP_FIN_WAIT2 ||
+			   oldstate == TCP_CLOSING || oldstate == TCP_LAST_ACK;
+
+		unanswered = tp->write_seq - (fin ? 1 : 0) != s->mark;
 	}
 	if (unanswered) {
 		__sync_fetch_and_add(&c->requests, 1);
@@ -709,13 +793,14 @@ static __always_inline int handle_set_state(const struct sock *sk, int oldstate,
 		on_connect_failed(sk);
 		return 0;
 	}
-	s = conn_of(sk);
+	/* The steps in between (FIN_WAIT2, CLOSING, LAST_ACK) need no state. */
+	if (oldstate != TCP_ESTABLISHED && newstate != TCP_CLOSE)
+		return 0;
+	s = conn_of(sk, PROG_SET_STATE);
 	if (!s || (s->flags & SF_FOLDED))
 		return 0;
 	if (oldstate == TCP_ESTABLISHED)
 		on_first_close(sk, s, newstate);
-	if (newstate == TCP_FIN_WAIT1 || newstate == TCP_LAST_ACK)
-		s->flags |= SF_FIN_SENT;
 	if (newstate == TCP_CLOSE)
 		fold(sk, s, oldstate);
 	return 0;
@@ -735,7 +820,7 @@ static __always_inline int handle_recv(struct sock *sk, int ret, int flags)
 
 	if (ret <= 0 || (flags & MSG_PEEK))
 		return 0;
-	s = conn_of(sk);
+	s = conn_of(sk, PROG_RECV);
 	if (!s)
 		return 0;
 	tp = tcp_of(sk); /* only TCP sockets get state */
@@ -920,7 +1005,7 @@ static __always_inline int handle_send_reset(const struct sock *sk, const struct
 		return 0;
 	}
 	if (sk->sk_protocol == IPPROTO_TCP) {
-		struct kw_conn *s = conn_of(sk);
+		struct kw_conn *s = conn_of(sk, PROG_SEND_RESET);
 
 		if (s)
 			reset_from_socket(sk, s, why);
@@ -930,7 +1015,7 @@ static __always_inline int handle_send_reset(const struct sock *sk, const struct
 
 static __always_inline int handle_receive_reset(struct sock *sk)
 {
-	struct kw_conn *s = conn_of(sk);
+	struct kw_conn *s = conn_of(sk, PROG_RCV_RESET);
 	int state = sk->__sk_common.skc_state;
 	struct kw_counters *c;
 	struct tcp_sock *tp;

@@ -85,34 +85,36 @@ struct kw_key {
 
 /*
  * Per-upstream counters, one slot of the kw_counters array, updated with atomic adds:
- * requests as they happen, everything else when a connection closes.
+ * requests as they happen, everything else when a connection closes. A slot is a whole
+ * number of cache lines; what every connection updates comes first, in two lines.
  */
 struct kw_counters {
 	__u64 opened;			     /* connections established (active: opened - closed) */
 	__u64 requests;			     /* requests */
 	__u64 reused;			     /* requests after a connection's first */
 	__u64 closed[KW_BY_MAX][KW_HOW_MAX]; /* closes, by who closed first and how */
+	__u64 time_wait_entered;	     /* our closes that left a TIME_WAIT socket here */
 	__u64 idle_ms_sum[KW_BY_MAX];	     /* ms, idle time before close, by closer */
-	__u64 idle_hist[KW_BY_MAX][KW_IDLE_SLOTS]; /* idle before close, by closer */
-	/* requests per closed connection, by closer; slot 0: closed without a request */
-	__u64 reqs_hist[KW_BY_MAX][KW_REQS_SLOTS];
+	__u64 reqs_sum[KW_BY_MAX];	     /* requests of closed connections, by closer */
+	__u64 single_idle_ms_sum[KW_BY_MAX]; /* ms, idle before close of one-request connections */
 	/*
 	 * Keep-alive races: a request met a connection the other side had closed. Inbound
 	 * upstreams count the server side (we closed, the request came), outbound ones the
 	 * client side (we sent on a connection the peer had closed: a reset answered).
 	 */
 	__u64 races;
-	__u64 aborted_unread;		     /* we closed with a request unread */
+	__u64 aborted_unread;			   /* we closed with a request unread */
+	__u64 idle_hist[KW_BY_MAX][KW_IDLE_SLOTS]; /* idle before close, by closer */
+	/* requests per closed connection, by closer; slot 0: closed without a request */
+	__u64 reqs_hist[KW_BY_MAX][KW_REQS_SLOTS];
 	__u64 resets_sent[KW_RST_MAX];	     /* by KW_RST_* */
 	__u64 resets_rcvd[KW_RSTATE_MAX];    /* by KW_RSTATE_* */
 	__u64 race_idle_ms_sum;		     /* ms */
 	__u64 race_idle_hist[KW_IDLE_SLOTS]; /* idle before the close a request met */
 	__u64 race_gap_us_sum;		     /* us */
 	__u64 race_gap_hist[KW_GAP_SLOTS];   /* from the close (FIN) to the request */
-	__u64 reqs_sum[KW_BY_MAX];	     /* requests of closed connections, by closer */
-	__u64 single_idle_ms_sum[KW_BY_MAX]; /* ms, idle before close of one-request connections */
-	__u64 time_wait_entered;	     /* our closes that left a TIME_WAIT socket here */
 	__u64 connect_failures[KW_CF_MAX];   /* outbound connect() failures, by KW_CF_* */
+	__u64 pad[2];			     /* to a multiple of 64 bytes */
 };
 
 /* kw_meta: the state of the slot allocator. Slots 0 and 1 are the overflow upstreams. */

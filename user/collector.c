@@ -385,6 +385,13 @@ static int evict_locked(struct kw_collector *c)
 		    now - s.u[i].last_change >= c->evict_idle)
 			cand[n++] = &s.u[i];
 	qsort(cand, n, sizeof(*cand), by_last_change);
+	if (n) {
+		err = kw_bpf_bump_generation(c->bpf);
+		if (err) {
+			kw_err("eviction: bump the slot cache generation: %s", strerror(-err));
+			goto out;
+		}
+	}
 	for (i = 0; i < n && s.n - evicted > low; i++)
 		if (!free_slot(c, cand[i]))
 			evicted++;

@@ -35,7 +35,7 @@ struct kw_bpf {
 
 _Static_assert(sizeof(struct kw_key) == 24, "kw_key layout");
 _Static_assert(sizeof(struct kw_event) == 64, "kw_event layout");
-_Static_assert(sizeof(struct kw_counters) % 8 == 0, "kw_counters layout");
+_Static_assert(sizeof(struct kw_counters) % 64 == 0, "kw_counters: whole cache lines");
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
@@ -164,7 +164,7 @@ static int pin_maps(struct kw_bpf *b, const char *dir)
 	struct bpf_map *maps[] = {
 		b->skel->maps.kw_conns,	   b->skel->maps.kw_socks,	b->skel->maps.kw_upstreams,
 		b->skel->maps.kw_counters, b->skel->maps.kw_free_slots, b->skel->maps.kw_meta,
-		b->skel->maps.kw_errors,
+		b->skel->maps.kw_errors,   b->skel->maps.kw_gen,
 	};
 	unsigned int i, n = sizeof(maps) / sizeof(maps[0]), found = 0, fit = 0;
 	char path[256];
@@ -401,6 +401,20 @@ __u32 kw_bpf_upstreams_capacity(const struct kw_bpf *b)
 struct kw_counters *kw_bpf_counters(const struct kw_bpf *b)
 {
 	return b->counters;
+}
+
+int kw_bpf_bump_generation(const struct kw_bpf *b)
+{
+	int fd = bpf_map__fd(b->skel->maps.kw_gen);
+	__u32 zero = 0;
+	__u64 gen = 0;
+
+	if (bpf_map_lookup_elem(fd, &zero, &gen))
+		return -errno;
+	gen++;
+	if (bpf_map_update_elem(fd, &zero, &gen, BPF_ANY))
+		return -errno;
+	return 0;
 }
 
 int kw_bpf_free_slots_fd(const struct kw_bpf *b)

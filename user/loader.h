@@ -43,6 +43,11 @@ int kw_bpf_events_fd(const struct kw_bpf *b);
 __u32 kw_bpf_upstreams_capacity(const struct kw_bpf *b);
 /* The kw_counters array (capacity slots), mapped into memory: readable and writable. */
 struct kw_counters *kw_bpf_counters(const struct kw_bpf *b);
+/*
+ * Before evicting upstreams: the BPF side's per-CPU cache of upstream slots must not
+ * hand out slots that are about to be freed.
+ */
+int kw_bpf_bump_generation(const struct kw_bpf *b);
 /* The queue of freed slots: the collector pushes the slots it evicts. */
 int kw_bpf_free_slots_fd(const struct kw_bpf *b);
 /* When the counters started (s since the epoch): this run, or the pinned maps' first. */
