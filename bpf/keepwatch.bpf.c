@@ -709,8 +709,8 @@ static __always_inline void fold(const struct sock *sk, struct kw_conn *s, int o
 	}
 	if (unanswered) {
 		__sync_fetch_and_add(&c->requests, 1);
-		if (reqs)
-			__sync_fetch_and_add(&c->reused, 1);
+		if (!reqs)
+			__sync_fetch_and_add(&c->used, 1);
 		reqs++;
 	}
 	/* Unused closes are reqs_hist's slot 0; active is opened minus closed. */
@@ -829,11 +829,12 @@ static __always_inline int handle_recv(struct sock *sk, int ret, int flags)
 		return 0;
 	s->requests++;
 	s->mark = seq;
+	/* One atomic per request: reused is requests minus used, in user space. */
 	c = counters(s->idx);
 	if (c) {
 		__sync_fetch_and_add(&c->requests, 1);
-		if (s->requests > 1)
-			__sync_fetch_and_add(&c->reused, 1);
+		if (s->requests == 1)
+			__sync_fetch_and_add(&c->used, 1);
 	}
 	return 0;
 }

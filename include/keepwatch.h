@@ -89,9 +89,9 @@ struct kw_key {
  * number of cache lines; what every connection updates comes first, in two lines.
  */
 struct kw_counters {
-	__u64 opened;			     /* connections established (active: opened - closed) */
-	__u64 requests;			     /* requests */
-	__u64 reused;			     /* requests after a connection's first */
+	__u64 opened;	/* connections established (active: opened - closed) */
+	__u64 requests; /* requests */
+	__u64 used;	/* connections that carried a request (reused: requests - used) */
 	__u64 closed[KW_BY_MAX][KW_HOW_MAX]; /* closes, by who closed first and how */
 	__u64 time_wait_entered;	     /* our closes that left a TIME_WAIT socket here */
 	__u64 idle_ms_sum[KW_BY_MAX];	     /* ms, idle time before close, by closer */

@@ -97,7 +97,7 @@ static const enum kw_field_id rst_sent_field[KW_RST_MAX] = {
 
 static void from_counters(struct kw_upstream *u, const struct kw_counters *k)
 {
-	__u64 closed = 0, opened;
+	__u64 closed = 0, opened, used, requests;
 	unsigned int i, j;
 
 	/*
@@ -111,8 +111,12 @@ static void from_counters(struct kw_upstream *u, const struct kw_counters *k)
 	opened = __atomic_load_n(&k->opened, __ATOMIC_RELAXED);
 	u->val[KW_F_CONN] = opened;
 	u->val[KW_F_ACTIVE] = opened > closed ? opened - closed : 0;
-	u->val[KW_F_REQ] = k->requests;
-	u->val[KW_F_REUSE] = k->reused;
+	/* A connection's first request is counted before it is counted as used. */
+	used = __atomic_load_n(&k->used, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	requests = __atomic_load_n(&k->requests, __ATOMIC_RELAXED);
+	u->val[KW_F_REQ] = requests;
+	u->val[KW_F_REUSE] = requests > used ? requests - used : 0;
 	u->val[KW_F_CLOSED_LOCAL_FIN] = k->closed[KW_BY_LOCAL][KW_HOW_FIN];
 	u->val[KW_F_CLOSED_LOCAL_RST] = k->closed[KW_BY_LOCAL][KW_HOW_RST];
 	u->val[KW_F_CLOSED_PEER_FIN] = k->closed[KW_BY_PEER][KW_HOW_FIN];
