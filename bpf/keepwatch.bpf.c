@@ -64,14 +64,16 @@ extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 #define SF_CLOSING  0x01 /* the first close was seen and recorded */
 #define SF_RST_RCVD 0x04 /* a reset arrived */
 #define SF_FOLDED   0x08 /* folded into the upstream at CLOSE: nothing more to count */
+#define SF_STORAGE  0x10 /* in socket storage, not in kw_conns */
 
 /*
- * Per-connection state: one cache line, in the kw_conns table at the socket cookie's
- * index, or in socket storage when that entry belongs to another live connection.
+ * Per-connection state: one cache line, in the kw_conns table at the entry of the
+ * socket's address, or in socket storage when a live connection holds that entry.
  */
 struct kw_conn {
-	__u64 cookie;	/* the owner's socket cookie; 0: never used */
-	__u64 close_ns; /* ns (CLOCK_MONOTONIC) of an idle first close (race gaps), else 0 */
+	__u64 owner;	/* the owner's socket address (kw_conns); 0: never used */
+	__u32 hash;	/* and its sk_hash: a later socket at that address is another */
+	__u32 close_us; /* us (CLOCK_MONOTONIC, modulo 2^32) of an idle first close */
 	struct kw_key key;
 	__u32 idx;	    /* the upstream's slot in kw_counters */
 	__u32 requests;	    /* requests so far */
@@ -111,7 +113,7 @@ struct kw_rate {
 
 /*
  * Connections, by a hash of the socket's address (cfg_conns_mask + 1 entries, a power
- * of two), owned by socket cookie. Taking an entry is a compare-and-swap; finding one
+ * of two), owned by socket address and sk_hash. Taking an entry is a compare-and-swap; finding one
  * is an inlined array lookup, no helper call.
  * Mmapable only for its page alignment: each entry is one cache line.
  */
@@ -154,18 +156,16 @@ struct {
 } kw_gen SEC(".maps");
 
 /*
- * Per-CPU scratch, one word per program: a socket's address as a number (conn_index()).
- * A program may be interrupted by another (a softirq during a receive), never by itself:
- * the kernel does not nest a program on one CPU.
+ * Connections in socket storage now: while there are none, a socket missing from
+ * kw_conns is untracked without asking the storage.
  */
-enum { PROG_SET_STATE, PROG_RECV, PROG_SEND_RESET, PROG_RCV_RESET, PROG_MAX };
-
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, PROG_MAX);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, __u64);
-} kw_scratch SEC(".maps");
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kw_storage_conns SEC(".maps");
 
 /* Connections whose kw_conns entry belonged to another live connection. */
 struct {
@@ -279,42 +279,49 @@ static __always_inline void count_error(__u32 slot)
 }
 
 /*
- * A socket's entry in kw_conns: a hash of its address. The kernel reuses a freed
- * socket's memory for the next one, often on the same CPU, so a new connection mostly
- * lands on an entry still in cache (entries picked by cookie, which only grows, swept
- * the table: a cache miss for every new connection, half of the state program's time
- * under Connection: close). The cookie stored in the entry says whose it is.
+ * A socket's address as a number: its distance from the kw_conns map, as the verifier
+ * lets root programs subtract pointers (any other arithmetic on them it forbids).
  */
-static __always_inline __u32 conn_index(const struct sock *sk, __u32 prog)
+static __always_inline __u64 sk_addr(const struct sock *sk)
 {
-	__u64 *a;
-
-	/*
-	 * The verifier forbids arithmetic on the pointer; written to a map and read back it
-	 * is a number (root programs may store pointers as data).
-	 */
-	a = bpf_map_lookup_elem(&kw_scratch, &prog);
-	if (!a)
-		return 0;
-	*(const struct sock *volatile *)a = sk;
-	return (__u32)((*(volatile __u64 *)a >> 6) * 0x9e3779b97f4a7c15ULL >> 32) & cfg_conns_mask;
+	return (__u64)sk - (__u64)&kw_conns;
 }
 
 /*
- * The state of a tracked connection, else NULL. Most sockets are found in kw_conns; a
- * socket without a cookie was never tracked (we give every tracked one a cookie).
+ * A socket's entry in kw_conns: its address in KiB, modulo the table size.
+ * - The kernel reuses a freed socket's memory for the next one, often on the same CPU,
+ *   so a new connection mostly lands on an entry still in cache. (Entries picked by
+ *   cookie, which only grows, swept the table: a cache miss for every new connection,
+ *   half of the state program's time under Connection: close.)
+ * - Sockets next to each other in memory (a TCP socket takes more than 2 KiB) get
+ *   entries on one page (the table is in 4 KiB pages: fewer TLB misses than a hash
+ *   that scatters them) but never on the two lines of one pair, which the hardware
+ *   fetches together: the two ends of a connection, written from two CPUs, on one pair
+ *   made the receive program bimodal (110 or 290 ns a run).
  */
-static __always_inline struct kw_conn *conn_of(const struct sock *sk, __u32 prog)
+static __always_inline __u32 conn_index(__u64 addr)
 {
-	__u64 cookie = sk->__sk_common.skc_cookie.counter;
-	__u32 i = conn_index(sk, prog);
+	return (__u32)(addr >> 10) & cfg_conns_mask;
+}
+
+/*
+ * The state of a tracked connection, else NULL. The entry is the socket's if it holds
+ * its address and its sk_hash (the hash of its addresses and namespace, in the first
+ * cache line of the socket, which the kernel has just read): a socket the kernel put at
+ * the address of a closed one has other addresses, or is the same connection again.
+ */
+static __always_inline struct kw_conn *conn_of(const struct sock *sk)
+{
+	__u64 addr = sk_addr(sk), *n;
+	__u32 i = conn_index(addr), zero = 0;
 	struct kw_conn *c;
 
-	if (!cookie)
-		return NULL;
 	c = bpf_map_lookup_elem(&kw_conns, &i);
-	if (c && c->cookie == cookie)
+	if (c && c->owner == addr && c->hash == sk->__sk_common.skc_hash)
 		return c;
+	n = bpf_map_lookup_elem(&kw_storage_conns, &zero);
+	if (!n || !*n)
+		return NULL;
 	return bpf_sk_storage_get(&kw_socks, (struct sock *)sk, NULL, 0);
 }
 
@@ -324,26 +331,30 @@ static __always_inline struct kw_conn *conn_of(const struct sock *sk, __u32 prog
  */
 static __always_inline struct kw_conn *conn_new(struct sock *sk)
 {
-	__u64 old, cookie = sk->__sk_common.skc_cookie.counter;
+	__u64 old, addr = sk_addr(sk), *n;
+	__u32 i = conn_index(addr), zero = 0;
 	struct kw_conn *c;
-	__u32 i;
 
-	if (!cookie)
-		cookie = bpf_get_socket_cookie(sk);
-	i = conn_index(sk, PROG_SET_STATE);
 	c = bpf_map_lookup_elem(&kw_conns, &i);
 	if (c) {
-		old = c->cookie;
-		if (old == cookie)
-			return c; /* a socket connecting again */
-		if ((!old || (c->flags & SF_FOLDED)) &&
-		    __sync_val_compare_and_swap(&c->cookie, old, cookie) == old)
+		old = c->owner;
+		/* Free, closed, or this socket's before (a connect after a disconnect). */
+		if ((!old || old == addr || (c->flags & SF_FOLDED)) &&
+		    __sync_val_compare_and_swap(&c->owner, old, addr) == old) {
+			c->hash = sk->__sk_common.skc_hash;
 			return c;
+		}
 	}
 	count_error(KW_ERR_CONN_TABLE);
 	c = bpf_sk_storage_get(&kw_socks, sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
-	if (c)
-		c->cookie = cookie;
+	if (!c)
+		return NULL;
+	if (!(c->flags & SF_STORAGE) || (c->flags & SF_FOLDED)) {
+		n = bpf_map_lookup_elem(&kw_storage_conns, &zero);
+		if (n)
+			__sync_fetch_and_add(n, 1);
+	}
+	c->flags = SF_STORAGE;
 	return c;
 }
 
@@ -601,8 +612,8 @@ static __always_inline void on_established(const struct sock *sk, int oldstate)
 		count_error(KW_ERR_SOCK_STORAGE);
 		return;
 	}
-	/* All but the cookie: an entry or storage keeps its last connection's state. */
-	s->close_ns = 0;
+	/* All but the owner: an entry or storage keeps its last connection's state. */
+	s->close_us = 0;
 	s->key = key;
 	s->requests = 0;
 	s->mark = tp->write_seq;
@@ -610,7 +621,7 @@ static __always_inline void on_established(const struct sock *sk, int oldstate)
 	s->data_segs_in = 0;
 	s->closed_by = 0;
 	s->how = 0;
-	s->flags = 0;
+	s->flags &= SF_STORAGE;
 	s->idx = upstream_slot(&key);
 
 	/* Closes are counted at CLOSE: user space reads active as opened minus closed. */
@@ -639,12 +650,13 @@ static __always_inline __u32 idle_ms(struct tcp_sock *tp)
  * We closed an inbound connection with a FIN: remember it by tuple, so that a request
  * arriving after the full socket is gone is still recognised as a race.
  */
-static __always_inline void remember_close(const struct sock *sk, const struct kw_conn *s)
+static __always_inline void remember_close(const struct sock *sk, const struct kw_conn *s,
+					   __u64 now)
 {
 	struct kw_closed v = {
 		.key = s->key,
 		.idx = s->idx,
-		.close_ns = s->close_ns,
+		.close_ns = now,
 		.idle_ms = s->idle_ms,
 		.requests = s->requests,
 	};
@@ -654,10 +666,17 @@ static __always_inline void remember_close(const struct sock *sk, const struct k
 		bpf_map_update_elem(&kw_closed_by_us, &t, &v, BPF_ANY);
 }
 
+/* Time since an idle first close (close_us), ns; gaps that matter are seconds. */
+static __always_inline __u64 since_close_ns(const struct kw_conn *s)
+{
+	return (__u64)((__u32)(bpf_ktime_get_ns() / 1000) - s->close_us) * 1000;
+}
+
 /* The connection leaves ESTABLISHED: who closed first, how, after how long idle. */
 static __always_inline void on_first_close(const struct sock *sk, struct kw_conn *s, int newstate)
 {
 	struct tcp_sock *tp = tcp_of(sk);
+	__u64 now = 0;
 
 	if (newstate == TCP_CLOSE_WAIT) {
 		s->closed_by = KW_BY_PEER;
@@ -672,13 +691,15 @@ static __always_inline void on_first_close(const struct sock *sk, struct kw_conn
 	}
 	s->idle_ms = idle_ms(tp);
 	/* Only a close after a quiet spell can be raced: the others skip the clock. */
-	if (s->idle_ms >= RACE_MIN_QUIET_MS)
-		s->close_ns = bpf_ktime_get_ns();
+	if (s->idle_ms >= RACE_MIN_QUIET_MS) {
+		now = bpf_ktime_get_ns();
+		s->close_us = now / 1000;
+	}
 	s->data_segs_in = tp->data_segs_in;
 	s->flags |= SF_CLOSING;
 	if (s->closed_by == KW_BY_LOCAL && s->how == KW_HOW_FIN &&
 	    s->key.direction == KW_DIR_INBOUND && s->idle_ms >= RACE_MIN_QUIET_MS)
-		remember_close(sk, s);
+		remember_close(sk, s, now);
 }
 
 /* The socket reached CLOSE: fold its whole life into the upstream, once. */
@@ -691,6 +712,13 @@ static __always_inline void fold(const struct sock *sk, struct kw_conn *s, int o
 	bool unanswered = false;
 
 	s->flags |= SF_FOLDED;
+	if (s->flags & SF_STORAGE) {
+		__u32 zero = 0;
+		__u64 *n = bpf_map_lookup_elem(&kw_storage_conns, &zero);
+
+		if (n)
+			__sync_fetch_and_add(n, -1);
+	}
 	c = counters(s->idx);
 	if (!c)
 		return;
@@ -796,7 +824,7 @@ static __always_inline int handle_set_state(const struct sock *sk, int oldstate,
 	/* The steps in between (FIN_WAIT2, CLOSING, LAST_ACK) need no state. */
 	if (oldstate != TCP_ESTABLISHED && newstate != TCP_CLOSE)
 		return 0;
-	s = conn_of(sk, PROG_SET_STATE);
+	s = conn_of(sk);
 	if (!s || (s->flags & SF_FOLDED))
 		return 0;
 	if (oldstate == TCP_ESTABLISHED)
@@ -820,7 +848,7 @@ static __always_inline int handle_recv(struct sock *sk, int ret, int flags)
 
 	if (ret <= 0 || (flags & MSG_PEEK))
 		return 0;
-	s = conn_of(sk, PROG_RECV);
+	s = conn_of(sk);
 	if (!s)
 		return 0;
 	tp = tcp_of(sk); /* only TCP sockets get state */
@@ -900,7 +928,7 @@ static __always_inline void reset_from_socket(const struct sock *sk, struct kw_c
 {
 	struct tcp_sock *tp = tcp_of(sk);
 	struct kw_counters *c = counters(s->idx);
-	__u64 gap_ns = bpf_ktime_get_ns() - s->close_ns;
+	__u64 gap_ns = since_close_ns(s);
 	struct kw_tuple t = {};
 	__u32 idle = s->idle_ms;
 	bool race = false;
@@ -1006,7 +1034,7 @@ static __always_inline int handle_send_reset(const struct sock *sk, const struct
 		return 0;
 	}
 	if (sk->sk_protocol == IPPROTO_TCP) {
-		struct kw_conn *s = conn_of(sk, PROG_SEND_RESET);
+		struct kw_conn *s = conn_of(sk);
 
 		if (s)
 			reset_from_socket(sk, s, why);
@@ -1016,7 +1044,7 @@ static __always_inline int handle_send_reset(const struct sock *sk, const struct
 
 static __always_inline int handle_receive_reset(struct sock *sk)
 {
-	struct kw_conn *s = conn_of(sk, PROG_RCV_RESET);
+	struct kw_conn *s = conn_of(sk);
 	int state = sk->__sk_common.skc_state;
 	struct kw_counters *c;
 	struct tcp_sock *tp;
@@ -1050,9 +1078,9 @@ static __always_inline int handle_receive_reset(struct sock *sk)
 	if (s->key.direction == KW_DIR_OUTBOUND && tp->write_seq != s->mark) {
 		if (state == TCP_CLOSE_WAIT) {
 			idle = s->idle_ms;
-			race = idle >= RACE_MIN_QUIET_MS; /* then close_ns was taken */
+			race = idle >= RACE_MIN_QUIET_MS; /* then close_us was taken */
 			if (race)
-				gap_ns = bpf_ktime_get_ns() - s->close_ns;
+				gap_ns = since_close_ns(s);
 		} else if (state == TCP_ESTABLISHED && s->requests > 0) {
 			__s32 d = tp->lsndtime - tp->inet_conn.icsk_ack.lrcvtime;
 

@@ -162,9 +162,11 @@ static int pin_fits(struct bpf_map *map, const char *path)
 static int pin_maps(struct kw_bpf *b, const char *dir)
 {
 	struct bpf_map *maps[] = {
-		b->skel->maps.kw_conns,	   b->skel->maps.kw_socks,	b->skel->maps.kw_upstreams,
-		b->skel->maps.kw_counters, b->skel->maps.kw_free_slots, b->skel->maps.kw_meta,
-		b->skel->maps.kw_errors,   b->skel->maps.kw_gen,
+		b->skel->maps.kw_conns,		b->skel->maps.kw_socks,
+		b->skel->maps.kw_upstreams,	b->skel->maps.kw_counters,
+		b->skel->maps.kw_free_slots,	b->skel->maps.kw_meta,
+		b->skel->maps.kw_errors,	b->skel->maps.kw_gen,
+		b->skel->maps.kw_storage_conns,
 	};
 	unsigned int i, n = sizeof(maps) / sizeof(maps[0]), found = 0, fit = 0;
 	char path[256];
