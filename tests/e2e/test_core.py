@@ -123,6 +123,34 @@ def test_keepalive_reuse(netns, nginx, agent, v6):
              per_conn=per_conn))
 
 
+CONN_TABLE = 1024
+HELD = 600
+
+
+@pytest.mark.nginx(keepalive_timeout="30s")
+@pytest.mark.agent_args("--conn-table", str(CONN_TABLE))
+def test_conn_table_full_goes_to_socket_storage(netns, nginx, agent):
+    """--conn-table 1024 and 600 connections open at once: 1,200 sockets for 1,024
+    entries, so at least 176 find their entry taken and are followed in socket storage
+    instead (keepwatch_bpf_errors_total{reason="conn_table_full"}); 3 requests on each,
+    and every count stays exact."""
+    out = netns.run_client("keepalive", "--conns", HELD, "--requests", 3, timeout=120)
+    assert_client(out, connections=HELD, requests=3 * HELD, server_closed=0)
+
+    inbound, outbound = sides(netns, False)
+    per_conn = [("2", 0), ("3", HELD), ("+Inf", HELD)]
+    samples = agent.wait_all(
+        side(inbound, opened=HELD, reqs=3 * HELD, reused=2 * HELD, unused=0, closed=HELD,
+             closed_by="peer", per_conn=per_conn) +
+        side(outbound, opened=HELD, reqs=3 * HELD, reused=2 * HELD, unused=0,
+             closed=HELD, closed_by="local", per_conn=per_conn), timeout=10)
+    taken = sum(v for _, v in kw.select(samples, P + "bpf_errors_total",
+                                        reason="conn_table_full"))
+    assert taken >= 2 * HELD - CONN_TABLE, (
+        f"{2 * HELD} sockets open at once in a table of {CONN_TABLE}: at least "
+        f"{2 * HELD - CONN_TABLE} must be in socket storage, conn_table_full says {taken}")
+
+
 # --- b: Connection: close -------------------------------------------------------------
 
 @FAMILIES
