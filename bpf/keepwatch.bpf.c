@@ -60,31 +60,6 @@ extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
  */
 #define RACE_MIN_QUIET_MS 500
 
-/* kw_conn.flags */
-#define SF_CLOSING  0x01 /* the first close was seen and recorded */
-#define SF_RST_RCVD 0x04 /* a reset arrived */
-#define SF_FOLDED   0x08 /* folded into the upstream at CLOSE: nothing more to count */
-#define SF_STORAGE  0x10 /* in socket storage, not in kw_conns */
-
-/*
- * Per-connection state: one cache line, in the kw_conns table at the entry of the
- * socket's address, or in socket storage when a live connection holds that entry.
- */
-struct kw_conn {
-	__u64 owner;	/* the owner's socket address (kw_conns); 0: never used */
-	__u32 hash;	/* and its sk_hash: a later socket at that address is another */
-	__u32 close_us; /* us (CLOCK_MONOTONIC, modulo 2^32) of an idle first close */
-	struct kw_key key;
-	__u32 idx;	    /* the upstream's slot in kw_counters */
-	__u32 requests;	    /* requests so far */
-	__u32 mark;	    /* our write_seq at the last counted turn */
-	__u32 idle_ms;	    /* idle time before the first close, ms */
-	__u32 data_segs_in; /* at our close: data arriving later met a closed socket */
-	__u8 closed_by;	    /* KW_BY_* */
-	__u8 how;	    /* KW_HOW_* */
-	__u8 flags;	    /* SF_* */
-	__u8 pad;
-};
 _Static_assert(sizeof(struct kw_conn) == 64, "a kw_conn is one cache line");
 
 /* A connection's addresses: the key of connections we closed while idle. */
@@ -339,7 +314,7 @@ static __always_inline struct kw_conn *conn_new(struct sock *sk)
 	if (c) {
 		old = c->owner;
 		/* Free, closed, or this socket's before (a connect after a disconnect). */
-		if ((!old || old == addr || (c->flags & SF_FOLDED)) &&
+		if ((!old || old == addr || (c->flags & KW_CONN_FOLDED)) &&
 		    __sync_val_compare_and_swap(&c->owner, old, addr) == old) {
 			c->hash = sk->__sk_common.skc_hash;
 			return c;
@@ -349,12 +324,12 @@ static __always_inline struct kw_conn *conn_new(struct sock *sk)
 	c = bpf_sk_storage_get(&kw_socks, sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!c)
 		return NULL;
-	if (!(c->flags & SF_STORAGE) || (c->flags & SF_FOLDED)) {
+	if (!(c->flags & KW_CONN_STORAGE) || (c->flags & KW_CONN_FOLDED)) {
 		n = bpf_map_lookup_elem(&kw_storage_conns, &zero);
 		if (n)
 			__sync_fetch_and_add(n, 1);
 	}
-	c->flags = SF_STORAGE;
+	c->flags = KW_CONN_STORAGE;
 	return c;
 }
 
@@ -621,7 +596,7 @@ static __always_inline void on_established(const struct sock *sk, int oldstate)
 	s->data_segs_in = 0;
 	s->closed_by = 0;
 	s->how = 0;
-	s->flags &= SF_STORAGE;
+	s->flags &= KW_CONN_STORAGE;
 	s->idx = upstream_slot(&key);
 
 	/* Closes are counted at CLOSE: user space reads active as opened minus closed. */
@@ -682,7 +657,7 @@ static __always_inline void on_first_close(const struct sock *sk, struct kw_conn
 		s->closed_by = KW_BY_PEER;
 		s->how = KW_HOW_FIN;
 	} else if (newstate == TCP_CLOSE) {
-		s->closed_by = s->flags & SF_RST_RCVD ? KW_BY_PEER : KW_BY_LOCAL;
+		s->closed_by = s->flags & KW_CONN_RST_RCVD ? KW_BY_PEER : KW_BY_LOCAL;
 		s->how = KW_HOW_RST;
 	} else {
 		/* FIN_WAIT1: close() or shutdown(SHUT_WR) */
@@ -696,7 +671,7 @@ static __always_inline void on_first_close(const struct sock *sk, struct kw_conn
 		s->close_us = now / 1000;
 	}
 	s->data_segs_in = tp->data_segs_in;
-	s->flags |= SF_CLOSING;
+	s->flags |= KW_CONN_CLOSING;
 	if (s->closed_by == KW_BY_LOCAL && s->how == KW_HOW_FIN &&
 	    s->key.direction == KW_DIR_INBOUND && s->idle_ms >= RACE_MIN_QUIET_MS)
 		remember_close(sk, s, now);
@@ -705,14 +680,15 @@ static __always_inline void on_first_close(const struct sock *sk, struct kw_conn
 /* The socket reached CLOSE: fold its whole life into the upstream, once. */
 static __always_inline void fold(const struct sock *sk, struct kw_conn *s, int oldstate)
 {
-	__u32 reqs = s->requests;
+	__u32 reqs = s->requests, add;
 	struct kw_counters *c;
 	__u8 by = s->closed_by & 1, how = s->how & 1;
-
+	bool live = s->flags & KW_CONN_STORAGE; /* its requests are in the slot already */
 	bool unanswered = false;
 
-	s->flags |= SF_FOLDED;
-	if (s->flags & SF_STORAGE) {
+	/* Before the counts move: user space stops adding the entry's requests. */
+	s->flags |= KW_CONN_FOLDED;
+	if (s->flags & KW_CONN_STORAGE) {
 		__u32 zero = 0;
 		__u64 *n = bpf_map_lookup_elem(&kw_storage_conns, &zero);
 
@@ -735,12 +711,12 @@ static __always_inline void fold(const struct sock *sk, struct kw_conn *s, int o
 
 		unanswered = tp->write_seq - (fin ? 1 : 0) != s->mark;
 	}
-	if (unanswered) {
-		__sync_fetch_and_add(&c->requests, 1);
-		if (!reqs)
-			__sync_fetch_and_add(&c->used, 1);
-		reqs++;
-	}
+	add = (live ? 0 : reqs) + unanswered;
+	if (add)
+		__sync_fetch_and_add(&c->requests, add);
+	if ((reqs && !live) || (!reqs && unanswered))
+		__sync_fetch_and_add(&c->used, 1);
+	reqs += unanswered;
 	/* Unused closes are reqs_hist's slot 0; active is opened minus closed. */
 	__sync_fetch_and_add(&c->closed[by][how], 1);
 	__sync_fetch_and_add(&c->idle_ms_sum[by], s->idle_ms);
@@ -825,7 +801,7 @@ static __always_inline int handle_set_state(const struct sock *sk, int oldstate,
 	if (oldstate != TCP_ESTABLISHED && newstate != TCP_CLOSE)
 		return 0;
 	s = conn_of(sk);
-	if (!s || (s->flags & SF_FOLDED))
+	if (!s || (s->flags & KW_CONN_FOLDED))
 		return 0;
 	if (oldstate == TCP_ESTABLISHED)
 		on_first_close(sk, s, newstate);
@@ -857,7 +833,13 @@ static __always_inline int handle_recv(struct sock *sk, int ret, int flags)
 		return 0;
 	s->requests++;
 	s->mark = seq;
-	/* One atomic per request: reused is requests minus used, in user space. */
+	/*
+	 * A connection in kw_conns keeps its requests until it closes (user space adds
+	 * those of open connections from the table): no atomic on a shared line per request.
+	 * Connections user space cannot see count live; reused is requests minus used.
+	 */
+	if (!(s->flags & (KW_CONN_STORAGE | KW_CONN_FOLDED)))
+		return 0;
 	c = counters(s->idx);
 	if (c) {
 		__sync_fetch_and_add(&c->requests, 1);
@@ -938,7 +920,7 @@ static __always_inline void reset_from_socket(const struct sock *sk, struct kw_c
 	__sync_fetch_and_add(&c->resets_sent[why], 1);
 	if (why == KW_RST_ABORT_ON_DATA) {
 		/* Data arrived after we closed an idle connection with a FIN. */
-		race = (s->flags & SF_CLOSING) && s->closed_by == KW_BY_LOCAL &&
+		race = (s->flags & KW_CONN_CLOSING) && s->closed_by == KW_BY_LOCAL &&
 		       s->how == KW_HOW_FIN && s->idle_ms >= RACE_MIN_QUIET_MS;
 	} else if (why == KW_RST_ABORT_ON_CLOSE) {
 		/*
@@ -1053,7 +1035,7 @@ static __always_inline int handle_receive_reset(struct sock *sk)
 	__u64 gap_ns = 0;
 	bool race = false;
 
-	if (!s || (s->flags & SF_FOLDED))
+	if (!s || (s->flags & KW_CONN_FOLDED))
 		return 0;
 	tp = tcp_of(sk);
 	/*
@@ -1061,10 +1043,10 @@ static __always_inline int handle_receive_reset(struct sock *sk)
 	 * connection itself, reason ABORT_ON_DATA): new data since our close, with our
 	 * receive side shut, is that case, and tcp_send_reset counts it.
 	 */
-	if ((state == TCP_FIN_WAIT1 || state == TCP_FIN_WAIT2) && (s->flags & SF_CLOSING) &&
+	if ((state == TCP_FIN_WAIT1 || state == TCP_FIN_WAIT2) && (s->flags & KW_CONN_CLOSING) &&
 	    (sk->sk_shutdown & RCV_SHUTDOWN) && tp->data_segs_in != s->data_segs_in)
 		return 0;
-	s->flags |= SF_RST_RCVD;
+	s->flags |= KW_CONN_RST_RCVD;
 	c = counters(s->idx);
 	if (!c)
 		return 0;

@@ -117,6 +117,34 @@ struct kw_counters {
 	__u64 pad[2];			     /* to a multiple of 64 bytes */
 };
 
+/* kw_conn.flags */
+#define KW_CONN_CLOSING	 0x01 /* the first close was seen and recorded */
+#define KW_CONN_RST_RCVD 0x04 /* a reset arrived */
+#define KW_CONN_FOLDED	 0x08 /* folded into its upstream at CLOSE: nothing more to count */
+#define KW_CONN_STORAGE	 0x10 /* in socket storage, not in kw_conns; counted live */
+
+/*
+ * An open connection: one cache line, in the kw_conns table at the entry of the
+ * socket's address, or in socket storage when another open connection holds that entry.
+ * The requests of a connection in the table reach its upstream's counters when it
+ * closes: until then user space adds them, reading the table.
+ */
+struct kw_conn {
+	__u64 owner;	    /* the owner's socket address (a number); 0: never used */
+	__u32 hash;	    /* and its sk_hash: a later socket at that address is another */
+	__u32 close_us;	    /* us (CLOCK_MONOTONIC, modulo 2^32) of an idle first close */
+	struct kw_key key;  /* its upstream */
+	__u32 idx;	    /* the upstream's slot in kw_counters */
+	__u32 requests;	    /* requests so far */
+	__u32 mark;	    /* our write_seq at the last counted turn */
+	__u32 idle_ms;	    /* idle time before the first close, ms */
+	__u32 data_segs_in; /* at our close: data arriving later met a closed socket */
+	__u8 closed_by;	    /* KW_BY_* */
+	__u8 how;	    /* KW_HOW_* */
+	__u8 flags;	    /* KW_CONN_* */
+	__u8 pad;
+};
+
 /* kw_meta: the state of the slot allocator. Slots 0 and 1 are the overflow upstreams. */
 struct kw_meta {
 	__u64 next_slot;    /* the next never-used slot of kw_counters */

@@ -68,6 +68,8 @@ void kw_collector_fini(struct kw_collector *c)
 {
 	kw_census_free(&c->census);
 	free(c->prev);
+	free(c->open_req);
+	free(c->floor);
 	pthread_mutex_destroy(&c->lock);
 }
 
@@ -190,6 +192,43 @@ static int read_upstreams(const struct kw_bpf *bpf, struct kw_snapshot *s)
 	return 0;
 }
 
+/*
+ * Requests of open connections: the kernel moves them into the counters when they
+ * close, until then they are added here. A connection closing while we read may be
+ * missed this once, never counted twice: a floor per slot keeps the counts from ever
+ * going back.
+ */
+static int add_open_requests(struct kw_collector *c, struct kw_snapshot *s)
+{
+	size_t i, cap = kw_bpf_upstreams_capacity(c->bpf);
+	__u64 *req, *used;
+
+	if (!c->open_req)
+		c->open_req = calloc(2 * cap, sizeof(*c->open_req));
+	if (!c->floor)
+		c->floor = calloc(2 * cap, sizeof(*c->floor));
+	if (!c->open_req || !c->floor)
+		return -ENOMEM;
+	req = c->open_req;
+	used = c->open_req + cap;
+	memset(req, 0, 2 * cap * sizeof(*req));
+	kw_bpf_open_requests(c->bpf, req, used);
+	for (i = 0; i < s->n; i++) {
+		struct kw_upstream *u = &s->u[i];
+		__u64 *floor = &c->floor[2 * (size_t)u->slot];
+
+		u->val[KW_F_REQ] += req[u->slot];
+		u->val[KW_F_REUSE] += req[u->slot] - used[u->slot];
+		if (u->val[KW_F_REQ] < floor[0])
+			u->val[KW_F_REQ] = floor[0];
+		floor[0] = u->val[KW_F_REQ];
+		if (u->val[KW_F_REUSE] < floor[1])
+			u->val[KW_F_REUSE] = floor[1];
+		floor[1] = u->val[KW_F_REUSE];
+	}
+	return 0;
+}
+
 static void read_errors(int fd, struct kw_snapshot *s)
 {
 	int ncpu = libbpf_num_possible_cpus();
@@ -305,6 +344,8 @@ static int collect_locked(struct kw_collector *c, struct kw_snapshot *s, int cen
 
 	memset(s, 0, sizeof(*s));
 	err = read_upstreams(c->bpf, s);
+	if (!err)
+		err = add_open_requests(c, s);
 	if (err) {
 		kw_snapshot_free(s);
 		return err;
@@ -358,6 +399,8 @@ static int free_slot(struct kw_collector *c, const struct kw_upstream *u)
 	if (bpf_map_delete_elem(ufd, &u->key))
 		return -errno;
 	memset(&kw_bpf_counters(c->bpf)[u->slot], 0, sizeof(struct kw_counters));
+	if (c->floor)
+		c->floor[2 * (size_t)u->slot] = c->floor[2 * (size_t)u->slot + 1] = 0;
 	if (bpf_map_update_elem(kw_bpf_free_slots_fd(c->bpf), NULL, &u->slot, BPF_ANY))
 		return -errno;
 	return 0;

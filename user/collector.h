@@ -58,6 +58,8 @@ struct kw_collector {
 	double evict_idle;  /* s an upstream must be unchanged and idle before eviction */
 	const __u32 *netns; /* the namespaces to census; none: every one found */
 	unsigned int n_netns;
+	__u64 *open_req; /* per slot: requests of open connections, then connections */
+	__u64 *floor;	 /* per slot: requests and reused last served (never go back) */
 	struct kw_census_result census; /* the latest, and when it was taken */
 	double census_at;
 	double census_seconds;

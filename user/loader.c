@@ -27,6 +27,9 @@ struct kw_bpf {
 	struct keepwatch_bpf *skel;
 	struct kw_counters *counters; /* kw_counters, mmapped */
 	size_t counters_len;
+	const struct kw_conn *conns; /* kw_conns, mmapped read-only */
+	size_t conns_len;
+	__u32 n_conns;
 	__u64 created_unix;
 	struct bpf_link *tcp_iter_link; /* kw_iter_tcp: the TIME_WAIT census (census.h) */
 	__u32 capacity;
@@ -35,6 +38,7 @@ struct kw_bpf {
 
 _Static_assert(sizeof(struct kw_key) == 24, "kw_key layout");
 _Static_assert(sizeof(struct kw_event) == 64, "kw_event layout");
+_Static_assert(sizeof(struct kw_conn) == 64, "kw_conn: one cache line");
 _Static_assert(sizeof(struct kw_counters) % 64 == 0, "kw_counters: whole cache lines");
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -269,6 +273,59 @@ static int map_counters(struct kw_bpf *b)
 	return 0;
 }
 
+/* The connection table, read for the requests of open connections. */
+static int map_conns(struct kw_bpf *b)
+{
+	struct bpf_map *m = b->skel->maps.kw_conns;
+	size_t len = (size_t)bpf_map__max_entries(m) * sizeof(struct kw_conn);
+	long page = sysconf(_SC_PAGESIZE);
+	void *p;
+
+	len = (len + page - 1) / page * page;
+	p = mmap(NULL, len, PROT_READ, MAP_SHARED, bpf_map__fd(m), 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	b->conns = p;
+	b->conns_len = len;
+	b->n_conns = bpf_map__max_entries(m);
+	return 0;
+}
+
+/*
+ * The kernel moves a connection's requests into its upstream's counters when it
+ * closes; it marks the entry folded first. Reading the counters before the table, a
+ * connection is counted once, or (folded meanwhile) not at all this time: never twice.
+ * Within an entry, its flags are read before what they vouch for and checked again
+ * after: an entry taken over by a new connection meanwhile is skipped.
+ */
+void kw_bpf_open_requests(const struct kw_bpf *b, __u64 *req, __u64 *used)
+{
+	__u32 i;
+
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	for (i = 0; i < b->n_conns; i++) {
+		const struct kw_conn *e = &b->conns[i];
+		__u64 owner = __atomic_load_n(&e->owner, __ATOMIC_ACQUIRE);
+		__u8 flags;
+		__u32 idx, n;
+
+		if (!owner)
+			continue;
+		flags = __atomic_load_n(&e->flags, __ATOMIC_ACQUIRE);
+		if (flags & (KW_CONN_FOLDED | KW_CONN_STORAGE))
+			continue;
+		idx = __atomic_load_n(&e->idx, __ATOMIC_RELAXED);
+		n = __atomic_load_n(&e->requests, __ATOMIC_RELAXED);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (!n || idx >= b->capacity ||
+		    __atomic_load_n(&e->owner, __ATOMIC_RELAXED) != owner ||
+		    __atomic_load_n(&e->flags, __ATOMIC_RELAXED) != flags)
+			continue;
+		req[idx] += n;
+		used[idx]++;
+	}
+}
+
 static int attach(struct kw_bpf *b)
 {
 	int err;
@@ -347,6 +404,8 @@ struct kw_bpf *kw_bpf_start(const struct kw_loader_opts *o)
 		err = init_slots(b);
 	if (!err)
 		err = map_counters(b);
+	if (!err)
+		err = map_conns(b);
 	if (err) {
 		kw_err("initialise maps: %s", strerror(-err));
 		goto destroy_skel;
@@ -361,6 +420,8 @@ destroy_skel:
 	bpf_link__destroy(b->tcp_iter_link);
 	if (b->counters)
 		munmap(b->counters, b->counters_len);
+	if (b->conns)
+		munmap((void *)b->conns, b->conns_len);
 	keepwatch_bpf__destroy(b->skel);
 free_b:
 	free(b);
@@ -376,6 +437,8 @@ void kw_bpf_destroy(struct kw_bpf *b)
 	bpf_link__destroy(b->tcp_iter_link);
 	if (b->counters)
 		munmap(b->counters, b->counters_len);
+	if (b->conns)
+		munmap((void *)b->conns, b->conns_len);
 	keepwatch_bpf__destroy(b->skel);
 	free(b);
 }

@@ -14,7 +14,8 @@ Modes (every socket has a timeout; every loop is bounded):
                 server closes it (recv() returns b"" within W seconds), then close.
   client-close  one connection, --requests R (default 1), then the client closes first.
   unused        --conns C: connect and close without sending anything.
-  race          --conns C: one request on each of C connections, then print a "ready" line
+  race          --conns C: --first F (default 1) requests on each of C connections, round
+                robin, then print a "ready" line
                 and wait for "go SECONDS" on stdin (or --delay SECONDS without --control):
                 SECONDS after the last response, send a second request on each connection
                 and watch what answers it: a response, or a reset (the socket reaches
@@ -343,12 +344,13 @@ def run_race(args, out):
         for _ in range(args.conns):
             conns.append(Conn(host, port, timeout))
             out["connections"] += 1
-        for c in conns:
-            out["requests"] += 1
-            headers, _ = c.request(host, args.path)
-            out["responses"] += 1
-            if headers.get("connection", "").lower() == "close":
-                raise ClientError("server refused keep-alive")
+        for _ in range(args.first):
+            for c in conns:
+                out["requests"] += 1
+                headers, _ = c.request(host, args.path)
+                out["responses"] += 1
+                if headers.get("connection", "").lower() == "close":
+                    raise ClientError("server refused keep-alive")
         last = time.monotonic()
         delay = args.delay
         if args.control:
@@ -403,6 +405,8 @@ def parse_args(argv):
     p.add_argument("--timeout", type=float, default=5.0, help="per-socket timeout, seconds")
     p.add_argument("--delay", type=float, default=1.5,
                    help="race: seconds from the last response to the second requests")
+    p.add_argument("--first", type=int, default=1,
+                   help="race: requests on each connection before the wait (round robin)")
     p.add_argument("--control", action="store_true",
                    help="race: print a ready line, then take 'go SECONDS' from stdin")
     p.add_argument("--control-timeout", type=float, default=30.0,
@@ -416,7 +420,7 @@ def parse_args(argv):
     a = p.parse_args(argv)
     if a.requests is None:
         a.requests = {"keepalive": 10, "close": 20, "reuse": 10}.get(a.mode, 1)
-    for name in ("conns", "requests", "unanswered"):
+    for name in ("conns", "requests", "unanswered", "first"):
         v = getattr(a, name)
         if not 0 <= v <= 100000:
             p.error(f"--{name} out of range: {v}")

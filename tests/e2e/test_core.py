@@ -123,6 +123,32 @@ def test_keepalive_reuse(netns, nginx, agent, v6):
              per_conn=per_conn))
 
 
+@pytest.mark.nginx(keepalive_timeout="30s")
+def test_requests_of_open_connections(netns, nginx, agent):
+    """3 requests on each of 4 connections that stay open: the kernel keeps an open
+    connection's requests in its own state until it closes, the agent adds them at
+    every scrape, so they show while the connections are open (12 requests, 8 reused, 4
+    active), and neither twice nor lost once a fourth request each and the closes have
+    moved them into the upstream's counters (16, 12, 0 active). The race client reads
+    its last responses without consuming them, so its close is a reset."""
+    inbound, outbound = sides(netns, False)
+    client = kw.ControlledClient(netns, netns.client_ns, netns.server_v4, "--conns", 4,
+                                 "--first", 3)
+    client.wait_ready()
+    agent.wait_all([(m, labels, v) for labels in (inbound, outbound)
+                    for m, v in ((OPENED, 4), (REQS, 12), (REUSED, 8), (ACTIVE, 4),
+                                 (CLOSED, 0))])
+    client.go(0)
+    out = client.result()
+    assert_eq("client responses", out["responses"], 16)
+    per_conn = [("3", 0), ("4", 4), ("+Inf", 4)]
+    agent.wait_all(
+        side(inbound, opened=4, reqs=16, reused=12, unused=0, closed=4, closed_by="peer",
+             how="rst", per_conn=per_conn) +
+        side(outbound, opened=4, reqs=16, reused=12, unused=0, closed=4, closed_by="local",
+             how="rst", per_conn=per_conn))
+
+
 CONN_TABLE = 1024
 HELD = 600
 
