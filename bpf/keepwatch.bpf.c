@@ -103,7 +103,7 @@ struct {
 
 /*
  * Recently used upstreams per CPU, in front of the kw_upstreams hash: most connections
- * of a host go to a few upstreams. An entry holds while kw_gen (bumped by the agent
+ * of a host go to a few upstreams. An entry holds while KW_GLOBAL_GEN (bumped by the agent
  * before it evicts upstreams) has not moved.
  */
 struct kw_slot_cache {
@@ -121,26 +121,23 @@ struct {
 	__type(value, struct kw_slot_cache);
 } kw_slot_cache SEC(".maps");
 
-/* The eviction generation, written by the agent only. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} kw_gen SEC(".maps");
-
 /*
- * Connections in socket storage now: while there are none, a socket missing from
- * kw_conns is untracked without asking the storage.
+ * KW_GLOBAL_GEN: the eviction generation, written by the agent only.
+ * KW_GLOBAL_STORAGE_CONNS: connections in socket storage now; while there are none, a
+ * socket missing from kw_conns is untracked without asking the storage.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, KW_GLOBAL_MAX);
 	__type(key, __u32);
 	__type(value, __u64);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} kw_storage_conns SEC(".maps");
+} kw_globals SEC(".maps");
+
+static __always_inline __u64 *global(__u32 which)
+{
+	return bpf_map_lookup_elem(&kw_globals, &which);
+}
 
 /* Connections whose kw_conns entry belonged to another live connection. */
 struct {
@@ -288,13 +285,13 @@ static __always_inline __u32 conn_index(__u64 addr)
 static __always_inline struct kw_conn *conn_of(const struct sock *sk)
 {
 	__u64 addr = sk_addr(sk), *n;
-	__u32 i = conn_index(addr), zero = 0;
+	__u32 i = conn_index(addr);
 	struct kw_conn *c;
 
 	c = bpf_map_lookup_elem(&kw_conns, &i);
 	if (c && c->owner == addr && c->hash == sk->__sk_common.skc_hash)
 		return c;
-	n = bpf_map_lookup_elem(&kw_storage_conns, &zero);
+	n = global(KW_GLOBAL_STORAGE_CONNS);
 	if (!n || !*n)
 		return NULL;
 	return bpf_sk_storage_get(&kw_socks, (struct sock *)sk, NULL, 0);
@@ -307,7 +304,7 @@ static __always_inline struct kw_conn *conn_of(const struct sock *sk)
 static __always_inline struct kw_conn *conn_new(struct sock *sk)
 {
 	__u64 old, addr = sk_addr(sk), *n;
-	__u32 i = conn_index(addr), zero = 0;
+	__u32 i = conn_index(addr);
 	struct kw_conn *c;
 
 	c = bpf_map_lookup_elem(&kw_conns, &i);
@@ -325,7 +322,7 @@ static __always_inline struct kw_conn *conn_new(struct sock *sk)
 	if (!c)
 		return NULL;
 	if (!(c->flags & KW_CONN_STORAGE) || (c->flags & KW_CONN_FOLDED)) {
-		n = bpf_map_lookup_elem(&kw_storage_conns, &zero);
+		n = global(KW_GLOBAL_STORAGE_CONNS);
 		if (n)
 			__sync_fetch_and_add(n, 1);
 	}
@@ -383,12 +380,12 @@ static __u32 upstream_slot_slow(const struct kw_key *key)
 static __always_inline __u32 upstream_slot(const struct kw_key *key)
 {
 	__u32 way = (key->direction ^ key->port ^ key->addr[15]) & (SLOT_CACHE_WAYS - 1);
-	__u32 zero = 0, idx, gen;
 	struct kw_slot_cache *e;
+	__u32 idx, gen;
 	__u64 *g;
 
 	e = bpf_map_lookup_elem(&kw_slot_cache, &way);
-	g = bpf_map_lookup_elem(&kw_gen, &zero);
+	g = global(KW_GLOBAL_GEN);
 	if (!e || !g)
 		return upstream_slot_slow(key);
 	gen = *g;
@@ -689,8 +686,7 @@ static __always_inline void fold(const struct sock *sk, struct kw_conn *s, int o
 	/* Before the counts move: user space stops adding the entry's requests. */
 	s->flags |= KW_CONN_FOLDED;
 	if (s->flags & KW_CONN_STORAGE) {
-		__u32 zero = 0;
-		__u64 *n = bpf_map_lookup_elem(&kw_storage_conns, &zero);
+		__u64 *n = global(KW_GLOBAL_STORAGE_CONNS);
 
 		if (n)
 			__sync_fetch_and_add(n, -1);

@@ -117,6 +117,11 @@ struct kw_counters {
 	__u64 pad[2];			     /* to a multiple of 64 bytes */
 };
 
+/* kw_globals: index of each value */
+#define KW_GLOBAL_GEN		0 /* bumped by the agent before it evicts upstreams */
+#define KW_GLOBAL_STORAGE_CONNS 1 /* connections in socket storage now */
+#define KW_GLOBAL_MAX		2
+
 /* kw_conn.flags */
 #define KW_CONN_CLOSING	 0x01 /* the first close was seen and recorded */
 #define KW_CONN_RST_RCVD 0x04 /* a reset arrived */

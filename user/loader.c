@@ -166,11 +166,9 @@ static int pin_fits(struct bpf_map *map, const char *path)
 static int pin_maps(struct kw_bpf *b, const char *dir)
 {
 	struct bpf_map *maps[] = {
-		b->skel->maps.kw_conns,		b->skel->maps.kw_socks,
-		b->skel->maps.kw_upstreams,	b->skel->maps.kw_counters,
-		b->skel->maps.kw_free_slots,	b->skel->maps.kw_meta,
-		b->skel->maps.kw_errors,	b->skel->maps.kw_gen,
-		b->skel->maps.kw_storage_conns,
+		b->skel->maps.kw_conns,	   b->skel->maps.kw_socks,	b->skel->maps.kw_upstreams,
+		b->skel->maps.kw_counters, b->skel->maps.kw_free_slots, b->skel->maps.kw_meta,
+		b->skel->maps.kw_errors,   b->skel->maps.kw_globals,
 	};
 	unsigned int i, n = sizeof(maps) / sizeof(maps[0]), found = 0, fit = 0;
 	char path[256];
@@ -470,14 +468,14 @@ struct kw_counters *kw_bpf_counters(const struct kw_bpf *b)
 
 int kw_bpf_bump_generation(const struct kw_bpf *b)
 {
-	int fd = bpf_map__fd(b->skel->maps.kw_gen);
-	__u32 zero = 0;
+	int fd = bpf_map__fd(b->skel->maps.kw_globals);
+	__u32 key = KW_GLOBAL_GEN;
 	__u64 gen = 0;
 
-	if (bpf_map_lookup_elem(fd, &zero, &gen))
+	if (bpf_map_lookup_elem(fd, &key, &gen))
 		return -errno;
 	gen++;
-	if (bpf_map_update_elem(fd, &zero, &gen, BPF_ANY))
+	if (bpf_map_update_elem(fd, &key, &gen, BPF_ANY))
 		return -errno;
 	return 0;
 }
