@@ -36,9 +36,16 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define ENETUNREACH  101
 #define ETH_P_IPV6   0x86DD
 
-/* Filters, set by the agent before load. */
-const volatile __u8 cfg_filter_netns = 0;
-const volatile __u8 cfg_filter_ports = 0;
+/*
+ * Filters, set by the agent before load: the network namespaces (inode numbers) and
+ * service ports (host order) wanted; none means all. A few compares with constants the
+ * verifier knows beat a hash lookup.
+ */
+#define MAX_FILTERS 64
+const volatile __u32 cfg_netns[MAX_FILTERS] = {};
+const volatile __u32 cfg_n_netns = 0;
+const volatile __u16 cfg_ports[MAX_FILTERS] = {};
+const volatile __u32 cfg_n_ports = 0;
 /* kw_conns entries minus one (a power of two minus one; the agent sets it). */
 const volatile __u32 cfg_conns_mask = 65536 - 1;
 /* Slots in kw_counters: --max-upstreams plus the overflow slots (the agent sets it). */
@@ -215,22 +222,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct kw_rate);
 } kw_event_rate SEC(".maps");
-
-/* Allowed network namespaces (inode numbers), used when cfg_filter_netns. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 64);
-	__type(key, __u32);
-	__type(value, __u8);
-} kw_netns_allow SEC(".maps");
-
-/* Allowed service ports (host order), used when cfg_filter_ports. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 64);
-	__type(key, __u16);
-	__type(value, __u8);
-} kw_ports_allow SEC(".maps");
 
 /*
  * The tcp_sock of a full TCP socket. Callers know it is one (TCP state changes, sockets
@@ -495,16 +486,31 @@ static __always_inline bool fill_key(const struct sock *sk, __u8 direction, stru
 
 static __always_inline bool netns_wanted(__u32 netns)
 {
-	return !cfg_filter_netns || bpf_map_lookup_elem(&kw_netns_allow, &netns);
+	__u32 i;
+
+	if (!cfg_n_netns)
+		return true;
+	for (i = 0; i < MAX_FILTERS && i < cfg_n_netns; i++)
+		if (cfg_netns[i] == netns)
+			return true;
+	return false;
+}
+
+static __always_inline bool port_wanted(__u16 port)
+{
+	__u32 i;
+
+	if (!cfg_n_ports)
+		return true;
+	for (i = 0; i < MAX_FILTERS && i < cfg_n_ports; i++)
+		if (cfg_ports[i] == port)
+			return true;
+	return false;
 }
 
 static __always_inline bool wanted(const struct kw_key *key)
 {
-	if (!netns_wanted(key->netns))
-		return false;
-	if (cfg_filter_ports && !bpf_map_lookup_elem(&kw_ports_allow, &key->port))
-		return false;
-	return true;
+	return netns_wanted(key->netns) && port_wanted(key->port);
 }
 
 /* Token bucket (GCRA) per CPU: bursts of cfg_events_burst, then cfg_events_per_sec. */
@@ -783,14 +789,15 @@ static __always_inline int handle_set_state(const struct sock *sk, int oldstate,
 {
 	struct kw_conn *s;
 
-	if (sk->sk_protocol != IPPROTO_TCP)
-		return 0;
+	/* Only TCP sockets get state (SCTP and DCCP pass here too): checked where it is made. */
 	if (newstate == TCP_ESTABLISHED) {
-		on_established(sk, oldstate);
+		if (sk->sk_protocol == IPPROTO_TCP)
+			on_established(sk, oldstate);
 		return 0;
 	}
 	if (oldstate == TCP_SYN_SENT && newstate == TCP_CLOSE) {
-		on_connect_failed(sk);
+		if (sk->sk_protocol == IPPROTO_TCP)
+			on_connect_failed(sk);
 		return 0;
 	}
 	/* The steps in between (FIN_WAIT2, CLOSING, LAST_ACK) need no state. */

@@ -208,22 +208,6 @@ static int pin_maps(struct kw_bpf *b, const char *dir)
 	return 0;
 }
 
-static int set_filters(struct kw_bpf *b, const struct kw_loader_opts *o)
-{
-	int nfd = bpf_map__fd(b->skel->maps.kw_netns_allow);
-	int pfd = bpf_map__fd(b->skel->maps.kw_ports_allow);
-	__u8 one = 1;
-	unsigned int i;
-
-	for (i = 0; i < o->n_netns; i++)
-		if (bpf_map_update_elem(nfd, &o->netns[i], &one, BPF_ANY))
-			return -errno;
-	for (i = 0; i < o->n_ports; i++)
-		if (bpf_map_update_elem(pfd, &o->ports[i], &one, BPF_ANY))
-			return -errno;
-	return 0;
-}
-
 /*
  * The overflow upstreams own slots 0 and 1 and take the counts of connections the full
  * map has no room for; fresh slots start after them. Pinned maps keep theirs.
@@ -373,8 +357,12 @@ struct kw_bpf *kw_bpf_start(const struct kw_loader_opts *o)
 		goto destroy_skel;
 	/* The census iterator is attached by hand, see attach(). */
 	bpf_program__set_autoattach(b->skel->progs.kw_iter_tcp, false);
-	b->skel->rodata->cfg_filter_netns = o->n_netns > 0;
-	b->skel->rodata->cfg_filter_ports = o->n_ports > 0;
+	_Static_assert(sizeof(b->skel->rodata->cfg_netns) / sizeof(__u32) == KW_MAX_FILTERS,
+		       "filters: BPF and loader agree");
+	memcpy((void *)b->skel->rodata->cfg_netns, o->netns, o->n_netns * sizeof(__u32));
+	b->skel->rodata->cfg_n_netns = o->n_netns;
+	memcpy((void *)b->skel->rodata->cfg_ports, o->ports, o->n_ports * sizeof(__u16));
+	b->skel->rodata->cfg_n_ports = o->n_ports;
 	b->capacity = o->max_upstreams + KW_DIR_MAX;
 	b->skel->rodata->cfg_capacity = b->capacity;
 	err = bpf_map__set_max_entries(b->skel->maps.kw_upstreams, b->capacity);
@@ -397,9 +385,7 @@ struct kw_bpf *kw_bpf_start(const struct kw_loader_opts *o)
 		       err == -EPERM ? " (keepwatchd needs root, or CAP_BPF and CAP_PERFMON)" : "");
 		goto destroy_skel;
 	}
-	err = set_filters(b, o);
-	if (!err)
-		err = init_slots(b);
+	err = init_slots(b);
 	if (!err)
 		err = map_counters(b);
 	if (!err)
