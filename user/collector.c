@@ -202,6 +202,7 @@ static int add_open_requests(struct kw_collector *c, struct kw_snapshot *s)
 {
 	size_t i, cap = kw_bpf_upstreams_capacity(c->bpf);
 	__u64 *req, *used;
+	int err;
 
 	if (!c->open_req)
 		c->open_req = calloc(2 * cap, sizeof(*c->open_req));
@@ -212,7 +213,11 @@ static int add_open_requests(struct kw_collector *c, struct kw_snapshot *s)
 	req = c->open_req;
 	used = c->open_req + cap;
 	memset(req, 0, 2 * cap * sizeof(*req));
-	kw_bpf_open_requests(c->bpf, req, used);
+	err = kw_bpf_open_requests(c->bpf, req, used);
+	if (err) {
+		kw_err("read the connection table: %s", strerror(-err));
+		return err;
+	}
 	for (i = 0; i < s->n; i++) {
 		struct kw_upstream *u = &s->u[i];
 		__u64 *floor = &c->floor[2 * (size_t)u->slot];

@@ -27,8 +27,7 @@ struct kw_bpf {
 	struct keepwatch_bpf *skel;
 	struct kw_counters *counters; /* kw_counters, mmapped */
 	size_t counters_len;
-	const struct kw_conn *conns; /* kw_conns, mmapped read-only */
-	size_t conns_len;
+	size_t conns_len; /* kw_conns, mapped while it is read */
 	__u32 n_conns;
 	__u64 created_unix;
 	struct bpf_link *tcp_iter_link; /* kw_iter_tcp: the TIME_WAIT census (census.h) */
@@ -255,24 +254,6 @@ static int map_counters(struct kw_bpf *b)
 	return 0;
 }
 
-/* The connection table, read for the requests of open connections. */
-static int map_conns(struct kw_bpf *b)
-{
-	struct bpf_map *m = b->skel->maps.kw_conns;
-	size_t len = (size_t)bpf_map__max_entries(m) * sizeof(struct kw_conn);
-	long page = sysconf(_SC_PAGESIZE);
-	void *p;
-
-	len = (len + page - 1) / page * page;
-	p = mmap(NULL, len, PROT_READ, MAP_SHARED, bpf_map__fd(m), 0);
-	if (p == MAP_FAILED)
-		return -errno;
-	b->conns = p;
-	b->conns_len = len;
-	b->n_conns = bpf_map__max_entries(m);
-	return 0;
-}
-
 /*
  * The kernel moves a connection's requests into its upstream's counters when it
  * closes; it marks the entry folded first. Reading the counters before the table, a
@@ -280,13 +261,19 @@ static int map_conns(struct kw_bpf *b)
  * Within an entry, its flags are read before what they vouch for and checked again
  * after: an entry taken over by a new connection meanwhile is skipped.
  */
-void kw_bpf_open_requests(const struct kw_bpf *b, __u64 *req, __u64 *used)
+int kw_bpf_open_requests(const struct kw_bpf *b, __u64 *req, __u64 *used)
 {
+	const struct kw_conn *conns;
 	__u32 i;
 
+	/* Mapped for the scan only: its pages count in the agent's RSS while mapped. */
+	conns = mmap(NULL, b->conns_len, PROT_READ, MAP_SHARED, bpf_map__fd(b->skel->maps.kw_conns),
+		     0);
+	if (conns == MAP_FAILED)
+		return -errno;
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	for (i = 0; i < b->n_conns; i++) {
-		const struct kw_conn *e = &b->conns[i];
+		const struct kw_conn *e = &conns[i];
 		__u64 owner = __atomic_load_n(&e->owner, __ATOMIC_ACQUIRE);
 		__u8 flags;
 		__u32 idx, n;
@@ -306,6 +293,8 @@ void kw_bpf_open_requests(const struct kw_bpf *b, __u64 *req, __u64 *used)
 		req[idx] += n;
 		used[idx]++;
 	}
+	munmap((void *)conns, b->conns_len);
+	return 0;
 }
 
 static int attach(struct kw_bpf *b)
@@ -371,6 +360,8 @@ struct kw_bpf *kw_bpf_start(const struct kw_loader_opts *o)
 	if (!err)
 		err = bpf_map__set_max_entries(b->skel->maps.kw_free_slots, b->capacity);
 	b->skel->rodata->cfg_conns_mask = o->conn_table - 1;
+	b->n_conns = o->conn_table;
+	b->conns_len = (size_t)o->conn_table * sizeof(struct kw_conn);
 	if (!err)
 		err = bpf_map__set_max_entries(b->skel->maps.kw_conns, o->conn_table);
 	if (!err)
@@ -388,8 +379,6 @@ struct kw_bpf *kw_bpf_start(const struct kw_loader_opts *o)
 	err = init_slots(b);
 	if (!err)
 		err = map_counters(b);
-	if (!err)
-		err = map_conns(b);
 	if (err) {
 		kw_err("initialise maps: %s", strerror(-err));
 		goto destroy_skel;
@@ -404,8 +393,6 @@ destroy_skel:
 	bpf_link__destroy(b->tcp_iter_link);
 	if (b->counters)
 		munmap(b->counters, b->counters_len);
-	if (b->conns)
-		munmap((void *)b->conns, b->conns_len);
 	keepwatch_bpf__destroy(b->skel);
 free_b:
 	free(b);
@@ -421,8 +408,6 @@ void kw_bpf_destroy(struct kw_bpf *b)
 	bpf_link__destroy(b->tcp_iter_link);
 	if (b->counters)
 		munmap(b->counters, b->counters_len);
-	if (b->conns)
-		munmap((void *)b->conns, b->conns_len);
 	keepwatch_bpf__destroy(b->skel);
 	free(b);
 }

@@ -46,9 +46,9 @@ struct kw_counters *kw_bpf_counters(const struct kw_bpf *b);
 /*
  * Adds the requests of open connections not yet in their upstreams' counters (the
  * kernel moves them there at close) to req[slot], and those connections to used[slot]:
- * arrays of kw_bpf_upstreams_capacity() entries. Read the counters first.
+ * arrays of kw_bpf_upstreams_capacity() entries. Read the counters first. 0 or -errno.
  */
-void kw_bpf_open_requests(const struct kw_bpf *b, __u64 *req, __u64 *used);
+int kw_bpf_open_requests(const struct kw_bpf *b, __u64 *req, __u64 *used);
 /*
  * Before evicting upstreams: the BPF side's per-CPU cache of upstream slots must not
  * hand out slots that are about to be freed.
