@@ -5,6 +5,7 @@
  * health, modelled on ebpf_exporter's self-metrics.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "expo.h"
 #include "metrics.h"
 #include "netns.h"
+#include "numfmt.h"
 
 static const char *const error_reasons[KW_ERR_MAX] = {
 	[KW_ERR_UPSTREAMS_FULL] = "upstreams_full",   [KW_ERR_SOCK_STORAGE] = "sock_storage",
@@ -37,49 +39,80 @@ void kw_upstream_labels(const struct kw_upstream *u, struct kw_upstream_labels *
 }
 
 /*
- * Series of the per-upstream families are written straight into the buffer with each
- * upstream's labels escaped once: with 10k upstreams the general writer's checks and
- * escaping per sample cost most of a scrape. HELP/TYPE still go through kw_expo_family.
+ * Series of the per-upstream families are written straight into the buffer: at 10k
+ * upstreams a scrape is about 650k lines and 90 MB, and the general writer's checks,
+ * escaping and printf per sample cost most of it. Each upstream's labels are escaped
+ * once into one string; each line is then copied together from pieces of known length
+ * after one reservation for the whole series, numbers formatted without printf
+ * (numfmt.h). HELP/TYPE still go through kw_expo_family, which keeps the family rules.
  */
+struct span {
+	size_t off, len; /* of a piece of render.text */
+};
+
 struct render {
 	struct kw_expo *e;
 	struct kw_buf *b;
-	char **labels; /* per upstream: direction="..",peer="..",port="..",netns=".." */
+	struct kw_buf text;  /* every upstream's labels, one after the other */
+	struct span *labels; /* per upstream: direction="..",peer="..",port="..",netns=".." */
 };
 
-static char *escaped_labels(const struct kw_upstream_labels *l)
-{
-	struct kw_buf b;
+/* A short string built once per render: a family name with "{", or extra labels. */
+struct piece {
+	char s[192];
+	size_t len;
+};
 
-	kw_buf_init(&b);
-	kw_buf_printf(&b, "direction=\"%s\",peer=\"", l->direction);
-	kw_expo_escape_label(&b, l->peer);
-	kw_buf_printf(&b, "\",port=\"%s\",netns=\"", l->port);
-	kw_expo_escape_label(&b, l->netns);
-	kw_buf_puts(&b, "\"");
-	return kw_buf_steal(&b);
+static int piece(struct piece *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int piece(struct piece *p, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(p->s, sizeof(p->s), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(p->s))
+		return -ENAMETOOLONG; /* a name in the tables is far too long */
+	p->len = n;
+	return 0;
 }
 
-/* name{labels[,k="v"][,k2="v2"]} value */
-static void series(struct kw_buf *b, const char *name, const char *suffix, const char *labels,
-		   const char *const extra[4], const char *value)
+static char *put(char *p, const char *s, size_t n)
 {
-	unsigned int j;
+	memcpy(p, s, n);
+	return p + n;
+}
 
-	kw_buf_puts(b, name);
-	kw_buf_puts(b, suffix);
-	kw_buf_puts(b, "{");
-	kw_buf_puts(b, labels);
-	for (j = 0; j < 4 && extra[j]; j += 2) {
-		kw_buf_puts(b, ",");
-		kw_buf_puts(b, extra[j]);
-		kw_buf_puts(b, "=\"");
-		kw_buf_puts(b, extra[j + 1]);
-		kw_buf_puts(b, "\"");
-	}
-	kw_buf_puts(b, "} ");
-	kw_buf_puts(b, value);
-	kw_buf_puts(b, "\n");
+static char *put_piece(char *p, const struct piece *s)
+{
+	return put(p, s->s, s->len);
+}
+
+static char *put_labels(char *p, const struct render *r, size_t i)
+{
+	return put(p, r->text.data + r->labels[i].off, r->labels[i].len);
+}
+
+/* The label values of one upstream, escaped, appended to r->text. */
+static void add_labels(struct render *r, size_t i, const struct kw_upstream *u)
+{
+	struct kw_upstream_labels l;
+	struct kw_buf *t = &r->text;
+
+	kw_upstream_labels(u, &l);
+	r->labels[i].off = t->len;
+	kw_buf_puts(t, "direction=\"");
+	kw_buf_puts(t, l.direction);
+	kw_buf_puts(t, "\",peer=\"");
+	kw_expo_escape_label(t, l.peer);
+	kw_buf_puts(t, "\",port=\"");
+	kw_buf_puts(t, l.port);
+	kw_buf_puts(t, "\",netns=\"");
+	kw_expo_escape_label(t, l.netns);
+	kw_buf_puts(t, "\"");
+	r->labels[i].len = t->len - r->labels[i].off;
 }
 
 /*
@@ -99,24 +132,141 @@ static int skip_field(const struct kw_upstream *u, unsigned int f)
 	return kw_field_sparse(f) && !u->val[f];
 }
 
-static void render_fields(struct render *r, const struct kw_snapshot *s)
+/* The labels a field adds after the upstream's, and the closing "} ". */
+static int field_tail(struct piece *p, const struct kw_field *fd)
 {
-	char v[32];
+	if (fd->lname[1])
+		return piece(p, ",%s=\"%s\",%s=\"%s\"} ", fd->lname[0], fd->lvalue[0], fd->lname[1],
+			     fd->lvalue[1]);
+	if (fd->lname[0])
+		return piece(p, ",%s=\"%s\"} ", fd->lname[0], fd->lvalue[0]);
+	return piece(p, "} ");
+}
+
+/* name{labels[,k="v"][,k2="v2"]} value, for every field and upstream */
+static int render_fields(struct render *r, const struct kw_snapshot *s)
+{
+	struct piece head, tail;
 	unsigned int f;
 	size_t i;
+	int err;
 
 	for (f = 0; f < KW_F_MAX; f++) {
 		const struct kw_field *fd = &kw_fields[f];
-		const char *extra[4] = { fd->lname[0], fd->lvalue[0], fd->lname[1], fd->lvalue[1] };
 
-		kw_expo_family(r->e, fd->family, fd->type, fd->help);
+		err = kw_expo_family(r->e, fd->family, fd->type, fd->help);
+		if (!err)
+			err = piece(&head, "%s{", fd->family);
+		if (!err)
+			err = field_tail(&tail, fd);
+		if (err)
+			return err;
 		for (i = 0; i < s->n; i++) {
+			char *p;
+
 			if (skip_field(&s->u[i], f))
 				continue;
-			snprintf(v, sizeof(v), "%llu", (unsigned long long)s->u[i].val[f]);
-			series(r->b, fd->family, "", r->labels[i], extra, v);
+			p = kw_buf_room(r->b,
+					head.len + r->labels[i].len + tail.len + KW_NUM_MAX + 1);
+			if (!p)
+				return r->b->err;
+			p = put_piece(p, &head);
+			p = put_labels(p, r, i);
+			p = put_piece(p, &tail);
+			p += kw_fmt_u64(p, s->u[i].val[f]);
+			*p++ = '\n';
+			kw_buf_commit(r->b, p);
 		}
 	}
+	return 0;
+}
+
+/* The text of one histogram's lines but for the upstream's labels and the numbers. */
+struct hist_text {
+	struct piece bucket; /* family_bucket{ */
+	struct piece le;     /* ,closed_by="local",le=" (the le label after the histogram's) */
+	struct piece sum;    /* family_sum{ */
+	struct piece count;  /* family_count{ */
+	struct piece tail;   /* ,closed_by="local"} */
+	struct piece bound[KW_HIST_MAXSLOTS]; /* 0.5"} ... +Inf"} */
+	size_t line_max;		      /* the longest line, labels and value excluded */
+};
+
+static int hist_text(struct hist_text *t, const struct kw_hist_desc *hd)
+{
+	char v[KW_NUM_MAX];
+	unsigned int k;
+	int err;
+
+	if (!hd->nslots || hd->nslots > KW_HIST_MAXSLOTS)
+		return -EINVAL;
+	err = piece(&t->bucket, "%s_bucket{", hd->family);
+	if (!err)
+		err = piece(&t->sum, "%s_sum{", hd->family);
+	if (!err)
+		err = piece(&t->count, "%s_count{", hd->family);
+	if (!err && hd->lname)
+		err = piece(&t->le, ",%s=\"%s\",le=\"", hd->lname, hd->lvalue);
+	else if (!err)
+		err = piece(&t->le, ",le=\"");
+	if (!err && hd->lname)
+		err = piece(&t->tail, ",%s=\"%s\"} ", hd->lname, hd->lvalue);
+	else if (!err)
+		err = piece(&t->tail, "} ");
+	t->line_max = t->sum.len > t->count.len ? t->sum.len : t->count.len;
+	t->line_max += t->tail.len;
+	for (k = 0; !err && k < hd->nslots; k++) {
+		if (k + 1 < hd->nslots)
+			kw_fmt_prom(v, hd->bounds[k]);
+		else
+			snprintf(v, sizeof(v), "+Inf");
+		err = piece(&t->bound[k], "%s\"} ", v);
+		if (!err && t->bucket.len + t->le.len + t->bound[k].len > t->line_max)
+			t->line_max = t->bucket.len + t->le.len + t->bound[k].len;
+	}
+	return err;
+}
+
+/* One upstream's series of a histogram: cumulative buckets, _sum and _count. */
+static int hist_series(struct render *r, const struct hist_text *t, unsigned int nslots, size_t i,
+		       const __u64 *slots, double sum)
+{
+	/* each line: the text, the labels, a number of at most KW_NUM_MAX, the newline */
+	size_t line = t->line_max + r->labels[i].len + KW_NUM_MAX + 1;
+	char *p, *prefix;
+	size_t prefix_len;
+	__u64 cum = 0;
+	unsigned int k;
+
+	p = kw_buf_room(r->b, (nslots + 2) * line);
+	if (!p)
+		return r->b->err;
+	/* the first bucket's family_bucket{labels,le=" is copied for the others */
+	prefix = p;
+	p = put_piece(p, &t->bucket);
+	p = put_labels(p, r, i);
+	p = put_piece(p, &t->le);
+	prefix_len = p - prefix;
+	for (k = 0; k < nslots; k++) {
+		if (k)
+			p = put(p, prefix, prefix_len);
+		cum += slots[k];
+		p = put_piece(p, &t->bound[k]);
+		p += kw_fmt_u64(p, cum);
+		*p++ = '\n';
+	}
+	p = put_piece(p, &t->sum);
+	p = put_labels(p, r, i);
+	p = put_piece(p, &t->tail);
+	p += kw_fmt_prom(p, sum);
+	*p++ = '\n';
+	p = put_piece(p, &t->count);
+	p = put_labels(p, r, i);
+	p = put_piece(p, &t->tail);
+	p += kw_fmt_u64(p, cum);
+	*p++ = '\n';
+	kw_buf_commit(r->b, p);
+	return 0;
 }
 
 static __u64 hist_count(const __u64 *slots, unsigned int nslots)
@@ -130,42 +280,32 @@ static __u64 hist_count(const __u64 *slots, unsigned int nslots)
 }
 
 /* Histograms with no observation are left out (but for the overflow upstream). */
-static void render_hists(struct render *r, const struct kw_snapshot *s)
+static int render_hists(struct render *r, const struct kw_snapshot *s)
 {
-	char le[KW_HIST_MAXSLOTS][32], v[64];
-	unsigned int h, k;
+	struct hist_text t;
+	unsigned int h;
 	size_t i;
+	int err;
 
 	for (h = 0; h < KW_H_MAX; h++) {
 		const struct kw_hist_desc *hd = &kw_hists[h];
-		const char *extra[4] = { hd->lname, hd->lvalue, NULL, NULL };
-		/* the le label follows the histogram's own label, if it has one */
-		const char *bucket[4] = { hd->lname ? hd->lname : "le", hd->lvalue,
-					  hd->lname ? "le" : NULL, NULL };
-		unsigned int le_at = hd->lname ? 3 : 1;
 
-		kw_expo_family(r->e, hd->family, "histogram", hd->help);
-		for (k = 0; k + 1 < hd->nslots; k++)
-			kw_expo_format_value(hd->bounds[k], le[k], sizeof(le[k]));
-		snprintf(le[hd->nslots - 1], sizeof(le[0]), "+Inf");
+		err = kw_expo_family(r->e, hd->family, "histogram", hd->help);
+		if (!err)
+			err = hist_text(&t, hd);
+		if (err)
+			return err;
 		for (i = 0; i < s->n; i++) {
-			const __u64 *slots = s->u[i].hist[h];
-			__u64 cum = 0, count = hist_count(slots, hd->nslots);
+			const struct kw_upstream *u = &s->u[i];
 
-			if (!count && !kw_key_is_overflow(&s->u[i].key))
+			if (!hist_count(u->hist[h], hd->nslots) && !kw_key_is_overflow(&u->key))
 				continue;
-			for (k = 0; k < hd->nslots; k++) {
-				cum += slots[k];
-				bucket[le_at] = le[k];
-				snprintf(v, sizeof(v), "%llu", (unsigned long long)cum);
-				series(r->b, hd->family, "_bucket", r->labels[i], bucket, v);
-			}
-			kw_expo_format_value(s->u[i].hist_sum[h], v, sizeof(v));
-			series(r->b, hd->family, "_sum", r->labels[i], extra, v);
-			snprintf(v, sizeof(v), "%llu", (unsigned long long)count);
-			series(r->b, hd->family, "_count", r->labels[i], extra, v);
+			err = hist_series(r, &t, hd->nslots, i, u->hist[h], u->hist_sum[h]);
+			if (err)
+				return err;
 		}
 	}
+	return 0;
 }
 
 /* The agent's own families: declared once here, rendered below, documented by docs.c. */
@@ -340,31 +480,28 @@ static void render_self(struct kw_expo *e, const struct kw_snapshot *s)
 
 int kw_metrics_render(const struct kw_snapshot *s, struct kw_buf *out)
 {
-	struct kw_upstream_labels l;
 	struct kw_expo e;
 	struct render r = { .e = &e, .b = out };
 	size_t i;
-	int err = 0;
+	int err;
 
+	kw_buf_init(&r.text);
 	r.labels = calloc(s->n ? s->n : 1, sizeof(*r.labels));
 	if (!r.labels)
 		return -ENOMEM;
-	for (i = 0; i < s->n; i++) {
-		kw_upstream_labels(&s->u[i], &l);
-		r.labels[i] = escaped_labels(&l);
-		if (!r.labels[i])
-			err = -ENOMEM;
-	}
-	kw_expo_init(&e, out);
-	if (!err) {
-		render_fields(&r, s);
-		render_hists(&r, s);
-		render_self(&e, s);
-	}
 	for (i = 0; i < s->n; i++)
-		free(r.labels[i]);
+		add_labels(&r, i, &s->u[i]);
+	kw_expo_init(&e, out);
+	err = r.text.err;
+	if (!err)
+		err = render_fields(&r, s);
+	if (!err)
+		err = render_hists(&r, s);
+	if (!err)
+		render_self(&e, s);
+	kw_buf_free(&r.text);
 	free(r.labels);
-	if (err || e.err)
-		return err ? err : e.err;
-	return out->err;
+	if (err)
+		return err;
+	return e.err ? e.err : out->err;
 }
