@@ -5,6 +5,7 @@
  * monotonic itself, requests included, so a snapshot is a plain copy.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,13 +43,18 @@ static int upstream_cmp(const void *a, const void *b)
 			  &((const struct kw_upstream *)b)->key);
 }
 
-static struct kw_upstream *find(struct kw_upstream *u, size_t n, const struct kw_key *key)
+static int seen_cmp(const void *a, const void *b)
 {
-	struct kw_upstream probe = { .key = *key };
+	return kw_key_cmp(&((const struct kw_seen *)a)->key, &((const struct kw_seen *)b)->key);
+}
+
+static struct kw_seen *find_seen(struct kw_seen *seen, size_t n, const struct kw_key *key)
+{
+	struct kw_seen probe = { .key = *key };
 
 	if (!n)
 		return NULL; /* bsearch's base must not be NULL, even for no elements */
-	return bsearch(&probe, u, n, sizeof(*u), upstream_cmp);
+	return bsearch(&probe, seen, n, sizeof(*seen), seen_cmp);
 }
 
 int kw_collector_init(struct kw_collector *c, const struct kw_bpf *bpf, const __u32 *netns,
@@ -151,13 +157,17 @@ static void from_counters(struct kw_upstream *u, const struct kw_counters *k)
 	u->hist_sum[KW_H_RACE_GAP] = k->race_gap_us_sum / 1e6;
 }
 
-static int read_upstreams(const struct kw_bpf *bpf, struct kw_snapshot *s)
+/* expected: how many there were last time, so that the array is not regrown */
+static int read_upstreams(const struct kw_bpf *bpf, struct kw_snapshot *s, size_t expected)
 {
 	const struct kw_counters *counters = kw_bpf_counters(bpf);
 	__u32 capacity = kw_bpf_upstreams_capacity(bpf), idx;
 	int fd = kw_bpf_upstreams_fd(bpf);
 	struct kw_key key, next, *prev = NULL;
 	size_t cap = 64;
+
+	if (expected <= capacity && expected + expected / 16 + 2 > cap)
+		cap = expected + expected / 16 + 2; /* a few new ones without regrowing */
 
 	s->u = calloc(cap, sizeof(*s->u));
 	if (!s->u)
@@ -168,8 +178,10 @@ static int read_upstreams(const struct kw_bpf *bpf, struct kw_snapshot *s)
 		if (bpf_map_lookup_elem(fd, &key, &idx) || idx >= capacity)
 			continue; /* deleted meanwhile */
 		if (s->n == cap) {
-			struct kw_upstream *grown = realloc(s->u, 2 * cap * sizeof(*s->u));
+			struct kw_upstream *grown = NULL;
 
+			if (cap <= SIZE_MAX / 2 / sizeof(*s->u))
+				grown = realloc(s->u, 2 * cap * sizeof(*s->u));
 			if (!grown)
 				return -ENOMEM;
 			memset(grown + cap, 0, cap * sizeof(*s->u));
@@ -220,31 +232,66 @@ static int read_bpf_stats_enabled(void)
 	return v;
 }
 
-/* When each upstream last changed, for eviction: counts that moved, or open connections. */
+/* splitmix64's finalizer: a bijection that spreads every input bit over the output */
+static __u64 mix64(__u64 x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+/*
+ * A digest of an upstream's figures, to tell whether they moved since the last snapshot
+ * without keeping a copy of them. Two different sets of figures give the same digest
+ * with a chance of about 2^-64, and then only delay noticing a change by one snapshot.
+ */
+static __u64 val_digest(const struct kw_upstream *u)
+{
+	__u64 h = 0;
+	unsigned int i;
+
+	for (i = 0; i < KW_F_MAX; i++)
+		h = mix64(h ^ u->val[i]) + i;
+	return h;
+}
+
+/*
+ * When each upstream last changed, for eviction: counts that moved, open connections,
+ * or a new slot (the key came back after an eviction).
+ */
 static void track_changes(struct kw_collector *c, struct kw_snapshot *s, double now)
 {
 	size_t i;
 
 	for (i = 0; i < s->n; i++) {
 		struct kw_upstream *u = &s->u[i];
-		struct kw_upstream *p = find(c->prev, c->nprev, &u->key);
+		const struct kw_seen *p = find_seen(c->prev, c->nprev, &u->key);
 
-		if (!p || u->val[KW_F_ACTIVE] || memcmp(u->val, p->val, sizeof(u->val)))
+		if (!p || u->val[KW_F_ACTIVE] || p->slot != u->slot || p->digest != val_digest(u))
 			u->last_change = now;
 		else
 			u->last_change = p->last_change;
 	}
 }
 
+/* The snapshot's upstreams become the previous ones (it is sorted by key already). */
 static int remember(struct kw_collector *c, const struct kw_snapshot *s)
 {
-	struct kw_upstream *copy = malloc((s->n ? s->n : 1) * sizeof(*copy));
+	struct kw_seen *seen = calloc(s->n ? s->n : 1, sizeof(*seen));
+	size_t i;
 
-	if (!copy)
+	if (!seen)
 		return -ENOMEM;
-	memcpy(copy, s->u, s->n * sizeof(*copy));
+	for (i = 0; i < s->n; i++) {
+		seen[i].key = s->u[i].key;
+		seen[i].slot = s->u[i].slot;
+		seen[i].digest = val_digest(&s->u[i]);
+		seen[i].last_change = s->u[i].last_change;
+	}
 	free(c->prev);
-	c->prev = copy;
+	c->prev = seen;
 	c->nprev = s->n;
 	return 0;
 }
@@ -300,7 +347,7 @@ static int collect_locked(struct kw_collector *c, struct kw_snapshot *s, int cen
 	int err;
 
 	memset(s, 0, sizeof(*s));
-	err = read_upstreams(c->bpf, s);
+	err = read_upstreams(c->bpf, s, c->nprev);
 	if (err) {
 		kw_snapshot_free(s);
 		return err;
