@@ -21,6 +21,24 @@ const char *kw_request_arg(const struct kw_request *req, const char *name);
 typedef int (*kw_route_fn)(void *ctx, const struct kw_request *req, struct kw_buf *body,
 			   const char **ctype);
 
+/*
+ * A body written while it is sent, for pages too large to hold whole (chunked encoding):
+ * next() appends about want more bytes to out and returns 1 if more follows, 0 after the
+ * last part, -errno on failure (the connection is then cut, as the status has been sent;
+ * the client sees a truncated response). release() frees cls, also when nothing was sent.
+ */
+struct kw_stream {
+	int (*next)(void *cls, struct kw_buf *out, size_t want);
+	void (*release)(void *cls);
+	void *cls;
+};
+
+/*
+ * From a route: answer with st instead of the body (the route's status and content type
+ * still apply). The stream is released in every case.
+ */
+void kw_request_stream(const struct kw_request *req, const struct kw_stream *st);
+
 struct kw_route {
 	const char *path;
 	kw_route_fn fn;

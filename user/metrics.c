@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,17 +51,34 @@ struct span {
 	size_t off, len; /* of a piece of render.text */
 };
 
-struct render {
-	struct kw_expo *e;
-	struct kw_buf *b;
-	struct kw_buf text;  /* every upstream's labels, one after the other */
-	struct span *labels; /* per upstream: direction="..",peer="..",port="..",netns=".." */
-};
-
-/* A short string built once per render: a family name with "{", or extra labels. */
+/* A short string built once per family: a family name with "{", or extra labels. */
 struct piece {
 	char s[192];
 	size_t len;
+};
+
+/* The text of one histogram's lines but for the upstream's labels and the numbers. */
+struct hist_text {
+	struct piece bucket; /* family_bucket{ */
+	struct piece le;     /* ,closed_by="local",le=" (the le label after the histogram's) */
+	struct piece sum;    /* family_sum{ */
+	struct piece count;  /* family_count{ */
+	struct piece tail;   /* ,closed_by="local"} */
+	struct piece bound[KW_HIST_MAXSLOTS]; /* 0.5"} ... +Inf"} */
+	size_t line_max;		      /* the longest line, labels and value excluded */
+};
+
+/* Where a page being written is, so that it can be written in parts (metrics.h). */
+struct render {
+	struct kw_expo *e;
+	struct kw_buf *b;	 /* where the current part goes */
+	struct kw_buf text;	 /* every upstream's labels, one after the other */
+	struct span *labels;	 /* per upstream: direction="..",peer="..",port="..",netns=".." */
+	unsigned int k;		 /* the field or histogram being written */
+	size_t i;		 /* its next upstream */
+	int begun;		 /* its HELP/TYPE written and the pieces below built */
+	struct piece head, tail; /* of field k: name{ and its labels with "} " */
+	struct hist_text ht;	 /* of histogram k */
 };
 
 static int piece(struct piece *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -143,54 +161,49 @@ static int field_tail(struct piece *p, const struct kw_field *fd)
 	return piece(p, "} ");
 }
 
-/* name{labels[,k="v"][,k2="v2"]} value, for every field and upstream */
-static int render_fields(struct render *r, const struct kw_snapshot *s)
+/*
+ * name{labels[,k="v"][,k2="v2"]} value, for every field and upstream, from where the
+ * last part stopped until the buffer reaches limit.
+ */
+static int render_fields(struct render *r, const struct kw_snapshot *s, size_t limit)
 {
-	struct piece head, tail;
-	unsigned int f;
-	size_t i;
 	int err;
 
-	for (f = 0; f < KW_F_MAX; f++) {
-		const struct kw_field *fd = &kw_fields[f];
+	for (; r->k < KW_F_MAX; r->k++, r->i = 0, r->begun = 0) {
+		const struct kw_field *fd = &kw_fields[r->k];
 
-		err = kw_expo_family(r->e, fd->family, fd->type, fd->help);
-		if (!err)
-			err = piece(&head, "%s{", fd->family);
-		if (!err)
-			err = field_tail(&tail, fd);
-		if (err)
-			return err;
-		for (i = 0; i < s->n; i++) {
+		if (!r->begun) {
+			err = kw_expo_family(r->e, fd->family, fd->type, fd->help);
+			if (!err)
+				err = piece(&r->head, "%s{", fd->family);
+			if (!err)
+				err = field_tail(&r->tail, fd);
+			if (err)
+				return err;
+			r->begun = 1;
+		}
+		for (; r->i < s->n; r->i++) {
+			size_t i = r->i;
 			char *p;
 
-			if (skip_field(&s->u[i], f))
+			if (r->b->len >= limit)
+				return 0;
+			if (skip_field(&s->u[i], r->k))
 				continue;
-			p = kw_buf_room(r->b,
-					head.len + r->labels[i].len + tail.len + KW_NUM_MAX + 1);
+			p = kw_buf_room(r->b, r->head.len + r->labels[i].len + r->tail.len +
+						      KW_NUM_MAX + 1);
 			if (!p)
 				return r->b->err;
-			p = put_piece(p, &head);
+			p = put_piece(p, &r->head);
 			p = put_labels(p, r, i);
-			p = put_piece(p, &tail);
-			p += kw_fmt_u64(p, s->u[i].val[f]);
+			p = put_piece(p, &r->tail);
+			p += kw_fmt_u64(p, s->u[i].val[r->k]);
 			*p++ = '\n';
 			kw_buf_commit(r->b, p);
 		}
 	}
 	return 0;
 }
-
-/* The text of one histogram's lines but for the upstream's labels and the numbers. */
-struct hist_text {
-	struct piece bucket; /* family_bucket{ */
-	struct piece le;     /* ,closed_by="local",le=" (the le label after the histogram's) */
-	struct piece sum;    /* family_sum{ */
-	struct piece count;  /* family_count{ */
-	struct piece tail;   /* ,closed_by="local"} */
-	struct piece bound[KW_HIST_MAXSLOTS]; /* 0.5"} ... +Inf"} */
-	size_t line_max;		      /* the longest line, labels and value excluded */
-};
 
 static int hist_text(struct hist_text *t, const struct kw_hist_desc *hd)
 {
@@ -279,28 +292,34 @@ static __u64 hist_count(const __u64 *slots, unsigned int nslots)
 	return n;
 }
 
-/* Histograms with no observation are left out (but for the overflow upstream). */
-static int render_hists(struct render *r, const struct kw_snapshot *s)
+/*
+ * Histograms with no observation are left out (but for the overflow upstream). From
+ * where the last part stopped until the buffer reaches limit.
+ */
+static int render_hists(struct render *r, const struct kw_snapshot *s, size_t limit)
 {
-	struct hist_text t;
-	unsigned int h;
-	size_t i;
 	int err;
 
-	for (h = 0; h < KW_H_MAX; h++) {
-		const struct kw_hist_desc *hd = &kw_hists[h];
+	for (; r->k < KW_H_MAX; r->k++, r->i = 0, r->begun = 0) {
+		const struct kw_hist_desc *hd = &kw_hists[r->k];
 
-		err = kw_expo_family(r->e, hd->family, "histogram", hd->help);
-		if (!err)
-			err = hist_text(&t, hd);
-		if (err)
-			return err;
-		for (i = 0; i < s->n; i++) {
-			const struct kw_upstream *u = &s->u[i];
+		if (!r->begun) {
+			err = kw_expo_family(r->e, hd->family, "histogram", hd->help);
+			if (!err)
+				err = hist_text(&r->ht, hd);
+			if (err)
+				return err;
+			r->begun = 1;
+		}
+		for (; r->i < s->n; r->i++) {
+			const struct kw_upstream *u = &s->u[r->i];
 
-			if (!hist_count(u->hist[h], hd->nslots) && !kw_key_is_overflow(&u->key))
+			if (r->b->len >= limit)
+				return 0;
+			if (!hist_count(u->hist[r->k], hd->nslots) && !kw_key_is_overflow(&u->key))
 				continue;
-			err = hist_series(r, &t, hd->nslots, i, u->hist[h], u->hist_sum[h]);
+			err = hist_series(r, &r->ht, hd->nslots, r->i, u->hist[r->k],
+					  u->hist_sum[r->k]);
 			if (err)
 				return err;
 		}
@@ -478,30 +497,127 @@ static void render_self(struct kw_expo *e, const struct kw_snapshot *s)
 	render_census(e, s);
 }
 
-int kw_metrics_render(const struct kw_snapshot *s, struct kw_buf *out)
-{
-	struct kw_expo e;
-	struct render r = { .e = &e, .b = out };
-	size_t i;
-	int err;
+enum stream_phase { PH_FIELDS, PH_HISTS, PH_SELF, PH_DONE };
 
-	kw_buf_init(&r.text);
-	r.labels = calloc(s->n ? s->n : 1, sizeof(*r.labels));
-	if (!r.labels)
+struct kw_metrics_stream {
+	struct kw_snapshot s;
+	int owned; /* s's upstreams are freed with the stream */
+	struct kw_expo e;
+	struct render r;
+	/*
+	 * The agent's own families come last but are written first: the census they show
+	 * is the collector's, valid only until its next snapshot.
+	 */
+	struct kw_buf self;
+	enum stream_phase phase;
+};
+
+static int stream_init(struct kw_metrics_stream *m, const struct kw_snapshot *s)
+{
+	size_t i;
+
+	memset(m, 0, sizeof(*m));
+	m->s = *s;
+	m->r.e = &m->e;
+	kw_buf_init(&m->r.text);
+	kw_buf_init(&m->self);
+	m->r.labels = calloc(s->n ? s->n : 1, sizeof(*m->r.labels));
+	if (!m->r.labels)
 		return -ENOMEM;
 	for (i = 0; i < s->n; i++)
-		add_labels(&r, i, &s->u[i]);
-	kw_expo_init(&e, out);
-	err = r.text.err;
+		add_labels(&m->r, i, &s->u[i]);
+	if (m->r.text.err)
+		return m->r.text.err;
+	kw_expo_init(&m->e, &m->self);
+	render_self(&m->e, s);
+	return m->e.err ? m->e.err : m->self.err;
+}
+
+static void stream_fini(struct kw_metrics_stream *m)
+{
+	kw_buf_free(&m->r.text);
+	kw_buf_free(&m->self);
+	free(m->r.labels);
+	if (m->owned)
+		kw_snapshot_free(&m->s);
+}
+
+int kw_metrics_stream_next(struct kw_metrics_stream *m, struct kw_buf *out, size_t want)
+{
+	size_t limit;
+	int err = 0;
+
+	if (!want)
+		want = 1; /* progress on every call */
+	limit = want < SIZE_MAX - out->len ? out->len + want : SIZE_MAX;
+
+	m->r.b = out;
+	m->e.buf = out;
+	while (!err && m->phase != PH_DONE && out->len < limit) {
+		switch (m->phase) {
+		case PH_FIELDS:
+			err = render_fields(&m->r, &m->s, limit);
+			if (!err && m->r.k == KW_F_MAX) {
+				m->r.k = 0;
+				m->phase = PH_HISTS;
+			}
+			break;
+		case PH_HISTS:
+			err = render_hists(&m->r, &m->s, limit);
+			if (!err && m->r.k == KW_H_MAX)
+				m->phase = PH_SELF;
+			break;
+		case PH_SELF:
+			err = kw_buf_append(out, m->self.data ? m->self.data : "", m->self.len);
+			m->phase = PH_DONE;
+			break;
+		case PH_DONE:
+			break;
+		}
+	}
 	if (!err)
-		err = render_fields(&r, s);
+		err = m->e.err ? m->e.err : out->err;
+	return err ? err : m->phase != PH_DONE;
+}
+
+struct kw_metrics_stream *kw_metrics_stream_new(struct kw_snapshot *s)
+{
+	struct kw_metrics_stream *m = malloc(sizeof(*m));
+	int err;
+
+	if (!m) {
+		kw_snapshot_free(s); /* taken over all the same */
+		errno = ENOMEM;
+		return NULL;
+	}
+	err = stream_init(m, s);
+	m->owned = 1;
+	memset(s, 0, sizeof(*s)); /* the stream's now */
+	if (err) {
+		stream_fini(m);
+		free(m);
+		errno = -err;
+		return NULL;
+	}
+	return m;
+}
+
+void kw_metrics_stream_free(struct kw_metrics_stream *m)
+{
+	if (!m)
+		return;
+	stream_fini(m);
+	free(m);
+}
+
+int kw_metrics_render(const struct kw_snapshot *s, struct kw_buf *out)
+{
+	struct kw_metrics_stream m;
+	int err;
+
+	err = stream_init(&m, s);
 	if (!err)
-		err = render_hists(&r, s);
-	if (!err)
-		render_self(&e, s);
-	kw_buf_free(&r.text);
-	free(r.labels);
-	if (err)
-		return err;
-	return e.err ? e.err : out->err;
+		err = kw_metrics_stream_next(&m, out, SIZE_MAX);
+	stream_fini(&m);
+	return err < 0 ? err : 0;
 }

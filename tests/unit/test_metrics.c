@@ -3,7 +3,8 @@
  * The per-upstream exposition written straight into the buffer: exact lines of a counter,
  * of histogram buckets with and without the histogram's own label, _sum and _count; the
  * sparse rules (zero breakdowns, the impossible race side, empty histograms left out);
- * HELP/TYPE once per family; the overflow upstream written in full.
+ * HELP/TYPE once per family; the overflow upstream written in full; the same page when
+ * written in parts of any size.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,10 +23,10 @@
 #define OTHER  "direction=\"outbound\",peer=\"other\",port=\"other\",netns=\"other\""
 
 static struct kw_buf out;
+static struct kw_upstream u[2];
 
 static int render(void **state)
 {
-	static struct kw_upstream u[2];
 	struct kw_snapshot s = { .u = u, .n = 2, .attach_mode = "test" };
 
 	(void)state;
@@ -117,11 +118,52 @@ static void test_histograms(void **state)
 	assert_int_equal(count("# TYPE keepwatch_idle_before_close_seconds histogram\n"), 1);
 }
 
+/* Written in parts of any size, the page is the same as written whole. */
+static void test_parts(void **state)
+{
+	static const size_t wants[] = { 1, 100, 777, 65536 };
+	unsigned int k;
+
+	(void)state;
+	for (k = 0; k < sizeof(wants) / sizeof(wants[0]); k++) {
+		struct kw_snapshot s = { .n = 2, .attach_mode = "test" };
+		struct kw_metrics_stream *m;
+		struct kw_buf page, part;
+		unsigned int calls = 0;
+		int ret;
+
+		s.u = malloc(sizeof(u));
+		assert_non_null(s.u);
+		memcpy(s.u, u, sizeof(u));
+		m = kw_metrics_stream_new(&s);
+		assert_non_null(m);
+		assert_null(s.u); /* taken over */
+		kw_buf_init(&page);
+		kw_buf_init(&part);
+		do {
+			kw_buf_reset(&part);
+			ret = kw_metrics_stream_next(m, &part, wants[k]);
+			assert_true(ret >= 0);
+			assert_true(part.len > 0);
+			kw_buf_append(&page, part.data, part.len);
+			calls++;
+		} while (ret);
+		kw_metrics_stream_free(m);
+		assert_int_equal(page.len, out.len);
+		assert_string_equal(page.data, out.data);
+		if (wants[k] == 1)
+			assert_true(calls > 50); /* a line or a histogram series a part */
+		kw_buf_free(&page);
+		kw_buf_free(&part);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_counters),
 		cmocka_unit_test(test_histograms),
+		cmocka_unit_test(test_parts),
 	};
 
 	return cmocka_run_group_tests(tests, render, release);

@@ -7,9 +7,10 @@
  * kw_metrics_render and kw_json_upstreams on a thread of their own (as libmicrohttpd's)
  * and reports the agent's memory around them.
  *
- *   build/render_bench [-n UPSTREAMS] [-i ITERATIONS] [-r metrics|json] [-o DIR]
+ *   build/render_bench [-n UPSTREAMS] [-i ITERATIONS] [-p BYTES] [-r metrics|json] [-o DIR]
  *
- * -r times one route only (both by default).
+ * -r times one route only (both by default); -p writes /metrics in parts of BYTES
+ * through one buffer, as the agent streams it.
  * -o writes DIR/metrics.txt and DIR/upstreams.json of the last iteration, to compare the
  * output of two versions byte for byte.
  */
@@ -32,6 +33,7 @@
 struct job {
 	const struct kw_snapshot *s;
 	int json;
+	size_t part; /* /metrics in parts of this size through one reused buffer, or 0 */
 	unsigned int iterations;
 	const char *dump; /* file to write the last output to, or NULL */
 	double best, total;
@@ -155,6 +157,40 @@ static int dump(const char *path, const struct kw_buf *b)
 	return err;
 }
 
+/*
+ * As the agent streams /metrics: a copy of the snapshot (the stream takes it over) written
+ * part by part into one buffer, each part copied out as a socket would take it. *total:
+ * the page's size.
+ */
+static int in_parts(const struct kw_snapshot *s, size_t part, struct kw_buf *b, size_t *total)
+{
+	static char sink[1 << 16];
+	struct kw_metrics_stream *m;
+	struct kw_snapshot copy = *s;
+	size_t off;
+	int ret;
+
+	copy.u = malloc(s->n * sizeof(*s->u) + 1);
+	if (!copy.u)
+		return -ENOMEM;
+	memcpy(copy.u, s->u, s->n * sizeof(*s->u));
+	m = kw_metrics_stream_new(&copy);
+	if (!m) {
+		free(copy.u);
+		return -errno;
+	}
+	do {
+		kw_buf_reset(b);
+		ret = kw_metrics_stream_next(m, b, part);
+		for (off = 0; off < b->len; off += sizeof(sink))
+			memcpy(sink, b->data + off,
+			       b->len - off < sizeof(sink) ? b->len - off : sizeof(sink));
+		*total += b->len;
+	} while (ret > 0);
+	kw_metrics_stream_free(m);
+	return ret;
+}
+
 /* One route's work: render into a fresh buffer, then free it, as the agent does. */
 static void *run(void *arg)
 {
@@ -167,24 +203,31 @@ static void *run(void *arg)
 		double t0 = now_s(), dt;
 
 		kw_buf_init(&b);
-		j->err = j->json ? kw_json_upstreams(j->s, &b) : kw_metrics_render(j->s, &b);
+		j->bytes = 0;
+		if (j->json)
+			j->err = kw_json_upstreams(j->s, &b);
+		else if (j->part)
+			j->err = in_parts(j->s, j->part, &b, &j->bytes);
+		else
+			j->err = kw_metrics_render(j->s, &b);
 		dt = now_s() - t0;
 		j->total += dt;
 		if (dt < j->best)
 			j->best = dt;
-		j->bytes = b.len;
-		if (!j->err && j->dump && it + 1 == j->iterations)
+		if (!j->part)
+			j->bytes = b.len;
+		if (!j->err && j->dump && !j->part && it + 1 == j->iterations)
 			j->err = dump(j->dump, &b);
 		kw_buf_free(&b);
 	}
 	return NULL;
 }
 
-static int time_route(const struct kw_snapshot *s, int json, unsigned int iterations,
+static int time_route(const struct kw_snapshot *s, int json, size_t part, unsigned int iterations,
 		      const char *dir)
 {
 	char path[4096];
-	struct job j = { .s = s, .json = json, .iterations = iterations };
+	struct job j = { .s = s, .json = json, .part = part, .iterations = iterations };
 	pthread_t t;
 	int err;
 
@@ -199,8 +242,11 @@ static int time_route(const struct kw_snapshot *s, int json, unsigned int iterat
 	if (j.err)
 		return j.err;
 	printf("%-18s %8.1f ms best %8.1f ms mean %10zu bytes  RSS %ld KiB  HWM %ld KiB\n",
-	       json ? "/api/v1/upstreams" : "/metrics", j.best * 1e3, j.total / iterations * 1e3,
-	       j.bytes, status_kb("VmRSS"), status_kb("VmHWM"));
+	       json ? "/api/v1/upstreams" :
+	       part ? "/metrics (parts)" :
+		      "/metrics",
+	       j.best * 1e3, j.total / iterations * 1e3, j.bytes, status_kb("VmRSS"),
+	       status_kb("VmHWM"));
 	return 0;
 }
 
@@ -208,10 +254,10 @@ int main(int argc, char **argv)
 {
 	const char *dir = NULL, *route = NULL;
 	struct kw_snapshot s;
-	__u64 n = 10000, iterations = 5;
+	__u64 n = 10000, iterations = 5, part = 0;
 	int c, err;
 
-	while ((c = getopt(argc, argv, "n:i:r:o:")) != -1) {
+	while ((c = getopt(argc, argv, "n:i:p:r:o:")) != -1) {
 		switch (c) {
 		case 'n':
 			if (kw_parse_u64(optarg, 0, 10000000, &n))
@@ -219,6 +265,10 @@ int main(int argc, char **argv)
 			break;
 		case 'i':
 			if (kw_parse_u64(optarg, 1, 100000, &iterations))
+				goto usage;
+			break;
+		case 'p':
+			if (kw_parse_u64(optarg, 1, 1 << 30, &part))
 				goto usage;
 			break;
 		case 'o':
@@ -242,9 +292,9 @@ int main(int argc, char **argv)
 	       (unsigned long long)n, sizeof(struct kw_upstream), status_kb("VmRSS"));
 	err = 0;
 	if (!route || !strcmp(route, "metrics"))
-		err = time_route(&s, 0, iterations, dir);
+		err = time_route(&s, 0, part, iterations, dir);
 	if (!err && (!route || !strcmp(route, "json")))
-		err = time_route(&s, 1, iterations, dir);
+		err = time_route(&s, 1, 0, iterations, dir);
 	kw_snapshot_free(&s);
 	if (err)
 		goto fail;
@@ -255,6 +305,6 @@ fail:
 	return 1;
 usage:
 	fprintf(stderr,
-		"usage: render_bench [-n UPSTREAMS] [-i ITERATIONS] [-r metrics|json] [-o DIR]\n");
+		"usage: render_bench [-n UPSTREAMS] [-i ITERATIONS] [-p BYTES] [-r metrics|json] [-o DIR]\n");
 	return 2;
 }
