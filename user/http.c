@@ -87,7 +87,31 @@ struct streaming {
 	struct kw_buf part; /* the part being sent */
 	size_t sent;	    /* of part */
 	int done;	    /* part is the last */
+	uint64_t written;   /* by next(), parts so far */
 };
+
+/* The next part; 0 or -errno, also when the body does not have its announced size. */
+static int next_part(struct streaming *sg)
+{
+	int ret;
+
+	kw_buf_reset(&sg->part);
+	sg->sent = 0;
+	ret = sg->st.next(sg->st.cls, &sg->part, STREAM_PART);
+	if (ret < 0)
+		return ret;
+	sg->done = !ret;
+	sg->written += sg->part.len;
+	/* Content-Length promised st.size: a body longer or shorter must not pass as whole */
+	if (sg->st.size &&
+	    (sg->written > sg->st.size || (sg->written == sg->st.size) != sg->done)) {
+		kw_err("http: streamed body is not the %llu bytes announced: %llu%s (a bug)",
+		       (unsigned long long)sg->st.size, (unsigned long long)sg->written,
+		       sg->done ? "" : " and more");
+		return -EPROTO;
+	}
+	return 0;
+}
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
@@ -99,14 +123,11 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 	while (sg->sent == sg->part.len) {
 		if (sg->done)
 			return MHD_CONTENT_READER_END_OF_STREAM;
-		kw_buf_reset(&sg->part);
-		sg->sent = 0;
-		ret = sg->st.next(sg->st.cls, &sg->part, STREAM_PART);
+		ret = next_part(sg);
 		if (ret < 0) {
 			kw_warn("http: response cut short: %s", strerror(-ret));
 			return MHD_CONTENT_READER_END_WITH_ERROR;
 		}
-		sg->done = !ret;
 	}
 	n = sg->part.len - sg->sent < max ? sg->part.len - sg->sent : max;
 	memcpy(buf, sg->part.data + sg->sent, n);
@@ -137,8 +158,8 @@ static enum MHD_Result reply_stream(struct MHD_Connection *conn, unsigned int st
 	}
 	sg->st = *st;
 	kw_buf_init(&sg->part);
-	r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_read, sg,
-					      stream_release);
+	r = MHD_create_response_from_callback(st->size ? st->size : MHD_SIZE_UNKNOWN, STREAM_PART,
+					      stream_read, sg, stream_release);
 	if (!r) {
 		stream_release(sg);
 		return MHD_NO;

@@ -6,6 +6,7 @@
 #ifndef KW_HTTP_H
 #define KW_HTTP_H
 
+#include <stdint.h>
 #include "buf.h"
 
 /* One request, as a route sees it. */
@@ -22,15 +23,18 @@ typedef int (*kw_route_fn)(void *ctx, const struct kw_request *req, struct kw_bu
 			   const char **ctype);
 
 /*
- * A body written while it is sent, for pages too large to hold whole (chunked encoding):
- * next() appends about want more bytes to out and returns 1 if more follows, 0 after the
- * last part, -errno on failure (the connection is then cut, as the status has been sent;
- * the client sees a truncated response). release() frees cls, also when nothing was sent.
+ * A body written while it is sent, for pages too large to hold whole: next() appends
+ * about want more bytes to out and returns 1 if more follows, 0 after the last part,
+ * -errno on failure (the connection is then cut, as the status has been sent; the client
+ * sees a truncated response). size: the body's exact length, sent as Content-Length
+ * (a body of another length is cut too), or 0 if unknown (chunked encoding). release()
+ * frees cls, also when nothing was sent.
  */
 struct kw_stream {
 	int (*next)(void *cls, struct kw_buf *out, size_t want);
 	void (*release)(void *cls);
 	void *cls;
+	uint64_t size;
 };
 
 /*

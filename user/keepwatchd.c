@@ -254,7 +254,8 @@ static int route_metrics(void *ctx, const struct kw_request *req, struct kw_buf 
 	}
 	kw_request_stream(req, &(struct kw_stream){ .next = metrics_next,
 						    .release = metrics_release,
-						    .cls = m });
+						    .cls = m,
+						    .size = kw_metrics_stream_size(m) });
 	*ctype = "text/plain; version=0.0.4; charset=utf-8";
 	return 200;
 }

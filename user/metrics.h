@@ -65,6 +65,8 @@ struct kw_metrics_stream *kw_metrics_stream_new(struct kw_snapshot *s);
 /* Appends the next part, at least want bytes unless the page ends first: 1 if more
  * follows, 0 at the end, -errno. */
 int kw_metrics_stream_next(struct kw_metrics_stream *m, struct kw_buf *out, size_t want);
+/* The whole page's length in bytes, known from the start. */
+size_t kw_metrics_stream_size(const struct kw_metrics_stream *m);
 void kw_metrics_stream_free(struct kw_metrics_stream *m);
 
 #endif /* KW_METRICS_H */

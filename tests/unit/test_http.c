@@ -185,7 +185,10 @@ static void test_port_in_use(void **state)
 struct parts {
 	unsigned int next, fail_at, released;
 	size_t want;
+	uint64_t size; /* announced */
 };
+
+#define PARTS "part 0\npart 1\npart 2\n"
 
 static int parts_next(void *cls, struct kw_buf *out, size_t want)
 {
@@ -210,7 +213,10 @@ static int route_stream(void *ctx, const struct kw_request *req, struct kw_buf *
 
 	(void)body;
 	*ctype = "text/x-parts";
-	kw_request_stream(req, &(struct kw_stream){ parts_next, parts_release, p });
+	kw_request_stream(req, &(struct kw_stream){ .next = parts_next,
+						    .release = parts_release,
+						    .cls = p,
+						    .size = p->size });
 	return 200;
 }
 
@@ -243,8 +249,28 @@ static void test_stream(void **state)
 	get(port, "GET", "/parts", &r);
 	assert_int_equal(r.status, 200);
 	assert_string_equal(r.ctype, "text/x-parts");
-	assert_string_equal(r.body, "part 0\npart 1\npart 2\n");
+	assert_string_equal(r.body, PARTS);
 	assert_true(p.want > 0);
+	assert_int_equal(released(&p), 1);
+
+	/* with its length announced (Content-Length) */
+	memset(&p, 0, sizeof(p));
+	p.fail_at = 99;
+	p.size = strlen(PARTS);
+	get(port, "GET", "/parts", &r);
+	assert_string_equal(r.body, PARTS);
+	assert_int_equal(released(&p), 1);
+
+	/* a body longer or shorter than announced is cut, never passed as whole */
+	memset(&p, 0, sizeof(p));
+	p.fail_at = 99;
+	p.size = strlen(PARTS) + 1;
+	assert_int_not_equal(fetch(port, "GET", "/parts", &r), CURLE_OK);
+	assert_int_equal(released(&p), 1);
+	memset(&p, 0, sizeof(p));
+	p.fail_at = 99;
+	p.size = strlen(PARTS) - 1;
+	assert_int_not_equal(fetch(port, "GET", "/parts", &r), CURLE_OK);
 	assert_int_equal(released(&p), 1);
 
 	/* a HEAD asks for no part, but releases the stream */

@@ -4,7 +4,7 @@
  * of histogram buckets with and without the histogram's own label, _sum and _count; the
  * sparse rules (zero breakdowns, the impossible race side, empty histograms left out);
  * HELP/TYPE once per family; the overflow upstream written in full; the same page when
- * written in parts of any size.
+ * written in parts of any size, and its length known before.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -148,6 +148,7 @@ static void test_parts(void **state)
 			kw_buf_append(&page, part.data, part.len);
 			calls++;
 		} while (ret);
+		assert_int_equal(kw_metrics_stream_size(m), out.len);
 		kw_metrics_stream_free(m);
 		assert_int_equal(page.len, out.len);
 		assert_string_equal(page.data, out.data);
