@@ -4,6 +4,7 @@
 #   make run      install missing Debian packages, build, start the agent in the foreground
 #   make test     install what the tests need, build, run unit and end-to-end tests
 #   make SANITIZE=1 unit   the unit tests under ASan/UBSan
+#   make render-bench ARGS='-n 10000'   time /metrics and JSON rendering (no kernel needed)
 
 OUT      := build
 CLANG    ?= clang
@@ -28,7 +29,7 @@ LIB_OBJS := $(LIB_SRCS:user/%.c=$(OUT)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(OUT)/%)
 
-.PHONY: all run test unit e2e deps clean format format-check bench docs
+.PHONY: all run test unit e2e deps clean format format-check bench render-bench docs
 all: $(OUT)/keepwatchd $(OUT)/keepwatch
 
 $(OUT):
@@ -91,6 +92,16 @@ docs: $(OUT)/keepwatchd
 
 bench: all
 	tools/bench/run.sh
+
+# Scrape rendering alone, without the kernel: build/render_bench -n 10000
+$(OUT)/render_bench.o: tools/bench/render_bench.c | $(OUT)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(OUT)/render_bench: $(OUT)/render_bench.o $(OUT)/libkeepwatch.a
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+render-bench: $(OUT)/render_bench
+	$(OUT)/render_bench $(ARGS)
 
 format:
 	clang-format -i bpf/*.c include/*.h user/*.c user/*.h tests/unit/*.c

@@ -65,6 +65,11 @@ fail:
 	return b->err;
 }
 
+int kw_buf_reserve(struct kw_buf *b, size_t extra)
+{
+	return buf_reserve(b, extra);
+}
+
 int kw_buf_append(struct kw_buf *b, const char *s, size_t n)
 {
 	int err;

@@ -48,10 +48,21 @@ struct kw_snapshot {
 	__u64 events_dropped;
 };
 
+/*
+ * What eviction keeps of an upstream between snapshots: when its figures last changed.
+ * A digest of the figures stands in for them (48 bytes instead of 2 KB an upstream).
+ */
+struct kw_seen {
+	struct kw_key key;
+	__u32 slot;
+	__u64 digest; /* of val[] */
+	double last_change;
+};
+
 struct kw_collector {
 	const struct kw_bpf *bpf;
 	pthread_mutex_t lock;
-	struct kw_upstream *prev; /* last snapshot's upstreams, sorted, for eviction */
+	struct kw_seen *prev; /* the last snapshot's upstreams, sorted by key, for eviction */
 	size_t nprev;
 	__u64 evicted;
 	double started;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 /*
  * HTTP with libmicrohttpd, one internal polling thread: requests are served one at a
- * time, so route handlers need no locking among themselves. Malformed requests are
+ * time, so route handlers need no locking among themselves (but a streamed body is
+ * written while other requests are served, so it must not share state with them). Malformed requests are
  * answered by libmicrohttpd itself (400) and never reach the routes.
  */
 #include <errno.h>
@@ -25,7 +26,15 @@ struct kw_http {
 
 struct kw_request {
 	struct MHD_Connection *conn;
+	struct kw_stream *stream; /* set by kw_request_stream */
 };
+
+void kw_request_stream(const struct kw_request *req, const struct kw_stream *st)
+{
+	if (req->stream->release) /* a second call: the first one is dropped */
+		req->stream->release(req->stream->cls);
+	*req->stream = *st;
+}
 
 const char *kw_request_arg(const struct kw_request *req, const char *name)
 {
@@ -71,12 +80,103 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int status, c
 	return ret;
 }
 
+#define STREAM_PART (256 * 1024) /* bytes a stream is asked for at a time */
+
+struct streaming {
+	struct kw_stream st;
+	struct kw_buf part; /* the part being sent */
+	size_t sent;	    /* of part */
+	int done;	    /* part is the last */
+	uint64_t written;   /* by next(), parts so far */
+};
+
+/* The next part; 0 or -errno, also when the body does not have its announced size. */
+static int next_part(struct streaming *sg)
+{
+	int ret;
+
+	kw_buf_reset(&sg->part);
+	sg->sent = 0;
+	ret = sg->st.next(sg->st.cls, &sg->part, STREAM_PART);
+	if (ret < 0)
+		return ret;
+	sg->done = !ret;
+	sg->written += sg->part.len;
+	/* Content-Length promised st.size: a body longer or shorter must not pass as whole */
+	if (sg->st.size &&
+	    (sg->written > sg->st.size || (sg->written == sg->st.size) != sg->done)) {
+		kw_err("http: streamed body is not the %llu bytes announced: %llu%s (a bug)",
+		       (unsigned long long)sg->st.size, (unsigned long long)sg->written,
+		       sg->done ? "" : " and more");
+		return -EPROTO;
+	}
+	return 0;
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct streaming *sg = cls;
+	size_t n;
+	int ret;
+
+	(void)pos;
+	while (sg->sent == sg->part.len) {
+		if (sg->done)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		ret = next_part(sg);
+		if (ret < 0) {
+			kw_warn("http: response cut short: %s", strerror(-ret));
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		}
+	}
+	n = sg->part.len - sg->sent < max ? sg->part.len - sg->sent : max;
+	memcpy(buf, sg->part.data + sg->sent, n);
+	sg->sent += n;
+	return n;
+}
+
+static void stream_release(void *cls)
+{
+	struct streaming *sg = cls;
+
+	sg->st.release(sg->st.cls);
+	kw_buf_free(&sg->part);
+	free(sg);
+}
+
+static enum MHD_Result reply_stream(struct MHD_Connection *conn, unsigned int status,
+				    const char *ctype, const struct kw_stream *st)
+{
+	struct MHD_Response *r;
+	struct streaming *sg;
+	enum MHD_Result ret;
+
+	sg = calloc(1, sizeof(*sg));
+	if (!sg) {
+		st->release(st->cls);
+		return MHD_NO;
+	}
+	sg->st = *st;
+	kw_buf_init(&sg->part);
+	r = MHD_create_response_from_callback(st->size ? st->size : MHD_SIZE_UNKNOWN, STREAM_PART,
+					      stream_read, sg, stream_release);
+	if (!r) {
+		stream_release(sg);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	ret = MHD_queue_response(conn, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
 			      const char *method, const char *version, const char *upload_data,
 			      size_t *upload_data_size, void **req_cls)
 {
 	struct kw_http *h = cls;
-	struct kw_request req = { .conn = conn };
+	struct kw_stream st = { 0 };
+	struct kw_request req = { .conn = conn, .stream = &st };
 	const char *ctype = "text/plain; charset=utf-8";
 	struct kw_buf body;
 	enum MHD_Result ret;
@@ -107,6 +207,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		}
 		if (i == h->nroutes)
 			not_found(h, &body);
+	}
+	if (st.next) {
+		kw_buf_free(&body);
+		return reply_stream(conn, status, ctype, &st);
 	}
 	if (body.err) {
 		kw_buf_reset(&body);
@@ -163,6 +267,9 @@ struct kw_http *kw_http_start(const char *host, unsigned short port, const struc
 	h->d = MHD_start_daemon(flags, port, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER,
 				mhd_log, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64,
+				/* a connection's buffers: streamed bodies go out in chunks of
+				 * about half of it (the default 32 KiB made 16 KiB sends) */
+				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
 				ai ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_END, ai ? ai->ai_addr : NULL,
 				MHD_OPTION_END);
 	err = errno;

@@ -6,6 +6,7 @@
 #ifndef KW_HTTP_H
 #define KW_HTTP_H
 
+#include <stdint.h>
 #include "buf.h"
 
 /* One request, as a route sees it. */
@@ -20,6 +21,27 @@ const char *kw_request_arg(const struct kw_request *req, const char *name);
 /* Fills body and sets *ctype (text/plain unless set); returns the HTTP status. */
 typedef int (*kw_route_fn)(void *ctx, const struct kw_request *req, struct kw_buf *body,
 			   const char **ctype);
+
+/*
+ * A body written while it is sent, for pages too large to hold whole: next() appends
+ * about want more bytes to out and returns 1 if more follows, 0 after the last part,
+ * -errno on failure (the connection is then cut, as the status has been sent; the client
+ * sees a truncated response). size: the body's exact length, sent as Content-Length
+ * (a body of another length is cut too), or 0 if unknown (chunked encoding). release()
+ * frees cls, also when nothing was sent.
+ */
+struct kw_stream {
+	int (*next)(void *cls, struct kw_buf *out, size_t want);
+	void (*release)(void *cls);
+	void *cls;
+	uint64_t size;
+};
+
+/*
+ * From a route: answer with st instead of the body (the route's status and content type
+ * still apply). The stream is released in every case.
+ */
+void kw_request_stream(const struct kw_request *req, const struct kw_stream *st);
 
 struct kw_route {
 	const char *path;

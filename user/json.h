@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
-/* The JSON API's documents, built from a snapshot with jansson. */
+/* The JSON API's documents, built from a snapshot. */
 #ifndef KW_JSON_H
 #define KW_JSON_H
 

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include <curl/curl.h>
 
@@ -76,8 +77,16 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ctx)
 	return n;
 }
 
+static CURLcode fetch(unsigned short port, const char *method, const char *path, struct reply *r);
+
 static void get(unsigned short port, const char *method, const char *path, struct reply *r)
 {
+	assert_int_equal(fetch(port, method, path, r), CURLE_OK);
+}
+
+static CURLcode fetch(unsigned short port, const char *method, const char *path, struct reply *r)
+{
+	CURLcode ret;
 	char url[256];
 	char *ctype = NULL;
 	CURL *h = curl_easy_init();
@@ -95,11 +104,12 @@ static void get(unsigned short port, const char *method, const char *path, struc
 		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
 	else if (strcmp(method, "GET"))
 		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-	assert_int_equal(curl_easy_perform(h), CURLE_OK);
+	ret = curl_easy_perform(h);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
 	curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ctype);
 	snprintf(r->ctype, sizeof(r->ctype), "%s", ctype ? ctype : "");
 	curl_easy_cleanup(h);
+	return ret;
 }
 
 static void test_routes(void **state)
@@ -171,11 +181,121 @@ static void test_port_in_use(void **state)
 	kw_http_stop(NULL);
 }
 
+/* A streamed body of three parts; with fail_at, that part fails instead. */
+struct parts {
+	unsigned int next, fail_at, released;
+	size_t want;
+	uint64_t size; /* announced */
+};
+
+#define PARTS "part 0\npart 1\npart 2\n"
+
+static int parts_next(void *cls, struct kw_buf *out, size_t want)
+{
+	struct parts *p = cls;
+
+	p->want = want;
+	if (p->next == p->fail_at)
+		return -EIO;
+	kw_buf_printf(out, "part %u\n", p->next);
+	return ++p->next < 3;
+}
+
+static void parts_release(void *cls)
+{
+	__atomic_add_fetch(&((struct parts *)cls)->released, 1, __ATOMIC_SEQ_CST);
+}
+
+static int route_stream(void *ctx, const struct kw_request *req, struct kw_buf *body,
+			const char **ctype)
+{
+	struct parts *p = ctx;
+
+	(void)body;
+	*ctype = "text/x-parts";
+	kw_request_stream(req, &(struct kw_stream){ .next = parts_next,
+						    .release = parts_release,
+						    .cls = p,
+						    .size = p->size });
+	return 200;
+}
+
+static const struct kw_route stream_routes[] = {
+	{ "/parts", route_stream },
+};
+
+/* The release runs on the server's thread once the response is done with. */
+static unsigned int released(struct parts *p)
+{
+	unsigned int i;
+
+	for (i = 0; i < 200 && !__atomic_load_n(&p->released, __ATOMIC_SEQ_CST); i++)
+		usleep(5000);
+	return __atomic_load_n(&p->released, __ATOMIC_SEQ_CST);
+}
+
+static void test_stream(void **state)
+{
+	struct parts p = { .fail_at = 99 };
+	struct kw_http *http;
+	struct reply r;
+	unsigned short port;
+
+	(void)state;
+	http = kw_http_start("127.0.0.1", 0, stream_routes, 1, &p);
+	assert_non_null(http);
+	port = kw_http_port(http);
+
+	get(port, "GET", "/parts", &r);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.ctype, "text/x-parts");
+	assert_string_equal(r.body, PARTS);
+	assert_true(p.want > 0);
+	assert_int_equal(released(&p), 1);
+
+	/* with its length announced (Content-Length) */
+	memset(&p, 0, sizeof(p));
+	p.fail_at = 99;
+	p.size = strlen(PARTS);
+	get(port, "GET", "/parts", &r);
+	assert_string_equal(r.body, PARTS);
+	assert_int_equal(released(&p), 1);
+
+	/* a body longer or shorter than announced is cut, never passed as whole */
+	memset(&p, 0, sizeof(p));
+	p.fail_at = 99;
+	p.size = strlen(PARTS) + 1;
+	assert_int_not_equal(fetch(port, "GET", "/parts", &r), CURLE_OK);
+	assert_int_equal(released(&p), 1);
+	memset(&p, 0, sizeof(p));
+	p.fail_at = 99;
+	p.size = strlen(PARTS) - 1;
+	assert_int_not_equal(fetch(port, "GET", "/parts", &r), CURLE_OK);
+	assert_int_equal(released(&p), 1);
+
+	/* a HEAD asks for no part, but releases the stream */
+	memset(&p, 0, sizeof(p));
+	p.fail_at = 99;
+	get(port, "HEAD", "/parts", &r);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.len, 0);
+	assert_int_equal(released(&p), 1);
+
+	/* a part that fails cuts the response: the client must not take it as whole */
+	memset(&p, 0, sizeof(p));
+	p.fail_at = 1;
+	assert_int_not_equal(fetch(port, "GET", "/parts", &r), CURLE_OK);
+	assert_int_equal(released(&p), 1);
+
+	kw_http_stop(http);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_routes),
 		cmocka_unit_test(test_port_in_use),
+		cmocka_unit_test(test_stream),
 	};
 	int ret;
 

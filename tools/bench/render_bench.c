@@ -1,0 +1,310 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+/*
+ * Scrape rendering without the kernel: fills a snapshot with N synthetic upstreams shaped
+ * like tools/bench's many-peers figure (IPv4 clients, one closed connection each, so
+ * their idle and requests-per-connection histograms are not empty; every 16th upstream
+ * IPv6 and busier, so that more values and label forms are exercised), then times
+ * kw_metrics_render and kw_json_upstreams on a thread of their own (as libmicrohttpd's)
+ * and reports the agent's memory around them.
+ *
+ *   build/render_bench [-n UPSTREAMS] [-i ITERATIONS] [-p BYTES] [-r metrics|json] [-o DIR]
+ *
+ * -r times one route only (both by default); -p writes /metrics in parts of BYTES
+ * through one buffer, as the agent streams it.
+ * -o writes DIR/metrics.txt and DIR/upstreams.json of the last iteration, to compare the
+ * output of two versions byte for byte.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "addr.h"
+#include "buf.h"
+#include "collector.h"
+#include "json.h"
+#include "metrics.h"
+#include "parse.h"
+
+struct job {
+	const struct kw_snapshot *s;
+	int json;
+	size_t part; /* /metrics in parts of this size through one reused buffer, or 0 */
+	unsigned int iterations;
+	const char *dump; /* file to write the last output to, or NULL */
+	double best, total;
+	size_t bytes;
+	int err;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* VmRSS or VmHWM of this process, KiB; -1 if unreadable. */
+static long status_kb(const char *key)
+{
+	char line[256];
+	size_t n = strlen(key);
+	long v = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, n) && line[n] == ':')
+			v = strtol(line + n + 1, NULL, 10);
+	fclose(f);
+	return v;
+}
+
+static void fill_upstream(struct kw_upstream *u, size_t i)
+{
+	unsigned int k;
+
+	memset(u, 0, sizeof(*u));
+	u->key.direction = KW_DIR_INBOUND;
+	u->key.port = 8080;
+	u->key.netns = 4026532000u + (i % 3);
+	if (i % 16 == 15) {
+		u->key.family = KW_AF_INET6;
+		u->key.addr[0] = 0xfd;
+		u->key.addr[1] = 0x88;
+		u->key.addr[14] = i >> 8;
+		u->key.addr[15] = i;
+		u->key.direction = KW_DIR_OUTBOUND;
+		u->key.port = 443;
+	} else {
+		u->key.family = KW_AF_INET;
+		kw_addr_v4mapped(htonl(0x0a580000u + 1 + i), u->key.addr);
+	}
+	u->slot = i;
+	u->val[KW_F_CONN] = 1 + (i % 16 == 15) * 1000;
+	u->val[KW_F_REQ] = 1 + (i % 16 == 15) * 123456789;
+	u->val[KW_F_REUSE] = (i % 16 == 15) * 123456788;
+	u->val[KW_F_CLOSED_PEER_FIN] = 1;
+	u->val[KW_F_TIME_WAIT_ENTERED] = i % 2;
+	u->val[KW_F_TIME_WAIT] = i % 2;
+	u->hist[KW_H_IDLE_PEER][i % 5] = 1;
+	u->hist_sum[KW_H_IDLE_PEER] = (i * 7919 % 300000) / 1000.0; /* ms / 1000 */
+	u->hist[KW_H_REQS_PEER][1] = 1;
+	u->hist_sum[KW_H_REQS_PEER] = 1;
+	u->single_idle_sum[KW_BY_PEER] = u->hist_sum[KW_H_IDLE_PEER];
+	if (i % 16 == 15) {
+		u->val[KW_F_RST_SENT_ABORT_ON_CLOSE] = 3;
+		u->val[KW_F_CF_ECONNREFUSED] = 18446744073709551615ull;
+		for (k = 0; k < KW_H_MAX; k++) {
+			u->hist[k][0] = 7;
+			u->hist[k][kw_hists[k].nslots - 1] = 1ull << 40;
+			u->hist_sum[k] = 1e15 / 3 + k;
+		}
+	}
+}
+
+static int by_key(const void *a, const void *b)
+{
+	return kw_key_cmp(&((const struct kw_upstream *)a)->key,
+			  &((const struct kw_upstream *)b)->key);
+}
+
+/* n upstreams and the two overflow upstreams, sorted by key like a collected snapshot. */
+static int fill_snapshot(struct kw_snapshot *s, size_t n)
+{
+	size_t i;
+
+	memset(s, 0, sizeof(*s));
+	s->u = calloc(n + 2, sizeof(*s->u));
+	if (!s->u)
+		return -ENOMEM;
+	for (i = 0; i < n; i++)
+		fill_upstream(&s->u[i], i);
+	for (i = 0; i < 2; i++) {
+		s->u[n + i].key.direction = i ? KW_DIR_OUTBOUND : KW_DIR_INBOUND;
+		s->u[n + i].key.family = KW_AF_INET;
+	}
+	s->n = n + 2;
+	qsort(s->u, s->n, sizeof(*s->u), by_key);
+	s->capacity = 16386;
+	s->uptime = 12.25;
+	s->attach_mode = "tp_btf";
+	s->bpf_stats_enabled = 1;
+	s->nprogs = 1;
+	snprintf(s->progs[0].name, sizeof(s->progs[0].name), "kw_set_state");
+	s->progs[0].run_cnt = 1000;
+	s->progs[0].run_time_ns = 123456;
+	return 0;
+}
+
+static int dump(const char *path, const struct kw_buf *b)
+{
+	FILE *f = fopen(path, "w");
+	int err = 0;
+
+	if (!f)
+		return -errno;
+	if (b->len && fwrite(b->data, 1, b->len, f) != b->len)
+		err = -EIO;
+	if (fclose(f) && !err)
+		err = -errno;
+	return err;
+}
+
+/*
+ * As the agent streams /metrics: a copy of the snapshot (the stream takes it over) written
+ * part by part into one buffer, each part copied out as a socket would take it. *total:
+ * the page's size.
+ */
+static int in_parts(const struct kw_snapshot *s, size_t part, struct kw_buf *b, size_t *total)
+{
+	static char sink[1 << 16];
+	struct kw_metrics_stream *m;
+	struct kw_snapshot copy = *s;
+	size_t off;
+	int ret;
+
+	copy.u = malloc(s->n * sizeof(*s->u) + 1);
+	if (!copy.u)
+		return -ENOMEM;
+	memcpy(copy.u, s->u, s->n * sizeof(*s->u));
+	m = kw_metrics_stream_new(&copy);
+	if (!m) {
+		free(copy.u);
+		return -errno;
+	}
+	do {
+		kw_buf_reset(b);
+		ret = kw_metrics_stream_next(m, b, part);
+		for (off = 0; off < b->len; off += sizeof(sink))
+			memcpy(sink, b->data + off,
+			       b->len - off < sizeof(sink) ? b->len - off : sizeof(sink));
+		*total += b->len;
+	} while (ret > 0);
+	kw_metrics_stream_free(m);
+	return ret;
+}
+
+/* One route's work: render into a fresh buffer, then free it, as the agent does. */
+static void *run(void *arg)
+{
+	struct job *j = arg;
+	struct kw_buf b;
+	unsigned int it;
+
+	j->best = 1e9;
+	for (it = 0; it < j->iterations && !j->err; it++) {
+		double t0 = now_s(), dt;
+
+		kw_buf_init(&b);
+		j->bytes = 0;
+		if (j->json)
+			j->err = kw_json_upstreams(j->s, &b);
+		else if (j->part)
+			j->err = in_parts(j->s, j->part, &b, &j->bytes);
+		else
+			j->err = kw_metrics_render(j->s, &b);
+		dt = now_s() - t0;
+		j->total += dt;
+		if (dt < j->best)
+			j->best = dt;
+		if (!j->part)
+			j->bytes = b.len;
+		if (!j->err && j->dump && !j->part && it + 1 == j->iterations)
+			j->err = dump(j->dump, &b);
+		kw_buf_free(&b);
+	}
+	return NULL;
+}
+
+static int time_route(const struct kw_snapshot *s, int json, size_t part, unsigned int iterations,
+		      const char *dir)
+{
+	char path[4096];
+	struct job j = { .s = s, .json = json, .part = part, .iterations = iterations };
+	pthread_t t;
+	int err;
+
+	if (dir) {
+		snprintf(path, sizeof(path), "%s/%s", dir, json ? "upstreams.json" : "metrics.txt");
+		j.dump = path;
+	}
+	err = pthread_create(&t, NULL, run, &j);
+	if (err)
+		return -err;
+	pthread_join(t, NULL);
+	if (j.err)
+		return j.err;
+	printf("%-18s %8.1f ms best %8.1f ms mean %10zu bytes  RSS %ld KiB  HWM %ld KiB\n",
+	       json ? "/api/v1/upstreams" :
+	       part ? "/metrics (parts)" :
+		      "/metrics",
+	       j.best * 1e3, j.total / iterations * 1e3, j.bytes, status_kb("VmRSS"),
+	       status_kb("VmHWM"));
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *dir = NULL, *route = NULL;
+	struct kw_snapshot s;
+	__u64 n = 10000, iterations = 5, part = 0;
+	int c, err;
+
+	while ((c = getopt(argc, argv, "n:i:p:r:o:")) != -1) {
+		switch (c) {
+		case 'n':
+			if (kw_parse_u64(optarg, 0, 10000000, &n))
+				goto usage;
+			break;
+		case 'i':
+			if (kw_parse_u64(optarg, 1, 100000, &iterations))
+				goto usage;
+			break;
+		case 'p':
+			if (kw_parse_u64(optarg, 1, 1 << 30, &part))
+				goto usage;
+			break;
+		case 'o':
+			dir = optarg;
+			break;
+		case 'r':
+			if (strcmp(optarg, "metrics") && strcmp(optarg, "json"))
+				goto usage;
+			route = optarg;
+			break;
+		default:
+			goto usage;
+		}
+	}
+	if (optind < argc)
+		goto usage;
+	err = fill_snapshot(&s, n);
+	if (err)
+		goto fail;
+	printf("%llu upstreams (+2 overflow), %zu bytes each in a snapshot; RSS %ld KiB\n",
+	       (unsigned long long)n, sizeof(struct kw_upstream), status_kb("VmRSS"));
+	err = 0;
+	if (!route || !strcmp(route, "metrics"))
+		err = time_route(&s, 0, part, iterations, dir);
+	if (!err && (!route || !strcmp(route, "json")))
+		err = time_route(&s, 1, 0, iterations, dir);
+	kw_snapshot_free(&s);
+	if (err)
+		goto fail;
+	printf("after freeing the snapshot: RSS %ld KiB\n", status_kb("VmRSS"));
+	return 0;
+fail:
+	fprintf(stderr, "render_bench: %s\n", strerror(-err));
+	return 1;
+usage:
+	fprintf(stderr,
+		"usage: render_bench [-n UPSTREAMS] [-i ITERATIONS] [-p BYTES] [-r metrics|json] [-o DIR]\n");
+	return 2;
+}
