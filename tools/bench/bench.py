@@ -756,6 +756,21 @@ def time_gets(agent, path, n, timeout=30, keep=None):
             "agent_sys_ms_per_get": (t1[1] - t0[1]) / n * 1e3}
 
 
+def curl_gets(agent, path, n, timeout=30):
+    """n GETs with curl, a client whose reading costs little (Python's http.client spends
+    ~70 ms just reading 90 MB): median/min/max of curl's time_total."""
+    times = []
+    for _ in range(n):
+        p = sh(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{time_total}",
+                f"http://127.0.0.1:{agent.port}{path}"], timeout=timeout)
+        code, t = p.stdout.split()
+        if code != "200":
+            raise RuntimeError(f"{path}: curl status {code}")
+        times.append(float(t))
+    return {"n": n, "median_ms": quantile(times, 0.5) * 1e3, "min_ms": min(times) * 1e3,
+            "max_ms": max(times) * 1e3}
+
+
 def scrape_figures(reg, tag, levels, gets):
     mc, ms = Netns(reg, f"kwb-{tag}-mc"), Netns(reg, f"kwb-{tag}-ms")
     veth(mc, ms, "10.87.0.1/24", "10.87.0.2/24")
@@ -787,10 +802,11 @@ def scrape_figures(reg, tag, levels, gets):
                 raise RuntimeError(f"wanted {n} upstreams: connections {conn}, "
                                    f"keepwatch_upstreams {ups}")
             m = time_gets(a, "/metrics", gets)
+            mc_ = curl_gets(a, "/metrics", gets)
             j = time_gets(a, "/api/v1/upstreams", max(5, gets // 4))
             out[str(n)] = {"max_upstreams": cap, "connections": conn,
                            "open_seconds": round(opened_s, 2), "upstreams_gauge": ups,
-                           "metrics": m, "api_upstreams": j,
+                           "metrics": m, "metrics_curl": mc_, "api_upstreams": j,
                            "agent_mem_kb": proc_mem_kb(a.pid)}
             log(f"{n} upstreams: /metrics median {m['median_ms']:.1f} ms "
                 f"({m['bytes']} bytes), JSON {j['median_ms']:.1f} ms")
@@ -1071,16 +1087,19 @@ def scrape_tables(L, results):
     if sc:
         L.append("### /metrics with many upstreams (distinct client addresses)")
         L.append("")
-        L.append("| upstreams | --max-upstreams | /metrics median (min–max) | bytes "
+        L.append("| upstreams | --max-upstreams | /metrics median (min–max), Python "
+                 "| /metrics median (min–max), curl | bytes "
                  "| /api/v1/upstreams median | agent CPU per scrape | agent RSS |")
-        L.append("|---|---|---|---|---|---|---|")
+        L.append("|---|---|---|---|---|---|---|---|")
         for n, v in sc.items():
             if "error" in v:
-                L.append(f"| {n} | {v['max_upstreams']} | error: {v['error'][:200]} | | | | |")
+                L.append(f"| {n} | {v['max_upstreams']} | error: {v['error'][:200]} | | | | | |")
                 continue
             m, j = v["metrics"], v["api_upstreams"]
+            c = v.get("metrics_curl")
+            cs = f"{c['median_ms']:.1f} ms ({c['min_ms']:.1f}–{c['max_ms']:.1f})" if c else "n/a"
             L.append(f"| {n} ({fmt(v['upstreams_gauge'], '.0f')} in map) | {v['max_upstreams']} "
-                     f"| {m['median_ms']:.1f} ms ({m['min_ms']:.1f}–{m['max_ms']:.1f}) "
+                     f"| {m['median_ms']:.1f} ms ({m['min_ms']:.1f}–{m['max_ms']:.1f}) | {cs} "
                      f"| {m['bytes']} | {j['median_ms']:.1f} ms | "
                      f"{m['agent_cpu_ms_per_get']:.1f} ms | {v['agent_mem_kb'].get('VmRSS')} KiB |")
         L.append("")

@@ -30,7 +30,7 @@ done
 [ "${1:-}" != --render ] || exec $py "$here/bench.py" "$@"
 
 [ "$(id -u)" = 0 ] || die "must run as root (BPF, network namespaces)"
-for c in nginx wrk bpftrace bpftool clang taskset ip; do
+for c in nginx wrk bpftrace bpftool clang taskset ip curl; do
 	command -v "$c" >/dev/null || [ -x "/usr/sbin/$c" ] ||
 		die "$c not found: run tools/install-deps.sh test"
 done
