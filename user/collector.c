@@ -235,20 +235,28 @@ static void refs_one_by_one(int fd, __u32 capacity, struct slot_ref *refs, size_
  */
 static int read_upstreams(const struct kw_bpf *bpf, struct kw_snapshot *s)
 {
-	const struct kw_counters *counters = kw_bpf_counters(bpf);
 	__u32 capacity = kw_bpf_upstreams_capacity(bpf);
-	int fd = kw_bpf_upstreams_fd(bpf);
+	int fd = kw_bpf_upstreams_fd(bpf), err;
 	size_t max = (size_t)capacity + 64, n = 0, i;
+	struct kw_counters *counters;
 	struct slot_ref *refs;
 
 	refs = calloc(max, sizeof(*refs));
 	if (!refs)
 		return -ENOMEM;
+	counters = kw_bpf_counters_map(bpf);
+	if (!counters) {
+		err = -errno;
+		kw_err("map the counters: %s", strerror(errno));
+		free(refs);
+		return err;
+	}
 	if (refs_batch(fd, capacity, refs, max, &n))
 		refs_one_by_one(fd, capacity, refs, max, &n);
 	qsort(refs, n, sizeof(*refs), ref_cmp);
 	s->u = calloc(n ? n : 1, sizeof(*s->u));
 	if (!s->u) {
+		kw_bpf_counters_unmap(bpf, counters);
 		free(refs);
 		return -ENOMEM;
 	}
@@ -263,6 +271,7 @@ static int read_upstreams(const struct kw_bpf *bpf, struct kw_snapshot *s)
 		s->live_sockets += u->val[KW_F_ACTIVE];
 		s->n++;
 	}
+	kw_bpf_counters_unmap(bpf, counters);
 	free(refs);
 	return 0;
 }
@@ -507,13 +516,14 @@ static int by_last_change(const void *a, const void *b)
  * Gives an upstream's slot back: the key goes first, so that new connections of that
  * upstream take a new slot, then the zeroed slot joins the queue the kernel takes from.
  */
-static int free_slot(struct kw_collector *c, const struct kw_upstream *u)
+static int free_slot(struct kw_collector *c, struct kw_counters *counters,
+		     const struct kw_upstream *u)
 {
 	int ufd = kw_bpf_upstreams_fd(c->bpf);
 
 	if (bpf_map_delete_elem(ufd, &u->key))
 		return -errno;
-	memset(&kw_bpf_counters(c->bpf)[u->slot], 0, sizeof(struct kw_counters));
+	memset(&counters[u->slot], 0, sizeof(struct kw_counters));
 	if (c->floor)
 		c->floor[2 * (size_t)u->slot] = c->floor[2 * (size_t)u->slot + 1] = 0;
 	if (bpf_map_update_elem(kw_bpf_free_slots_fd(c->bpf), NULL, &u->slot, BPF_ANY))
@@ -523,6 +533,7 @@ static int free_slot(struct kw_collector *c, const struct kw_upstream *u)
 
 static int evict_locked(struct kw_collector *c)
 {
+	struct kw_counters *counters = NULL;
 	struct kw_upstream **cand = NULL;
 	struct kw_snapshot s;
 	size_t i, n = 0, high, low;
@@ -553,10 +564,17 @@ static int evict_locked(struct kw_collector *c)
 			kw_err("eviction: bump the slot cache generation: %s", strerror(-err));
 			goto out;
 		}
+		counters = kw_bpf_counters_map(c->bpf);
+		if (!counters) {
+			err = -errno;
+			kw_err("eviction: map the counters: %s", strerror(errno));
+			goto out;
+		}
 	}
 	for (i = 0; i < n && s.n - evicted > low; i++)
-		if (!free_slot(c, cand[i]))
+		if (!free_slot(c, counters, cand[i]))
 			evicted++;
+	kw_bpf_counters_unmap(c->bpf, counters);
 	c->evicted += evicted;
 	if (evicted) {
 		/* Forget them, or a new upstream with the same key would be held to old values. */
