@@ -18,6 +18,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "expo.h"
 #include "numfmt.h"
 
 static void test_u64(void **state)
@@ -64,30 +65,6 @@ static void test_i64(void **state)
 	}
 }
 
-/* The algorithm kw_fmt_prom replaces, all printf. */
-static void prom_reference(double v, char *out, size_t len)
-{
-	int prec;
-
-	if (isnan(v)) {
-		snprintf(out, len, "NaN");
-	} else if (isinf(v)) {
-		snprintf(out, len, v > 0 ? "+Inf" : "-Inf");
-	} else if (v == 0) {
-		snprintf(out, len, "0");
-	} else if (v >= -9007199254740992.0 && v <= 9007199254740992.0 &&
-		   v == (double)(long long)v) {
-		snprintf(out, len, "%.0f", v);
-	} else {
-		for (prec = 15; prec < 17; prec++) {
-			snprintf(out, len, "%.*g", prec, v);
-			if (strtod(out, NULL) == v)
-				return;
-		}
-		snprintf(out, len, "%.17g", v);
-	}
-}
-
 static void json_reference(double v, char *out, size_t len)
 {
 	json_t *j = json_real(v);
@@ -108,7 +85,7 @@ static void check(double v)
 	char got[KW_NUM_MAX], want[64];
 	size_t n;
 
-	prom_reference(v, want, sizeof(want));
+	kw_expo_format_value(v, want, sizeof(want)); /* the printf algorithm it replaces */
 	n = kw_fmt_prom(got, v);
 	if (strcmp(got, want) || n != strlen(want))
 		fail_msg("prom %.17g: got '%s' (%zu), want '%s'", v, got, n, want);
