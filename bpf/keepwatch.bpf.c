@@ -590,9 +590,13 @@ static __always_inline void on_established(const struct sock *sk, int oldstate)
 		count_error(KW_ERR_SOCK_STORAGE);
 		return;
 	}
-	/* All but the owner: an entry or storage keeps its last connection's state. */
+	/*
+	 * All but the owner: an entry or storage keeps its last connection's state. The
+	 * flags last: user space reads an entry's requests only once it is not folded.
+	 */
 	s->close_us = 0;
 	s->key = key;
+	s->idx = upstream_slot(&key);
 	s->requests = 0;
 	s->mark = tp->write_seq;
 	s->idle_ms = 0;
@@ -600,7 +604,6 @@ static __always_inline void on_established(const struct sock *sk, int oldstate)
 	s->closed_by = 0;
 	s->how = 0;
 	s->flags &= KW_CONN_STORAGE;
-	s->idx = upstream_slot(&key);
 
 	/* Closes are counted at CLOSE: user space reads active as opened minus closed. */
 	c = counters(s->idx);
