@@ -28,7 +28,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define AF_INET6     10
 #define IPPROTO_TCP  6
 #define MSG_PEEK     2
-#define EEXIST	     17
 #define RCV_SHUTDOWN 1
 #define ETIMEDOUT    110
 #define ECONNREFUSED 111
@@ -44,7 +43,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define MAX_FILTERS 64
 const volatile __u32 cfg_netns[MAX_FILTERS] = {};
 const volatile __u32 cfg_n_netns = 0;
-const volatile __u16 cfg_ports[MAX_FILTERS] = {};
+const volatile __u32 cfg_ports[MAX_FILTERS] = {};
 const volatile __u32 cfg_n_ports = 0;
 /* kw_conns entries minus one (a power of two minus one; the agent sets it). */
 const volatile __u32 cfg_conns_mask = 65536 - 1;
@@ -484,33 +483,27 @@ static __always_inline bool fill_key(const struct sock *sk, __u8 direction, stru
 	return true;
 }
 
-static __always_inline bool netns_wanted(__u32 netns)
+/* Whether v is in a filter list of n values; an empty list takes everything. */
+static __always_inline bool listed(const volatile __u32 *list, __u32 n, __u32 v)
 {
 	__u32 i;
 
-	if (!cfg_n_netns)
+	if (!n)
 		return true;
-	for (i = 0; i < MAX_FILTERS && i < cfg_n_netns; i++)
-		if (cfg_netns[i] == netns)
+	for (i = 0; i < MAX_FILTERS && i < n; i++)
+		if (list[i] == v)
 			return true;
 	return false;
 }
 
-static __always_inline bool port_wanted(__u16 port)
+static __always_inline bool netns_wanted(__u32 netns)
 {
-	__u32 i;
-
-	if (!cfg_n_ports)
-		return true;
-	for (i = 0; i < MAX_FILTERS && i < cfg_n_ports; i++)
-		if (cfg_ports[i] == port)
-			return true;
-	return false;
+	return listed(cfg_netns, cfg_n_netns, netns);
 }
 
 static __always_inline bool wanted(const struct kw_key *key)
 {
-	return netns_wanted(key->netns) && port_wanted(key->port);
+	return netns_wanted(key->netns) && listed(cfg_ports, cfg_n_ports, key->port);
 }
 
 /* Token bucket (GCRA) per CPU: bursts of cfg_events_burst, then cfg_events_per_sec. */
@@ -694,7 +687,7 @@ static __always_inline void fold(const struct sock *sk, struct kw_conn *s, int o
 
 	/* Before the counts move: user space stops adding the entry's requests. */
 	s->flags |= KW_CONN_FOLDED;
-	if (s->flags & KW_CONN_STORAGE) {
+	if (live) {
 		__u64 *n = global(KW_GLOBAL_STORAGE_CONNS);
 
 		if (n)
@@ -735,7 +728,7 @@ static __always_inline void fold(const struct sock *sk, struct kw_conn *s, int o
 	    (sk->__sk_common.skc_flags & (1UL << SOCK_DONE)))
 		__sync_fetch_and_add(&c->time_wait_entered, 1);
 
-	if (!reqs || (by == KW_BY_LOCAL && how == KW_HOW_FIN && s->idle_ms >= 500)) {
+	if (!reqs || (by == KW_BY_LOCAL && how == KW_HOW_FIN && s->idle_ms >= RACE_MIN_QUIET_MS)) {
 		struct tcp_sock *tp = tcp_of(sk);
 		struct kw_tuple t = {};
 

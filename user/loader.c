@@ -335,6 +335,7 @@ static int attach(struct kw_bpf *b)
 struct kw_bpf *kw_bpf_start(const struct kw_loader_opts *o)
 {
 	struct kw_bpf *b;
+	unsigned int i;
 	int err;
 
 	libbpf_set_print(libbpf_print);
@@ -366,7 +367,8 @@ struct kw_bpf *kw_bpf_start(const struct kw_loader_opts *o)
 		       "filters: BPF and loader agree");
 	memcpy((void *)b->skel->rodata->cfg_netns, o->netns, o->n_netns * sizeof(__u32));
 	b->skel->rodata->cfg_n_netns = o->n_netns;
-	memcpy((void *)b->skel->rodata->cfg_ports, o->ports, o->n_ports * sizeof(__u16));
+	for (i = 0; i < o->n_ports; i++)
+		((__u32 *)b->skel->rodata->cfg_ports)[i] = o->ports[i];
 	b->skel->rodata->cfg_n_ports = o->n_ports;
 	b->capacity = o->max_upstreams + KW_DIR_MAX;
 	b->skel->rodata->cfg_capacity = b->capacity;
