@@ -23,7 +23,6 @@ import os
 import platform
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,9 +39,12 @@ WRK_LUA = HERE / "wrk-report.lua"
 ANCHOR_BT = HERE / "anchor.bt"
 BPFLOAD = HERE / "bpfload.py"
 CONNS = HERE / "conns.py"
+PROBE = HERE / "probe.py"
 
 PORT = 8080
 SETTLE = 0.2  # seconds between attaching a treatment (or not) and starting wrk
+SWITCH_SETTLE = 0.02  # seconds between the probe switching programs and a window
+AGENT_LOAD_S = 5  # seconds the agent process is measured under each load (windows)
 
 MODES = {"keepalive": [], "close": ["-H", "Connection: close"]}
 TARGET_NS = {"keepalive": 180, "close": 1500}
@@ -217,6 +219,9 @@ http {{
         location / {{
             default_type text/plain;
             return 200 "ok\\n";
+        }}
+        location = /kwb-status {{
+            stub_status;
         }}
     }}
 }}
@@ -642,6 +647,250 @@ def throughput_phase(reg, tops, args, results):
                     f"{done}/{total} runs, ~{left:.0f}s left)")
 
 
+class Probe:
+    """tools/bench/probe.py in the load's client namespace: switches treatments' programs
+    on and off, and reads nginx's request count and their bpf_stats at one instant."""
+
+    def __init__(self, reg, top):
+        host, port = top.url.split("//", 1)[1].rstrip("/").rsplit(":", 1)
+        self.p = reg.spawn(top.client.cmd([PY, PROBE, host, port]), stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, text=True)
+
+    def cmd(self, line):
+        self.p.stdin.write(line + "\n")
+        self.p.stdin.flush()
+        out = self.p.stdout.readline()
+        if not out:
+            raise RuntimeError(f"probe exited {self.p.poll()} after {line!r}")
+        r = json.loads(out)
+        if "error" in r:
+            raise RuntimeError(f"probe: {line}: {r['error']}")
+        return r
+
+    def sample(self):
+        s = self.cmd("sample")
+        s["progs"] = {int(k): v for k, v in s["progs"].items()}
+        return s
+
+    def stop(self):
+        self.p.stdin.close()
+        stop_proc(self.p)
+
+
+def linked_progs(pid):
+    """Ids of the programs a process has attached to tracepoints (its links' fdinfo)."""
+    ids = set()
+    try:
+        fds = os.listdir(f"/proc/{pid}/fdinfo")
+    except OSError:
+        return ids
+    for fd in fds:
+        try:
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                info = dict(line.split(":", 1) for line in f if ":" in line)
+        except (OSError, ValueError):
+            continue
+        # tracepoint links only: not, say, the agent's census iterator
+        if info.get("link_type", "").strip() == "raw_tracepoint" and "prog_id" in info:
+            ids.add(int(info["prog_id"]))
+    return ids
+
+
+def take_over(reg, probe, name, t, results, top, mode):
+    """Start treatment t under the load, hand the programs it attached to the probe, stop
+    its process (its links go with it; the programs stay, held by the probe). For the
+    agent, first its own CPU and memory under this load: the windows switch its programs
+    only, so the process is measured here."""
+    t.start()
+    time.sleep(SETTLE)
+    if name == "agent":
+        cpu0, t0 = proc_cpu_s(t.pid), time.monotonic()
+        time.sleep(AGENT_LOAD_S)
+        results.setdefault("agent_load", []).append({
+            "topology": top, "mode": mode, "cpu_s": proc_cpu_s(t.pid) - cpu0,
+            "wall_s": time.monotonic() - t0, "mem_kb": proc_mem_kb(t.pid)})
+    ids = linked_progs(t.pid)
+    if not ids:
+        raise RuntimeError(f"{name} attached no program")
+    names = {i: p["name"] for i, p in progs().items() if i in ids}
+    probe.cmd(f"take {name} " + " ".join(map(str, sorted(ids))))
+    p = t.agent.p if name == "agent" else t.p
+    stop_proc(p)
+
+    def unlinked():
+        links = json.loads(sh(["bpftool", "link", "show", "-j"]).stdout or "[]")
+        return not any(x.get("prog_id") in ids for x in links)
+    wait_for(unlinked, 10, f"{name}'s links gone", interval=0.05)
+    return ids, names
+
+
+def one_window(probe, comp, slot, held, t, args):
+    """One measured window: base (nothing attached), a held treatment switched on by the
+    probe, or a treatment t started (and stopped after) for the window."""
+    if slot == "A" or comp == "aa":
+        probe.cmd("set -")
+        ids, names = set(), {}
+        time.sleep(SWITCH_SETTLE)
+    elif comp in held:
+        probe.cmd(f"set {comp}")
+        ids, names = held[comp]
+        time.sleep(SWITCH_SETTLE)
+    else:
+        probe.cmd("set -")
+        t.start()
+        ids = set(t.ids)
+        names = {i: p["name"] for i, p in progs().items() if i in ids}
+        probe.cmd(f"take {comp} " + " ".join(map(str, sorted(ids))))
+        time.sleep(SETTLE)
+    try:
+        s0 = probe.sample()
+        time.sleep(args.window)
+        s1 = probe.sample()
+    finally:
+        if t is not None and slot == "B" and comp not in held and comp != "aa":
+            probe.cmd(f"drop {comp}")
+            t.stop()
+    sec = (s1["t_ns"] - s0["t_ns"]) / 1e9
+    n = s1["requests"] - s0["requests"]
+    run = {"treatment": comp if slot == "B" else "base",
+           "wrk": {"requests": n, "duration_us": round(sec * 1e6), "rps": n / sec,
+                   "errors": 0},
+           "wall_s": sec}
+    if ids:
+        run["ids"] = sorted(ids)
+        bpf = {}
+        for i in ids:
+            if i in s0["progs"] and i in s1["progs"]:
+                d = bpf.setdefault(names.get(i, str(i)), {"runs": 0, "ns": 0})
+                d["runs"] += s1["progs"][i][0] - s0["progs"][i][0]
+                d["ns"] += s1["progs"][i][1] - s0["progs"][i][1]
+        run["bpf"] = {k: v for k, v in bpf.items() if v["runs"] or v["ns"]}
+    return run
+
+
+def round_noise(rs, others0, foreign0, held):
+    """Other users of the machine over a round of windows (bpftool and /proc are read
+    around the round, not each window: what they cost would land in the next window),
+    charged to every window of the round."""
+    if not rs:
+        return
+    others = foreign_cpu(others0, cpu_by_process())
+    foreign1 = progs()
+    ours = set().union(*(h[0] for h in held.values())) if held else set()
+    ours |= {i for r in rs for i in r.get("ids", ())}
+    foreign = bpf_delta(foreign0, foreign1, set(foreign1) - ours)
+    wall = sum(r["wall_s"] for r in rs)
+    for r in rs:
+        r["foreign_cpu_s"] = round(sum(others.values()) * r["wall_s"] / wall, 3)
+        if sum(others.values()) > 0.05 * wall:
+            r["foreign_cpu_by_comm"] = {k: round(v, 3) for k, v in others.items()
+                                        if v >= 0.01}
+        if foreign:
+            r["foreign_bpf"] = foreign
+
+
+def bpf_stats(on):
+    Path("/proc/sys/kernel/bpf_stats_enabled").write_text("1\n" if on else "0\n")
+
+
+def windows_phase(reg, tops, args, results):
+    """The windows method (default). Per topology and mode, one continuous wrk run. The
+    agent and the floor are started once under it; the probe takes over the programs
+    they attached and their processes exit; from then on the probe attaches and
+    detaches those very programs, window by window, in well under a millisecond. The
+    bpftrace anchor is started and stopped around each of its windows instead (its
+    programs attach through perf events). Pairs are ordered as in the runs method
+    (rotating comparisons, ABBA). Throughput here moves between levels every few
+    seconds (BENCHMARKS.md, Noise): windows of a fraction of a second, switched in
+    place, see the same level in A and B far more often than 2 s runs with a wrk and an
+    agent start between them.
+
+    The pairs run with kernel.bpf_stats_enabled=0, as on a host where nobody measures
+    (the agent does not turn it on): bpf_stats itself costs two clock reads per program
+    run. The BPF cost then comes from --cost-windows windows per treatment with
+    bpf_stats on, after the pairs. --pair-stats keeps bpf_stats on in the pairs too."""
+    comparisons = {"lo": args.compare, "veth": args.veth_compare}
+    configs = [(top, mode, [c for c in comparisons[top] if c])
+               for top in tops for mode in args.modes]
+    makers = {"agent": lambda top: AgentT(reg, tops[top].netns),
+              "floor": lambda top: FloorT(reg), "anchor": lambda top: AnchorT(reg)}
+    total = sum(2 * (min(args.pairs, args.anchor_pairs) if c == "anchor" else args.pairs)
+                for _, _, cs in configs for c in cs)
+    done = 0
+    t0 = time.monotonic()
+    runs = results.setdefault("runs", [])
+    blocks = results.setdefault("blocks", [])
+    for top, mode, comps in configs:
+        # long enough for every window; stopped by SIGINT when done
+        budget = int(len(comps) * 2 * args.pairs * (args.window + 3)) + 120
+        wp = reg.spawn(tops[top].client.cmd(
+            ["taskset", "-c", "0", "wrk", "-t1", f"-c{args.connections}", f"-d{budget}s",
+             "--timeout", "2s", "-s", WRK_LUA, *MODES[mode], tops[top].url]),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        probe = Probe(reg, tops[top])
+        try:
+            bpf_stats(args.pair_stats)
+            time.sleep(1)  # wrk's connections up, nginx warm
+            held = {}
+            for comp in comps:
+                if comp in ("agent", "floor"):
+                    held[comp] = take_over(reg, probe, comp, makers[comp](top), results,
+                                           top, mode)
+            for rnd in range(args.pairs):
+                others0, foreign0, first = cpu_by_process(), progs(), len(runs)
+                k = len(comps)
+                for j in range(k):
+                    idx = (j + rnd) % k  # the comparisons' order rotates round to round
+                    comp = comps[idx]
+                    if comp == "anchor" and rnd >= args.anchor_pairs:
+                        continue
+                    # ABBA: each comparison's pairs alternate AB, BA, AB, ... round to round
+                    order = ("A", "B") if (rnd + idx) % 2 == 0 else ("B", "A")
+                    for slot in order:
+                        if wp.poll() is not None:
+                            raise RuntimeError(f"wrk ended early: {wp.stdout.read()}")
+                        t = makers[comp](top) if slot == "B" and comp == "anchor" else None
+                        run = one_window(probe, comp, slot, held, t, args)
+                        run.update({"topology": top, "mode": mode, "comparison": comp,
+                                    "pair": rnd, "slot": slot, "order": "".join(order)})
+                        runs.append(run)
+                        done += 1
+                    w = run["wrk"]
+                    if (rnd + 1) % 10 == 0 or rnd + 1 == args.pairs:
+                        left = (time.monotonic() - t0) / done * (total - done)
+                        log(f"pair {rnd + 1}/{args.pairs} {top}/{mode} {comp} "
+                            f"{''.join(order)}: {pair_ratio(runs[-2:]):.3f} ({w['rps']:.0f} "
+                            f"req/s last; {done}/{total} windows, ~{left:.0f}s left)")
+                round_noise(runs[first:], others0, foreign0, held)
+            bpf_stats(True)
+            time.sleep(SWITCH_SETTLE)
+            for comp in comps:
+                n = {"aa": 0, "anchor": min(args.cost_windows, 5)}.get(comp, args.cost_windows)
+                for i in range(n):
+                    t = makers[comp](top) if comp == "anchor" else None
+                    run = one_window(probe, comp, "B", held, t, args)
+                    run.update({"topology": top, "mode": mode, "comparison": comp,
+                                "window": i})
+                    results.setdefault("cost_runs", []).append(run)
+            log(f"{top}/{mode}: BPF cost over {args.cost_windows} windows per treatment")
+        finally:
+            probe.stop()  # closes the held programs' fds: they are freed
+            if wp.poll() is None:
+                wp.send_signal(signal.SIGINT)  # wrk stops, reports, runs done()
+            try:
+                out, _ = wp.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                wp.kill()
+                out, _ = wp.communicate()
+        summary = None
+        for line in out.splitlines():
+            if line.startswith("KWBENCH "):
+                summary = json.loads(line[8:])
+                summary["errors"] = sum(v for k, v in summary.items() if k.startswith("err_"))
+        if summary is None:
+            raise RuntimeError(f"wrk printed no summary:\n{out}")
+        blocks.append({"topology": top, "mode": mode, "wrk": summary})
+
 def pair_ratio(two):
     a = next(r for r in two if r["slot"] == "A")
     b = next(r for r in two if r["slot"] == "B")
@@ -661,12 +910,26 @@ def summarize_throughput(results):
         ratios = [pair_ratio(p) for p in pairs.values() if len(p) == 2]
         base = [r["wrk"]["rps"] for r in rs if r["slot"] == "A"]
         treat = [r for r in rs if r["slot"] == "B"]
+        errors = sum(r["wrk"]["errors"] for r in rs)
+        # the windows method: wrk's errors are known per continuous run only
+        errors += sum(b["wrk"]["errors"] for b in results.get("blocks", [])
+                      if (b["topology"], b["mode"]) == (top, mode))
         s = {"ratio": spread(ratios), "base_rps": spread(base),
-             "treat_rps": spread([r["wrk"]["rps"] for r in treat]),
-             "errors": sum(r["wrk"]["errors"] for r in rs)}
+             "treat_rps": spread([r["wrk"]["rps"] for r in treat]), "errors": errors}
+        # the windows method: BPF cost from windows of their own, with bpf_stats on
+        cost = [r for r in results.get("cost_runs", [])
+                if (r["topology"], r["mode"], r["comparison"]) == (top, mode, comp)]
         if comp in ("agent", "floor", "anchor"):
-            s["bpf"] = bpf_cost(treat)
-        if comp == "agent":
+            s["bpf"] = bpf_cost(cost or treat)
+        load = [x for x in results.get("agent_load", [])
+                if (x["topology"], x["mode"]) == (top, mode)]
+        if comp == "agent" and load:  # the windows method measures the process apart
+            s["agent"] = {"cpu_s": sum(x["cpu_s"] for x in load),
+                          "wall_s": sum(x["wall_s"] for x in load),
+                          "rss_kb_max": max(x["mem_kb"].get("VmRSS", 0) for x in load),
+                          "hwm_kb_max": max(x["mem_kb"].get("VmHWM", 0) for x in load)}
+            s["agent"]["cpu_frac_pooled"] = s["agent"]["cpu_s"] / s["agent"]["wall_s"]
+        elif comp == "agent":
             cpu = [r["proc_cpu_s"] / r["wall_s"] for r in treat if r.get("proc_cpu_s") is not None]
             rss = [r["proc_mem_kb"].get("VmRSS") for r in treat if r.get("proc_mem_kb")]
             hwm = [r["proc_mem_kb"].get("VmHWM") for r in treat if r.get("proc_mem_kb")]
@@ -1008,9 +1271,18 @@ def report(results):
     L.append(f"Machine: {env['cpu']}, {env['cpus']} vCPUs, kernel {env['kernel']}; "
              f"keepwatch {env.get('keepwatchd_version') or env['keepwatch']} (tree "
              f"{env['keepwatch']}); {env['nginx']}, {env['wrk']}, {env['bpftrace']}.")
+    if env.get("method", "runs") == "windows":
+        how = (f"windows of {env['window']:g} s under one continuous wrk run per topology "
+               f"and mode ({env.get('anchor_pairs')} pairs for the anchor)")
+        stats = ("kernel.bpf_stats_enabled=1 throughout" if env.get("pair_stats") else
+                 "kernel.bpf_stats_enabled=0 in the pairs, 1 in the "
+                 f"{env.get('cost_windows')} BPF cost windows per treatment")
+    else:
+        how = f"{env['duration']} s per run"
+        stats = "kernel.bpf_stats_enabled=1 throughout"
     L.append(f"Command: `{env['command']}`; {env['pairs']} pairs per comparison, "
-             f"{env['duration']} s per run, wrk -t1 -c{env['connections']} on CPU 0, "
-             f"nginx worker on CPU 1, kernel.bpf_stats_enabled=1 throughout.")
+             f"{how}, wrk -t1 -c{env['connections']} on CPU 0, "
+             f"nginx worker on CPU 1, {stats}.")
     L.append("")
     s = results["summary"]
     if s:
@@ -1145,13 +1417,20 @@ def scrape_tables(L, results):
 def commands_section(L, results):
     env = results["env"]
     d, c = env["duration"], env["connections"]
+    windows = env.get("method", "runs") == "windows"
+    if windows:
+        d = "N"  # one continuous run per topology and mode, stopped by SIGINT
     L.append("### Commands")
     L.append("")
     L.append("```")
     L.append(f"# {env['command']}   (T = run.sh's pid; nginx: worker_processes 1; "
              f"worker_cpu_affinity 10; keepalive_requests 1000000; access_log off; "
              f"return 200 \"ok\\n\")")
-    L.append("sysctl -w kernel.bpf_stats_enabled=1                      # whole run")
+    if windows and not env.get("pair_stats"):
+        L.append("sysctl -w kernel.bpf_stats_enabled=0    # pairs; =1 for the BPF cost "
+                 "windows after them")
+    else:
+        L.append("sysctl -w kernel.bpf_stats_enabled=1                      # whole run")
     L.append(f"ip netns exec kwb-T-lo taskset -c 0 wrk -t1 -c{c} -d{d}s --timeout 2s "
              f"-s tools/bench/wrk-report.lua [-H 'Connection: close'] http://127.0.0.1:{PORT}/")
     L.append(f"ip netns exec kwb-T-c  taskset -c 0 wrk -t1 -c{c} -d{d}s --timeout 2s "
@@ -1161,9 +1440,20 @@ def commands_section(L, results):
              "# agent (veth: --netns kwb-T-c --netns kwb-T-s)")
     L.append("/usr/bin/python3 tools/bench/bpfload.py build/bench/floor.bpf.o   # floor")
     L.append("bpftrace -B line tools/bench/anchor.bt                            # anchor")
-    L.append("bpftool prog show -j    # before/after each wrk run: run_cnt, run_time_ns of "
-             "the programs the treatment's process holds (/proc/PID/fdinfo prog_id)")
-    L.append("cat /proc/PID/stat /proc/PID/status   # agent utime+stime over the run; VmRSS, VmHWM")
+    if windows:
+        L.append(f"ip netns exec kwb-T-lo /usr/bin/python3 tools/bench/probe.py 127.0.0.1 "
+                 f"{PORT}   # takes the agent's and the floor's attached programs by id "
+                 "(then their processes exit), attaches/detaches them per window; at both "
+                 f"ends of each {env['window']:g} s window: nginx stub_status requests, "
+                 "run_cnt and run_time_ns of the programs")
+        L.append("cat /proc/PID/stat /proc/PID/status   # agent utime+stime over "
+                 f"{AGENT_LOAD_S} s of each load before its programs are taken; VmRSS, VmHWM")
+    else:
+        L.append("bpftool prog show -j    # before/after each wrk run: run_cnt, run_time_ns "
+                 "of the programs the treatment's process holds (/proc/PID/fdinfo prog_id)")
+    if not windows:
+        L.append("cat /proc/PID/stat /proc/PID/status   # agent utime+stime over the run; "
+                 "VmRSS, VmHWM")
     L.append("keepwatchd --no-pin --max-upstreams N; bpftool map show -j   # kw_upstreams "
              "bytes_memlock")
     L.append("ip netns exec kwb-T-mc /usr/bin/python3 tools/bench/conns.py peers --server "
@@ -1196,7 +1486,9 @@ def environment(args):
             "bpftrace": ver(["bpftrace", "--version"]),
             "loadavg": Path("/proc/loadavg").read_text().strip(),
             "command": args.command, "pairs": args.pairs, "duration": args.duration,
-            "connections": args.connections}
+            "method": args.method, "window": args.window, "connections": args.connections,
+            "anchor_pairs": args.anchor_pairs, "cost_windows": args.cost_windows,
+            "pair_stats": args.pair_stats}
 
 
 def parse_args(argv):
@@ -1211,7 +1503,23 @@ def parse_args(argv):
     ap.add_argument("--big", action="store_true",
                     help="also the agent's RSS with 100k open connections (a few minutes)")
     ap.add_argument("--pairs", type=int, help="pairs per comparison (default 20)")
-    ap.add_argument("--duration", type=int, help="seconds per wrk run (default 2)")
+    ap.add_argument("--method", choices=("windows", "runs"), default="windows",
+                    help="windows: one continuous wrk run per topology and mode, treatments "
+                         "attached and detached under it, each measured over --window "
+                         "seconds (default); runs: one wrk run of --duration per "
+                         "treatment")
+    ap.add_argument("--window", type=float, default=0.25,
+                    help="seconds per measured window (windows method, default 0.25)")
+    ap.add_argument("--cost-windows", type=int, default=20,
+                    help="windows per treatment with bpf_stats on, for the BPF cost "
+                         "(windows method, default 20)")
+    ap.add_argument("--anchor-pairs", type=int, default=20,
+                    help="pairs for the bpftrace anchor, started and stopped around each of "
+                         "its windows (windows method, default 20)")
+    ap.add_argument("--pair-stats", action="store_true",
+                    help="keep kernel.bpf_stats_enabled=1 in the pairs too (windows method)")
+    ap.add_argument("--duration", type=int, help="seconds per wrk run (runs method, "
+                    "default 2)")
     ap.add_argument("--connections", type=int, default=32, help="wrk -c (default 32)")
     ap.add_argument("--topologies", default="lo,veth", help="lo,veth (default both)")
     ap.add_argument("--modes", default="keepalive,close", help="keepalive,close (default both)")
@@ -1232,7 +1540,11 @@ def parse_args(argv):
     ap.add_argument("--out", default=str(BUILD / "bench"), help="where the JSON goes")
     args = ap.parse_args(argv)
     if args.pairs is None:
-        args.pairs = 4 if args.quick else 20
+        args.pairs = (4 if args.quick else 20) if args.method == "runs" else \
+            (20 if args.quick else 100)
+    if args.quick:
+        args.anchor_pairs = min(args.anchor_pairs, 4)
+        args.cost_windows = min(args.cost_windows, 5)
     if args.duration is None:
         args.duration = 1 if args.quick else 2
     if args.scrape_levels is None:
@@ -1308,7 +1620,10 @@ def main(argv):
         reg.add(lambda: stats_file.write_text(stats_saved + "\n"), "bpf_stats_enabled")
         if not args.no_throughput:
             tops = make_topologies(reg, tag, args.topologies)
-            throughput_phase(reg, tops, args, results)
+            if args.method == "windows":
+                windows_phase(reg, tops, args, results)
+            else:
+                throughput_phase(reg, tops, args, results)
         results["summary"] = summarize_throughput(results)
         results["map_memory"] = map_memory(reg, tag, [4096, 65536])
         if args.scrape_levels:
