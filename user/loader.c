@@ -4,12 +4,14 @@
  * load, fill the filter maps and overflow upstreams, attach. One destroy on every path.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -31,6 +33,7 @@ struct kw_bpf {
 	__u64 created_unix;
 	struct bpf_link *tcp_iter_link; /* kw_iter_tcp: the TIME_WAIT census (census.h) */
 	__u32 capacity;
+	int pin_lock; /* the pin directory, flock'ed while this agent uses its maps, or -1 */
 	char mode[256];
 };
 
@@ -135,6 +138,34 @@ static int check_bpffs(const char *dir)
 		return err;
 	}
 	return 0;
+}
+
+/*
+ * One agent per pin directory: a second one would attach its programs to the same maps
+ * and count every event twice. The lock goes with the process, however it ends.
+ */
+static int lock_pins(struct kw_bpf *b, const char *dir)
+{
+	int err;
+
+	b->pin_lock = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (b->pin_lock < 0) {
+		err = -errno;
+		kw_err("open pin directory %s: %s", dir, strerror(errno));
+		return err;
+	}
+	if (flock(b->pin_lock, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	if (errno == EWOULDBLOCK) {
+		kw_err("another keepwatchd uses the maps pinned in %s (two would count every "
+		       "event twice): stop it, or start this one with another --pin-dir or with "
+		       "--no-pin",
+		       dir);
+		return -EBUSY;
+	}
+	err = -errno;
+	kw_err("lock pin directory %s: %s", dir, strerror(-err));
+	return err;
 }
 
 /* Does the map pinned at path have the layout this build wants? */
@@ -352,6 +383,12 @@ struct kw_bpf *kw_bpf_start(const struct kw_loader_opts *o)
 		err = -ENOMEM;
 		goto fail;
 	}
+	b->pin_lock = -1;
+	if (o->pin_dir) {
+		err = lock_pins(b, o->pin_dir);
+		if (err)
+			goto free_b;
+	}
 	b->skel = keepwatch_bpf__open();
 	if (!b->skel) {
 		err = -errno;
@@ -411,6 +448,8 @@ destroy_skel:
 	bpf_link__destroy(b->tcp_iter_link);
 	keepwatch_bpf__destroy(b->skel);
 free_b:
+	if (b->pin_lock >= 0)
+		close(b->pin_lock);
 	free(b);
 fail:
 	errno = -err;
@@ -423,6 +462,8 @@ void kw_bpf_destroy(struct kw_bpf *b)
 		return;
 	bpf_link__destroy(b->tcp_iter_link);
 	keepwatch_bpf__destroy(b->skel);
+	if (b->pin_lock >= 0)
+		close(b->pin_lock);
 	free(b);
 }
 

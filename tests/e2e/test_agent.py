@@ -28,7 +28,8 @@ def pinned_agent(netns, pin_dir, *extra):
 def test_counts_survive_restart(netns, nginx):
     """Two agents one after the other on the same pins: the second goes on counting
     from the first's counts, including a connection that stayed open across the restart,
-    and an agent with another --max-upstreams starts afresh."""
+    and an agent with another --max-upstreams starts afresh. Two at once: the second
+    refuses to start, and the first's counts stay exact."""
     pin_dir = f"/sys/fs/bpf/kw-test-{os.getpid()}-{netns.index}"
     inbound = dict(direction="inbound", peer=netns.client_addr(), port="80",
                    netns=netns.server_ns)
@@ -37,6 +38,11 @@ def test_counts_survive_restart(netns, nginx):
         first = pinned_agent(netns, pin_dir)
         agents.append(first)
         first.start()
+        # a second agent on the same pins would count every event twice: it must refuse
+        p = kw.run(pinned_agent(netns, pin_dir).args, timeout=20, check=False)
+        assert p.returncode == 1 and "another keepwatchd uses the maps pinned in " + \
+            pin_dir in p.stderr, f"second agent on the same pins: exit actual " \
+            f"{p.returncode}, expected 1 with a clear error\nstderr: {p.stderr}"
         netns.run_client("keepalive", "--conns", 2, "--requests", 5)
         first.wait_all([(REQS, inbound, 10), (REUSED, inbound, 8), (ACTIVE, inbound, 0)])
         first.stop()
