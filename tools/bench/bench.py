@@ -789,6 +789,20 @@ def round_noise(rs, others0, foreign0, held):
             r["foreign_bpf"] = foreign
 
 
+def cost_window(probe, top, mode, comps, held, t, args, results):
+    """One window per treatment with bpf_stats on, for the BPF cost (not paired)."""
+    bpf_stats(True)
+    try:
+        for comp in comps:
+            run = one_window(probe, comp, "B", held, t, args)
+            run.update({"topology": top, "mode": mode, "comparison": comp})
+            results.setdefault("cost_runs", []).append(run)
+    finally:
+        bpf_stats(args.pair_stats)
+        probe.cmd("set -")
+        time.sleep(SWITCH_SETTLE)
+
+
 def bpf_stats(on):
     Path("/proc/sys/kernel/bpf_stats_enabled").write_text("1\n" if on else "0\n")
 
@@ -808,7 +822,8 @@ def windows_phase(reg, tops, args, results):
     The pairs run with kernel.bpf_stats_enabled=0, as on a host where nobody measures
     (the agent does not turn it on): bpf_stats itself costs two clock reads per program
     run. The BPF cost then comes from --cost-windows windows per treatment with
-    bpf_stats on, after the pairs. --pair-stats keeps bpf_stats on in the pairs too."""
+    bpf_stats on, spread evenly over the rounds (the anchor's after them).
+    --pair-stats keeps bpf_stats on in the pairs too."""
     comparisons = {"lo": args.compare, "veth": args.veth_compare}
     configs = [(top, mode, [c for c in comparisons[top] if c])
                for top in tops for mode in args.modes]
@@ -816,6 +831,7 @@ def windows_phase(reg, tops, args, results):
               "floor": lambda top: FloorT(reg), "anchor": lambda top: AnchorT(reg)}
     total = sum(2 * (min(args.pairs, args.anchor_pairs) if c == "anchor" else args.pairs)
                 for _, _, cs in configs for c in cs)
+    cost_every = max(1, args.pairs // max(1, args.cost_windows))
     done = 0
     t0 = time.monotonic()
     runs = results.setdefault("runs", [])
@@ -862,16 +878,14 @@ def windows_phase(reg, tops, args, results):
                             f"{''.join(order)}: {pair_ratio(runs[-2:]):.3f} ({w['rps']:.0f} "
                             f"req/s last; {done}/{total} windows, ~{left:.0f}s left)")
                 round_noise(runs[first:], others0, foreign0, held)
-            bpf_stats(True)
-            time.sleep(SWITCH_SETTLE)
-            for comp in comps:
-                n = {"aa": 0, "anchor": min(args.cost_windows, 5)}.get(comp, args.cost_windows)
-                for i in range(n):
-                    t = makers[comp](top) if comp == "anchor" else None
-                    run = one_window(probe, comp, "B", held, t, args)
-                    run.update({"topology": top, "mode": mode, "comparison": comp,
-                                "window": i})
-                    results.setdefault("cost_runs", []).append(run)
+                # BPF cost windows spread over the pairs: this machine's slow spells
+                # slow the programs too (ns per request follows throughput)
+                if held and (rnd + 1) % cost_every == 0:
+                    cost_window(probe, top, mode, list(held), held, None, args, results)
+            if "anchor" in comps:  # started per window: its cost windows come last
+                for i in range(min(args.cost_windows, 5)):
+                    cost_window(probe, top, mode, ["anchor"], held, makers["anchor"](top),
+                                args, results)
             log(f"{top}/{mode}: BPF cost over {args.cost_windows} windows per treatment")
         finally:
             probe.stop()  # closes the held programs' fds: they are freed
@@ -1510,9 +1524,9 @@ def parse_args(argv):
                          "treatment")
     ap.add_argument("--window", type=float, default=0.25,
                     help="seconds per measured window (windows method, default 0.25)")
-    ap.add_argument("--cost-windows", type=int, default=20,
-                    help="windows per treatment with bpf_stats on, for the BPF cost "
-                         "(windows method, default 20)")
+    ap.add_argument("--cost-windows", type=int, default=50,
+                    help="windows per treatment with bpf_stats on, for the BPF cost, spread "
+                         "over the pairs (windows method, default 50)")
     ap.add_argument("--anchor-pairs", type=int, default=20,
                     help="pairs for the bpftrace anchor, started and stopped around each of "
                          "its windows (windows method, default 20)")
