@@ -29,7 +29,7 @@ LIB_OBJS := $(LIB_SRCS:user/%.c=$(OUT)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(OUT)/%)
 
-.PHONY: all run test unit e2e deps clean format format-check bench render-bench docs
+.PHONY: all run test unit e2e deps clean format format-check bench render-bench docs FORCE
 all: $(OUT)/keepwatchd $(OUT)/keepwatch
 
 $(OUT):
@@ -49,6 +49,14 @@ $(OUT)/loader.o: $(OUT)/keepwatch.skel.h
 
 $(OUT)/%.o: user/%.c | $(OUT)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+# What --version and keepwatch_build_info report: the file changes only when `git
+# describe` does, and then the three objects that print it are rebuilt (they kept the
+# version of their last edit before).
+$(OUT)/version: FORCE | $(OUT)
+	@[ "$$(cat $@ 2>/dev/null)" = "$(VERSION)" ] || echo "$(VERSION)" > $@
+$(OUT)/metrics.o $(OUT)/keepwatch.o $(OUT)/keepwatchd.o: $(OUT)/version
+FORCE:
 
 $(OUT)/libkeepwatch.a: $(LIB_OBJS)
 	$(AR) rcs $@ $^
