@@ -80,59 +80,54 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int status, c
 	return ret;
 }
 
-#define STREAM_PART (256 * 1024) /* bytes a stream is asked for at a time */
+#define STREAM_PART (256 * 1024) /* the send buffer a stream writes into */
 
 struct streaming {
 	struct kw_stream st;
-	struct kw_buf part; /* the part being sent */
-	size_t sent;	    /* of part */
-	int done;	    /* part is the last */
-	uint64_t written;   /* by next(), parts so far */
+	uint64_t written; /* by read(), so far */
 };
 
-/* The next part; 0 or -errno, also when the body does not have its announced size. */
-static int next_part(struct streaming *sg)
+/*
+ * Content-Length promised st.size: a body longer or shorter must not pass as whole. The
+ * server asks for no more than the size announced, so a longer body shows only in a
+ * further read once it is all out; a shorter one ends early.
+ */
+static int check_size(struct streaming *sg, ssize_t n)
 {
-	int ret;
+	char more;
 
-	kw_buf_reset(&sg->part);
-	sg->sent = 0;
-	ret = sg->st.next(sg->st.cls, &sg->part, STREAM_PART);
-	if (ret < 0)
-		return ret;
-	sg->done = !ret;
-	sg->written += sg->part.len;
-	/* Content-Length promised st.size: a body longer or shorter must not pass as whole */
-	if (sg->st.size &&
-	    (sg->written > sg->st.size || (sg->written == sg->st.size) != sg->done)) {
-		kw_err("http: streamed body is not the %llu bytes announced: %llu%s (a bug)",
-		       (unsigned long long)sg->st.size, (unsigned long long)sg->written,
-		       sg->done ? "" : " and more");
-		return -EPROTO;
-	}
-	return 0;
+	if (!sg->st.size || (n && sg->written < sg->st.size))
+		return 0;
+	if (sg->written == sg->st.size && !sg->st.read(sg->st.cls, &more, 1))
+		return 0;
+	kw_err("http: streamed body is not the %llu bytes announced: %llu%s (a bug)",
+	       (unsigned long long)sg->st.size, (unsigned long long)sg->written,
+	       n ? " and more" : "");
+	return -EPROTO;
 }
 
+/* libmicrohttpd's content reader: buf is the response's send buffer, STREAM_PART long. */
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	struct streaming *sg = cls;
-	size_t n;
-	int ret;
+	ssize_t n;
+	int err;
 
 	(void)pos;
-	while (sg->sent == sg->part.len) {
-		if (sg->done)
-			return MHD_CONTENT_READER_END_OF_STREAM;
-		ret = next_part(sg);
-		if (ret < 0) {
-			kw_warn("http: response cut short: %s", strerror(-ret));
-			return MHD_CONTENT_READER_END_WITH_ERROR;
-		}
+	n = sg->st.read(sg->st.cls, buf, max);
+	if (n > (ssize_t)max)
+		n = -EPROTO;
+	if (n >= 0) {
+		sg->written += n;
+		err = check_size(sg, n);
+		if (err)
+			n = err;
 	}
-	n = sg->part.len - sg->sent < max ? sg->part.len - sg->sent : max;
-	memcpy(buf, sg->part.data + sg->sent, n);
-	sg->sent += n;
-	return n;
+	if (n < 0) {
+		kw_warn("http: response cut short: %s", strerror(-n));
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	}
+	return n ? n : MHD_CONTENT_READER_END_OF_STREAM;
 }
 
 static void stream_release(void *cls)
@@ -140,7 +135,6 @@ static void stream_release(void *cls)
 	struct streaming *sg = cls;
 
 	sg->st.release(sg->st.cls);
-	kw_buf_free(&sg->part);
 	free(sg);
 }
 
@@ -157,7 +151,6 @@ static enum MHD_Result reply_stream(struct MHD_Connection *conn, unsigned int st
 		return MHD_NO;
 	}
 	sg->st = *st;
-	kw_buf_init(&sg->part);
 	r = MHD_create_response_from_callback(st->size ? st->size : MHD_SIZE_UNKNOWN, STREAM_PART,
 					      stream_read, sg, stream_release);
 	if (!r) {
@@ -208,7 +201,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		if (i == h->nroutes)
 			not_found(h, &body);
 	}
-	if (st.next) {
+	if (st.read) {
 		kw_buf_free(&body);
 		return reply_stream(conn, status, ctype, &st);
 	}

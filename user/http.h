@@ -7,6 +7,7 @@
 #define KW_HTTP_H
 
 #include <stdint.h>
+#include <sys/types.h>
 #include "buf.h"
 
 /* One request, as a route sees it. */
@@ -23,15 +24,17 @@ typedef int (*kw_route_fn)(void *ctx, const struct kw_request *req, struct kw_bu
 			   const char **ctype);
 
 /*
- * A body written while it is sent, for pages too large to hold whole: next() appends
- * about want more bytes to out and returns 1 if more follows, 0 after the last part,
- * -errno on failure (the connection is then cut, as the status has been sent; the client
- * sees a truncated response). size: the body's exact length, sent as Content-Length
- * (a body of another length is cut too), or 0 if unknown (chunked encoding). release()
- * frees cls, also when nothing was sent.
+ * A body written while it is sent, for pages too large to hold whole: read() writes the
+ * next bytes of the body into buf, at most max (the server's send buffer, so that a page
+ * written straight into it is copied once, by the kernel), and returns how many: at
+ * least 1 until the body ends, then 0; -errno on failure (the connection is then cut, as
+ * the status has been sent; the client sees a truncated response). Filling buf saves
+ * small sends. size: the body's exact length, sent as Content-Length (a body of another
+ * length is cut too), or 0 if unknown (chunked encoding). release() frees cls, also when
+ * nothing was sent.
  */
 struct kw_stream {
-	int (*next)(void *cls, struct kw_buf *out, size_t want);
+	ssize_t (*read)(void *cls, char *buf, size_t max);
 	void (*release)(void *cls);
 	void *cls;
 	uint64_t size;

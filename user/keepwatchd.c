@@ -218,9 +218,9 @@ static void parse_options(int argc, char **argv, struct options *o)
 	kw_log_set_level(KW_LOG_INFO + verbose);
 }
 
-static int metrics_next(void *cls, struct kw_buf *out, size_t want)
+static ssize_t metrics_read(void *cls, char *buf, size_t max)
 {
-	return kw_metrics_stream_next(cls, out, want);
+	return kw_metrics_stream_read(cls, buf, max);
 }
 
 static void metrics_release(void *cls)
@@ -252,7 +252,7 @@ static int route_metrics(void *ctx, const struct kw_request *req, struct kw_buf 
 		kw_buf_printf(body, "metrics: %s\n", strerror(errno));
 		return 500;
 	}
-	kw_request_stream(req, &(struct kw_stream){ .next = metrics_next,
+	kw_request_stream(req, &(struct kw_stream){ .read = metrics_read,
 						    .release = metrics_release,
 						    .cls = m,
 						    .size = kw_metrics_stream_size(m) });

@@ -40,18 +40,17 @@ void kw_upstream_labels(const struct kw_upstream *u, struct kw_upstream_labels *
 }
 
 /*
- * Series of the per-upstream families are written straight into the buffer: at 10k
- * upstreams a scrape is about 650k lines and 90 MB, and the general writer's checks,
- * escaping and printf per sample cost most of it. Each upstream's labels are escaped
- * once into one string; each line is then copied together from pieces of known length
- * after one reservation for the whole series, numbers formatted without printf
- * (numfmt.h). HELP/TYPE still go through kw_expo_family, which keeps the family rules.
+ * Series of the per-upstream families are written straight into the reader's buffer
+ * (the HTTP server's send buffer): at 10k upstreams a scrape is about 650k lines and
+ * 90 MB, and each copy, check or printf per sample shows. Once per snapshot
+ * (stream_init), each upstream's labels are escaped into one string, what decides which
+ * of its lines are written is noted, its histogram sums are formatted, and the page's
+ * exact length is added up. Each line is then copied together from pieces of known
+ * length, numbers formatted without printf (numfmt.h). HELP/TYPE still go through
+ * kw_expo_family, which keeps the family rules.
  */
-struct span {
-	size_t off, len; /* of a piece of render.text */
-};
 
-/* A short string built once per family: a family name with "{", or extra labels. */
+/* A short string built once per page: a family name with "{", or extra labels. */
 struct piece {
 	char s[192];
 	size_t len;
@@ -65,20 +64,48 @@ struct hist_text {
 	struct piece count;  /* family_count{ */
 	struct piece tail;   /* ,closed_by="local"} */
 	struct piece bound[KW_HIST_MAXSLOTS]; /* 0.5"} ... +Inf"} */
+	size_t bounds;			      /* the bound pieces' lengths together */
 	size_t line_max;		      /* the longest line, labels and value excluded */
 };
 
+/* Which upstreams have a line of a field (see skip_field). */
+enum field_rule { FR_ALWAYS, FR_SPARSE, FR_INBOUND, FR_OUTBOUND };
+
+/* What the page's lines do not repeat per upstream. */
+struct page_text {
+	struct piece head[KW_F_MAX], tail[KW_F_MAX]; /* of each field: name{ and labels "} " */
+	unsigned char rule[KW_F_MAX];		     /* enum field_rule */
+	struct hist_text hist[KW_H_MAX];
+};
+
+#define UP_OVERFLOW 0x1 /* the overflow upstream of its direction: every series written */
+#define UP_INBOUND  0x2
+#define UP_OUTBOUND 0x4
+
+/* Per upstream, made once per snapshot: all the rendering needs but its figures. */
+struct up {
+	size_t labels;	     /* offset of its labels in render.text */
+	__u16 labels_len;    /* direction="..",peer="..",port="..",netns=".." */
+	unsigned char flags; /* UP_* */
+	unsigned char hists; /* bit k: histogram k is written */
+};
+_Static_assert(KW_H_MAX <= 8, "struct up's hists has a bit per histogram");
+
 /* Where a page being written is, so that it can be written in parts (metrics.h). */
 struct render {
-	struct kw_expo *e;
-	struct kw_buf *b;	 /* where the current part goes */
-	struct kw_buf text;	 /* every upstream's labels, one after the other */
-	struct span *labels;	 /* per upstream: direction="..",peer="..",port="..",netns=".." */
-	unsigned int k;		 /* the field or histogram being written */
-	size_t i;		 /* its next upstream */
-	int begun;		 /* its HELP/TYPE written and the pieces below built */
-	struct piece head, tail; /* of field k: name{ and its labels with "} " */
-	struct hist_text ht;	 /* of histogram k */
+	struct kw_buf text; /* every upstream's labels, one after the other */
+	struct up *up;
+	/* per histogram, the _sum value of each of its series in page order: length, text */
+	struct kw_buf sums[KW_H_MAX];
+	size_t sum_at;	/* the next of sums[k] */
+	unsigned int k; /* the field or histogram being written */
+	size_t i;	/* its next upstream */
+	int begun;	/* its HELP/TYPE written */
+};
+
+/* The reader's buffer, from where the next byte goes to its end. */
+struct out {
+	char *p, *end;
 };
 
 static int piece(struct piece *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -108,19 +135,15 @@ static char *put_piece(char *p, const struct piece *s)
 	return put(p, s->s, s->len);
 }
 
-static char *put_labels(char *p, const struct render *r, size_t i)
-{
-	return put(p, r->text.data + r->labels[i].off, r->labels[i].len);
-}
-
 /* The label values of one upstream, escaped, appended to r->text. */
-static void add_labels(struct render *r, size_t i, const struct kw_upstream *u)
+static int add_labels(struct render *r, struct up *up, const struct kw_upstream *u)
 {
 	struct kw_upstream_labels l;
 	struct kw_buf *t = &r->text;
+	size_t len;
 
 	kw_upstream_labels(u, &l);
-	r->labels[i].off = t->len;
+	up->labels = t->len;
 	kw_buf_puts(t, "direction=\"");
 	kw_buf_puts(t, l.direction);
 	kw_buf_puts(t, "\",peer=\"");
@@ -130,7 +153,11 @@ static void add_labels(struct render *r, size_t i, const struct kw_upstream *u)
 	kw_buf_puts(t, "\",netns=\"");
 	kw_expo_escape_label(t, l.netns);
 	kw_buf_puts(t, "\"");
-	r->labels[i].len = t->len - r->labels[i].off;
+	len = t->len - up->labels;
+	if (len > UINT16_MAX)
+		return -ENAMETOOLONG; /* cannot be: a peer and a namespace name are short */
+	up->labels_len = len;
+	return t->err;
 }
 
 /*
@@ -139,15 +166,29 @@ static void add_labels(struct render *r, size_t i, const struct kw_upstream *u)
  * zero, and always for the overflow upstream so that every family exists from the
  * start: at 10k upstreams, writing every zero multiplies a scrape by ten.
  */
-static int skip_field(const struct kw_upstream *u, unsigned int f)
+static enum field_rule field_rule(unsigned int f)
 {
-	if (kw_key_is_overflow(&u->key))
-		return 0;
 	if (f == KW_F_RACE_SERVER)
-		return u->key.direction != KW_DIR_INBOUND;
+		return FR_INBOUND;
 	if (f == KW_F_RACE_CLIENT)
-		return u->key.direction != KW_DIR_OUTBOUND;
-	return kw_field_sparse(f) && !u->val[f];
+		return FR_OUTBOUND;
+	return kw_field_sparse(f) ? FR_SPARSE : FR_ALWAYS;
+}
+
+static int skip_field(unsigned int rule, unsigned int flags, __u64 v)
+{
+	if (flags & UP_OVERFLOW)
+		return 0;
+	switch (rule) {
+	case FR_SPARSE:
+		return !v;
+	case FR_INBOUND:
+		return !(flags & UP_INBOUND);
+	case FR_OUTBOUND:
+		return !(flags & UP_OUTBOUND);
+	default:
+		return 0;
+	}
 }
 
 /* The labels a field adds after the upstream's, and the closing "} ". */
@@ -159,50 +200,6 @@ static int field_tail(struct piece *p, const struct kw_field *fd)
 	if (fd->lname[0])
 		return piece(p, ",%s=\"%s\"} ", fd->lname[0], fd->lvalue[0]);
 	return piece(p, "} ");
-}
-
-/*
- * name{labels[,k="v"][,k2="v2"]} value, for every field and upstream, from where the
- * last part stopped until the buffer reaches limit.
- */
-static int render_fields(struct render *r, const struct kw_snapshot *s, size_t limit)
-{
-	int err;
-
-	for (; r->k < KW_F_MAX; r->k++, r->i = 0, r->begun = 0) {
-		const struct kw_field *fd = &kw_fields[r->k];
-
-		if (!r->begun) {
-			err = kw_expo_family(r->e, fd->family, fd->type, fd->help);
-			if (!err)
-				err = piece(&r->head, "%s{", fd->family);
-			if (!err)
-				err = field_tail(&r->tail, fd);
-			if (err)
-				return err;
-			r->begun = 1;
-		}
-		for (; r->i < s->n; r->i++) {
-			size_t i = r->i;
-			char *p;
-
-			if (r->b->len >= limit)
-				return 0;
-			if (skip_field(&s->u[i], r->k))
-				continue;
-			p = kw_buf_room(r->b, r->head.len + r->labels[i].len + r->tail.len +
-						      KW_NUM_MAX + 1);
-			if (!p)
-				return r->b->err;
-			p = put_piece(p, &r->head);
-			p = put_labels(p, r, i);
-			p = put_piece(p, &r->tail);
-			p += kw_fmt_u64(p, s->u[i].val[r->k]);
-			*p++ = '\n';
-			kw_buf_commit(r->b, p);
-		}
-	}
-	return 0;
 }
 
 static int hist_text(struct hist_text *t, const struct kw_hist_desc *hd)
@@ -228,6 +225,7 @@ static int hist_text(struct hist_text *t, const struct kw_hist_desc *hd)
 		err = piece(&t->tail, "} ");
 	t->line_max = t->sum.len > t->count.len ? t->sum.len : t->count.len;
 	t->line_max += t->tail.len;
+	t->bounds = 0;
 	for (k = 0; !err && k < hd->nslots; k++) {
 		if (k + 1 < hd->nslots)
 			kw_fmt_prom(v, hd->bounds[k]);
@@ -236,28 +234,51 @@ static int hist_text(struct hist_text *t, const struct kw_hist_desc *hd)
 		err = piece(&t->bound[k], "%s\"} ", v);
 		if (!err && t->bucket.len + t->le.len + t->bound[k].len > t->line_max)
 			t->line_max = t->bucket.len + t->le.len + t->bound[k].len;
+		t->bounds += t->bound[k].len;
 	}
 	return err;
 }
 
-/* One upstream's series of a histogram: cumulative buckets, _sum and _count. */
-static int hist_series(struct render *r, const struct hist_text *t, unsigned int nslots, size_t i,
-		       const __u64 *slots, double sum)
+static int page_text(struct page_text *pt)
 {
-	/* each line: the text, the labels, a number of at most KW_NUM_MAX, the newline */
-	size_t line = t->line_max + r->labels[i].len + KW_NUM_MAX + 1;
-	char *p, *prefix;
+	unsigned int k;
+	int err = 0;
+
+	for (k = 0; !err && k < KW_F_MAX; k++) {
+		err = piece(&pt->head[k], "%s{", kw_fields[k].family);
+		if (!err)
+			err = field_tail(&pt->tail[k], &kw_fields[k]);
+		pt->rule[k] = field_rule(k);
+	}
+	for (k = 0; !err && k < KW_H_MAX; k++)
+		err = hist_text(&pt->hist[k], &kw_hists[k]);
+	return err;
+}
+
+/* name{labels[,k="v"][,k2="v2"]} value */
+static char *field_line(char *p, const struct page_text *pt, unsigned int k, const char *labels,
+			size_t labels_len, __u64 v)
+{
+	p = put_piece(p, &pt->head[k]);
+	p = put(p, labels, labels_len);
+	p = put_piece(p, &pt->tail[k]);
+	p += kw_fmt_u64(p, v);
+	*p++ = '\n';
+	return p;
+}
+
+/* One upstream's series of a histogram: cumulative buckets, _sum and _count. */
+static char *hist_lines(char *p, const struct hist_text *t, unsigned int nslots, const char *labels,
+			size_t labels_len, const __u64 *slots, const char *sum, size_t sum_len)
+{
+	char *prefix = p;
 	size_t prefix_len;
 	__u64 cum = 0;
 	unsigned int k;
 
-	p = kw_buf_room(r->b, (nslots + 2) * line);
-	if (!p)
-		return r->b->err;
 	/* the first bucket's family_bucket{labels,le=" is copied for the others */
-	prefix = p;
 	p = put_piece(p, &t->bucket);
-	p = put_labels(p, r, i);
+	p = put(p, labels, labels_len);
 	p = put_piece(p, &t->le);
 	prefix_len = p - prefix;
 	for (k = 0; k < nslots; k++) {
@@ -269,64 +290,69 @@ static int hist_series(struct render *r, const struct hist_text *t, unsigned int
 		*p++ = '\n';
 	}
 	p = put_piece(p, &t->sum);
-	p = put_labels(p, r, i);
+	p = put(p, labels, labels_len);
 	p = put_piece(p, &t->tail);
-	p += kw_fmt_prom(p, sum);
+	p = put(p, sum, sum_len);
 	*p++ = '\n';
 	p = put_piece(p, &t->count);
-	p = put_labels(p, r, i);
+	p = put(p, labels, labels_len);
 	p = put_piece(p, &t->tail);
 	p += kw_fmt_u64(p, cum);
 	*p++ = '\n';
-	kw_buf_commit(r->b, p);
-	return 0;
-}
-
-static __u64 hist_count(const __u64 *slots, unsigned int nslots)
-{
-	__u64 n = 0;
-	unsigned int i;
-
-	for (i = 0; i < nslots; i++)
-		n += slots[i];
-	return n;
+	return p;
 }
 
 /*
- * Histograms with no observation are left out (but for the overflow upstream). From
- * where the last part stopped until the buffer reaches limit.
+ * The length of upstream u's series of histogram k, as hist_lines writes them, or 0 when
+ * it has none: histograms with no observation are left out (but for the overflow
+ * upstream). Its _sum is formatted here, once, and kept for hist_lines.
  */
-static int render_hists(struct render *r, const struct kw_snapshot *s, size_t limit)
+static size_t hist_size(struct render *r, const struct page_text *pt, const struct kw_upstream *u,
+			struct up *up, unsigned int k)
 {
-	int err;
+	const struct hist_text *t = &pt->hist[k];
+	unsigned int nslots = kw_hists[k].nslots, j;
+	size_t labels = up->labels_len, total;
+	char v[KW_NUM_MAX + 1];
+	__u64 cum = 0;
 
-	for (; r->k < KW_H_MAX; r->k++, r->i = 0, r->begun = 0) {
-		const struct kw_hist_desc *hd = &kw_hists[r->k];
-
-		if (!r->begun) {
-			err = kw_expo_family(r->e, hd->family, "histogram", hd->help);
-			if (!err)
-				err = hist_text(&r->ht, hd);
-			if (err)
-				return err;
-			r->begun = 1;
-		}
-		for (; r->i < s->n; r->i++) {
-			const struct kw_upstream *u = &s->u[r->i];
-
-			if (r->b->len >= limit)
-				return 0;
-			if (!hist_count(u->hist[r->k], hd->nslots) && !kw_key_is_overflow(&u->key))
-				continue;
-			err = hist_series(r, &r->ht, hd->nslots, r->i, u->hist[r->k],
-					  u->hist_sum[r->k]);
-			if (err)
-				return err;
-		}
+	for (j = 0; j < nslots; j++)
+		cum += u->hist[k][j];
+	if (!cum && !(up->flags & UP_OVERFLOW))
+		return 0;
+	up->hists |= 1u << k;
+	total = nslots * (t->bucket.len + labels + t->le.len + 1) + t->bounds;
+	for (cum = 0, j = 0; j < nslots; j++) {
+		cum += u->hist[k][j];
+		total += kw_len_u64(cum);
 	}
-	return 0;
+	v[0] = kw_fmt_prom(v + 1, u->hist_sum[k]);
+	kw_buf_append(&r->sums[k], v, 1 + v[0]);
+	total += t->sum.len + labels + t->tail.len + v[0] + 1;
+	return total + t->count.len + labels + t->tail.len + kw_len_u64(cum) + 1;
 }
 
+/* Notes what upstream i's lines need; returns their length. */
+static size_t add_upstream(struct render *r, const struct page_text *pt,
+			   const struct kw_upstream *u, struct up *up, int *err)
+{
+	size_t total = 0, labels;
+	unsigned int k;
+
+	*err = add_labels(r, up, u);
+	labels = up->labels_len;
+	if (kw_key_is_overflow(&u->key))
+		up->flags |= UP_OVERFLOW;
+	up->flags |= u->key.direction == KW_DIR_INBOUND ? UP_INBOUND : 0;
+	up->flags |= u->key.direction == KW_DIR_OUTBOUND ? UP_OUTBOUND : 0;
+	for (k = 0; k < KW_F_MAX; k++)
+		if (!skip_field(pt->rule[k], up->flags, u->val[k]))
+			total += pt->head[k].len + labels + pt->tail[k].len +
+				 kw_len_u64(u->val[k]) + 1;
+	for (k = 0; k < KW_H_MAX; k++)
+		total += hist_size(r, pt, u, up, k);
+	return total;
+}
 /* The agent's own families: declared once here, rendered below, documented by docs.c. */
 const struct kw_self_family kw_self_families[KW_S_MAX] = {
 	[KW_S_BUILD_INFO] = { "keepwatch_build_info", "gauge", "version",
@@ -502,176 +528,242 @@ enum stream_phase { PH_FIELDS, PH_HISTS, PH_SELF, PH_DONE };
 struct kw_metrics_stream {
 	struct kw_snapshot s;
 	int owned; /* s's upstreams are freed with the stream */
-	struct kw_expo e;
+	struct page_text pt;
 	struct render r;
+	struct kw_expo e; /* HELP/TYPE, written into spill */
 	/*
 	 * The agent's own families come last but are written first: the census they show
 	 * is the collector's, valid only until its next snapshot.
 	 */
 	struct kw_buf self;
+	size_t self_at; /* of it read so far */
+	/*
+	 * Written but not read yet: HELP/TYPE lines, and a line or series that did not fit
+	 * in what was left of the reader's buffer. Read before anything else is written.
+	 */
+	struct kw_buf spill;
+	size_t spill_at;
 	enum stream_phase phase;
 	size_t size; /* of the whole page */
 };
 
+/*
+ * Where a line or series of at most need bytes is written: straight into the reader's
+ * buffer if it fits, else into the (empty) spill buffer. *spilled tells which.
+ */
+static char *room(struct kw_metrics_stream *m, const struct out *o, size_t need, int *spilled)
+{
+	*spilled = (size_t)(o->end - o->p) < need;
+	return *spilled ? kw_buf_room(&m->spill, need) : o->p;
+}
+
+/* Every field's line of every upstream, from where the last read stopped. */
+static int render_fields(struct kw_metrics_stream *m, struct out *o)
+{
+	const struct kw_snapshot *s = &m->s;
+	struct render *r = &m->r;
+
+	for (; r->k < KW_F_MAX; r->k++, r->i = 0, r->begun = 0) {
+		const struct kw_field *fd = &kw_fields[r->k];
+		unsigned int k = r->k, rule = m->pt.rule[k];
+		size_t line = m->pt.head[k].len + m->pt.tail[k].len + KW_NUM_MAX + 1;
+
+		if (!r->begun) {
+			r->begun = 1;
+			return kw_expo_family(&m->e, fd->family, fd->type, fd->help);
+		}
+		for (; r->i < s->n; r->i++) {
+			const struct up *up = &r->up[r->i];
+			__u64 v = s->u[r->i].val[k];
+			int spilled;
+			char *p;
+
+			if (o->p == o->end)
+				return 0;
+			if (skip_field(rule, up->flags, v))
+				continue;
+			p = room(m, o, line + up->labels_len, &spilled);
+			if (!p)
+				return m->spill.err;
+			p = field_line(p, &m->pt, k, r->text.data + up->labels, up->labels_len, v);
+			if (spilled) {
+				kw_buf_commit(&m->spill, p);
+				r->i++;
+				return 0;
+			}
+			o->p = p;
+		}
+	}
+	return 0;
+}
+
+/* Every upstream's series of every histogram, from where the last read stopped. */
+static int render_hists(struct kw_metrics_stream *m, struct out *o)
+{
+	const struct kw_snapshot *s = &m->s;
+	struct render *r = &m->r;
+
+	for (; r->k < KW_H_MAX; r->k++, r->i = 0, r->begun = 0, r->sum_at = 0) {
+		const struct kw_hist_desc *hd = &kw_hists[r->k];
+		const struct hist_text *t = &m->pt.hist[r->k];
+		unsigned int k = r->k;
+
+		if (!r->begun) {
+			r->begun = 1;
+			return kw_expo_family(&m->e, hd->family, "histogram", hd->help);
+		}
+		for (; r->i < s->n; r->i++) {
+			const struct up *up = &r->up[r->i];
+			/* each line: the text, the labels, a number of at most KW_NUM_MAX, '\n' */
+			size_t line = t->line_max + up->labels_len + KW_NUM_MAX + 1;
+			const char *sum;
+			int spilled;
+			char *p;
+
+			if (o->p == o->end)
+				return 0;
+			if (!(up->hists & (1u << k)))
+				continue;
+			sum = r->sums[k].data + r->sum_at;
+			p = room(m, o, (hd->nslots + 2) * line, &spilled);
+			if (!p)
+				return m->spill.err;
+			p = hist_lines(p, t, hd->nslots, r->text.data + up->labels, up->labels_len,
+				       s->u[r->i].hist[k], sum + 1, (unsigned char)sum[0]);
+			r->sum_at += 1 + (unsigned char)sum[0];
+			if (spilled) {
+				kw_buf_commit(&m->spill, p);
+				r->i++;
+				return 0;
+			}
+			o->p = p;
+		}
+	}
+	return 0;
+}
+
+/* The length of every family's HELP/TYPE, as the stream writes them. */
+static int headers_size(size_t *size)
+{
+	struct kw_buf headers;
+	struct kw_expo e;
+	unsigned int k;
+	int err;
+
+	kw_buf_init(&headers);
+	kw_expo_init(&e, &headers);
+	for (k = 0; k < KW_F_MAX; k++)
+		kw_expo_family(&e, kw_fields[k].family, kw_fields[k].type, kw_fields[k].help);
+	for (k = 0; k < KW_H_MAX; k++)
+		kw_expo_family(&e, kw_hists[k].family, "histogram", kw_hists[k].help);
+	err = e.err ? e.err : headers.err;
+	*size = headers.len;
+	kw_buf_free(&headers);
+	return err;
+}
+
+/*
+ * Everything the page needs of the snapshot, each upstream's record read once, and the
+ * page's exact length, so that it can be sent with a Content-Length: clients then read
+ * it into one buffer (Python's http.client took twice as long over a chunked 90 MB).
+ * The length must follow render_fields and hist_lines to the byte: test_metrics checks
+ * it, and http.c cuts a response whose length turns out different.
+ */
 static int stream_init(struct kw_metrics_stream *m, const struct kw_snapshot *s)
 {
-	size_t i;
+	size_t i, size;
+	int err;
 
 	memset(m, 0, sizeof(*m));
 	m->s = *s;
-	m->r.e = &m->e;
-	kw_buf_init(&m->r.text);
-	kw_buf_init(&m->self);
-	m->r.labels = calloc(s->n ? s->n : 1, sizeof(*m->r.labels));
-	if (!m->r.labels)
+	err = page_text(&m->pt);
+	if (err)
+		return err;
+	m->r.up = calloc(s->n ? s->n : 1, sizeof(*m->r.up));
+	if (!m->r.up)
 		return -ENOMEM;
-	for (i = 0; i < s->n; i++)
-		add_labels(&m->r, i, &s->u[i]);
-	if (m->r.text.err)
-		return m->r.text.err;
+	err = headers_size(&size);
+	for (i = 0; !err && i < s->n; i++)
+		size += add_upstream(&m->r, &m->pt, &s->u[i], &m->r.up[i], &err);
+	for (i = 0; !err && i < KW_H_MAX; i++)
+		err = m->r.sums[i].err;
+	if (err)
+		return err;
 	kw_expo_init(&m->e, &m->self);
 	render_self(&m->e, s);
-	return m->e.err ? m->e.err : m->self.err;
+	err = m->e.err ? m->e.err : m->self.err;
+	m->e.buf = &m->spill;
+	m->size = size + m->self.len;
+	return err;
 }
 
 static void stream_fini(struct kw_metrics_stream *m)
 {
+	unsigned int k;
+
 	kw_buf_free(&m->r.text);
+	for (k = 0; k < KW_H_MAX; k++)
+		kw_buf_free(&m->r.sums[k]);
+	free(m->r.up);
 	kw_buf_free(&m->self);
-	free(m->r.labels);
+	kw_buf_free(&m->spill);
 	if (m->owned)
 		kw_snapshot_free(&m->s);
 }
 
-int kw_metrics_stream_next(struct kw_metrics_stream *m, struct kw_buf *out, size_t want)
+/* Copies what is left of src after *at into o; 1 when all of it is out. */
+static int copy_out(struct out *o, const struct kw_buf *src, size_t *at)
 {
-	size_t limit;
+	size_t n = src->len - *at;
+
+	if (n > (size_t)(o->end - o->p))
+		n = o->end - o->p;
+	if (n)
+		memcpy(o->p, src->data + *at, n);
+	o->p += n;
+	*at += n;
+	return *at == src->len;
+}
+
+ssize_t kw_metrics_stream_read(struct kw_metrics_stream *m, char *buf, size_t max)
+{
+	struct out o = { buf, buf + max };
 	int err = 0;
 
-	if (!want)
-		want = 1; /* progress on every call */
-	limit = want < SIZE_MAX - out->len ? out->len + want : SIZE_MAX;
-
-	m->r.b = out;
-	m->e.buf = out;
-	while (!err && m->phase != PH_DONE && out->len < limit) {
+	while (!err && o.p < o.end) {
+		if (m->spill_at < m->spill.len) {
+			if (copy_out(&o, &m->spill, &m->spill_at)) {
+				kw_buf_reset(&m->spill);
+				m->spill_at = 0;
+			}
+			continue;
+		}
+		if (m->phase == PH_DONE)
+			break;
 		switch (m->phase) {
 		case PH_FIELDS:
-			err = render_fields(&m->r, &m->s, limit);
+			err = render_fields(m, &o);
 			if (!err && m->r.k == KW_F_MAX) {
 				m->r.k = 0;
 				m->phase = PH_HISTS;
 			}
 			break;
 		case PH_HISTS:
-			err = render_hists(&m->r, &m->s, limit);
+			err = render_hists(m, &o);
 			if (!err && m->r.k == KW_H_MAX)
 				m->phase = PH_SELF;
 			break;
 		case PH_SELF:
-			err = kw_buf_append(out, m->self.data ? m->self.data : "", m->self.len);
-			m->phase = PH_DONE;
+			if (copy_out(&o, &m->self, &m->self_at))
+				m->phase = PH_DONE;
 			break;
 		case PH_DONE:
 			break;
 		}
 	}
 	if (!err)
-		err = m->e.err ? m->e.err : out->err;
-	return err ? err : m->phase != PH_DONE;
-}
-
-static size_t digits_u64(__u64 v)
-{
-	size_t n = 1;
-
-	while (v >= 10) {
-		v /= 10;
-		n++;
-	}
-	return n;
-}
-
-/* The length of upstream i's lines of histogram k, as hist_series writes them. */
-static size_t hist_size(const struct render *r, const struct kw_upstream *u, size_t i,
-			unsigned int k, const struct hist_text *t, size_t bounds)
-{
-	unsigned int nslots = kw_hists[k].nslots, j;
-	size_t labels = r->labels[i].len, total;
-	char v[KW_NUM_MAX];
-	__u64 cum = 0;
-
-	if (!hist_count(u->hist[k], nslots) && !kw_key_is_overflow(&u->key))
-		return 0;
-	total = nslots * (t->bucket.len + labels + t->le.len + 1) + bounds;
-	for (j = 0; j < nslots; j++) {
-		cum += u->hist[k][j];
-		total += digits_u64(cum);
-	}
-	total += t->sum.len + labels + t->tail.len + kw_fmt_prom(v, u->hist_sum[k]) + 1;
-	return total + t->count.len + labels + t->tail.len + digits_u64(cum) + 1;
-}
-
-/* What the page's lines do not repeat per upstream, built once for page_size. */
-struct page_text {
-	struct piece head[KW_F_MAX], tail[KW_F_MAX];
-	struct hist_text hist[KW_H_MAX];
-	size_t bounds[KW_H_MAX]; /* the length of a histogram's le values together */
-};
-
-/*
- * The page's exact length, without writing it (but for HELP/TYPE, written aside), so that
- * it can be sent with a Content-Length: clients then read it into one buffer (Python's
- * http.client took twice as long over a chunked 90 MB). Upstream by upstream, which
- * reads each 2 KB record once. Must follow render_fields and hist_series to the byte:
- * test_metrics checks it, and http.c cuts a response whose length turns out different.
- */
-static int page_size(struct kw_metrics_stream *m, size_t *size)
-{
-	const struct kw_snapshot *s = &m->s;
-	struct page_text *pt = calloc(1, sizeof(*pt));
-	struct kw_buf headers;
-	struct kw_expo e;
-	size_t total = m->self.len, i;
-	unsigned int k, j;
-	int err = 0;
-
-	if (!pt)
-		return -ENOMEM;
-	kw_buf_init(&headers);
-	kw_expo_init(&e, &headers);
-	for (k = 0; !err && k < KW_F_MAX; k++) {
-		const struct kw_field *fd = &kw_fields[k];
-
-		err = kw_expo_family(&e, fd->family, fd->type, fd->help);
-		if (!err)
-			err = piece(&pt->head[k], "%s{", fd->family);
-		if (!err)
-			err = field_tail(&pt->tail[k], fd);
-	}
-	for (k = 0; !err && k < KW_H_MAX; k++) {
-		err = kw_expo_family(&e, kw_hists[k].family, "histogram", kw_hists[k].help);
-		if (!err)
-			err = hist_text(&pt->hist[k], &kw_hists[k]);
-		for (j = 0; !err && j < kw_hists[k].nslots; j++)
-			pt->bounds[k] += pt->hist[k].bound[j].len;
-	}
-	for (i = 0; !err && i < s->n; i++) {
-		const struct kw_upstream *u = &s->u[i];
-
-		for (k = 0; k < KW_F_MAX; k++)
-			if (!skip_field(u, k))
-				total += pt->head[k].len + m->r.labels[i].len + pt->tail[k].len +
-					 digits_u64(u->val[k]) + 1;
-		for (k = 0; k < KW_H_MAX; k++)
-			total += hist_size(&m->r, u, i, k, &pt->hist[k], pt->bounds[k]);
-	}
-	if (!err)
-		err = e.err ? e.err : headers.err;
-	*size = total + headers.len;
-	kw_buf_free(&headers);
-	free(pt);
-	return err;
+		err = m->e.err ? m->e.err : m->spill.err;
+	return err ? err : o.p - buf;
 }
 
 struct kw_metrics_stream *kw_metrics_stream_new(struct kw_snapshot *s)
@@ -687,8 +779,6 @@ struct kw_metrics_stream *kw_metrics_stream_new(struct kw_snapshot *s)
 	err = stream_init(m, s);
 	m->owned = 1;
 	memset(s, 0, sizeof(*s)); /* the stream's now */
-	if (!err)
-		err = page_size(m, &m->size);
 	if (err) {
 		stream_fini(m);
 		free(m);
@@ -713,12 +803,24 @@ void kw_metrics_stream_free(struct kw_metrics_stream *m)
 
 int kw_metrics_render(const struct kw_snapshot *s, struct kw_buf *out)
 {
-	struct kw_metrics_stream m;
-	int err;
+	struct kw_metrics_stream *m = malloc(sizeof(*m));
+	ssize_t n = -ENOMEM;
+	char *p, end;
 
-	err = stream_init(&m, s);
-	if (!err)
-		err = kw_metrics_stream_next(&m, out, SIZE_MAX);
-	stream_fini(&m);
-	return err < 0 ? err : 0;
+	if (!m)
+		return -ENOMEM;
+	n = stream_init(m, s);
+	p = n ? NULL : kw_buf_room(out, m->size);
+	if (p) {
+		n = kw_metrics_stream_read(m, p, m->size);
+		if (n >= 0 && ((size_t)n != m->size || kw_metrics_stream_read(m, &end, 1)))
+			n = -EPROTO; /* the page is not as long as computed: a bug */
+		if (n >= 0)
+			kw_buf_commit(out, p + n);
+	} else if (!n) {
+		n = out->err;
+	}
+	stream_fini(m);
+	free(m);
+	return n < 0 ? n : 0;
 }

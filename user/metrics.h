@@ -3,6 +3,7 @@
 #ifndef KW_METRICS_H
 #define KW_METRICS_H
 
+#include <sys/types.h>
 #include "buf.h"
 #include "collector.h"
 
@@ -54,17 +55,19 @@ void kw_upstream_labels(const struct kw_upstream *u, struct kw_upstream_labels *
 int kw_metrics_render(const struct kw_snapshot *s, struct kw_buf *out);
 
 /*
- * The same page written in parts, for a response sent while it is written: at 10k
- * upstreams the page is 90 MB, a part is what the socket takes next. The stream takes
- * over the snapshot, also when it fails (s is left empty; its upstreams are freed with
- * the stream), and no longer needs the collector: the census and the namespace names
- * are read at once. NULL with errno set.
+ * The same page read in parts, for a response sent while it is written: at 10k upstreams
+ * the page is 90 MB, a part is what the socket takes next. The stream takes over the
+ * snapshot, also when it fails (s is left empty; its upstreams are freed with the
+ * stream), and no longer needs the collector: the census and the namespace names are
+ * read at once. NULL with errno set.
  */
 struct kw_metrics_stream;
 struct kw_metrics_stream *kw_metrics_stream_new(struct kw_snapshot *s);
-/* Appends the next part, at least want bytes unless the page ends first: 1 if more
- * follows, 0 at the end, -errno. */
-int kw_metrics_stream_next(struct kw_metrics_stream *m, struct kw_buf *out, size_t want);
+/*
+ * Writes the next max bytes of the page into buf, fewer only where the page ends; returns
+ * how many, 0 once the page has been read whole, or -errno.
+ */
+ssize_t kw_metrics_stream_read(struct kw_metrics_stream *m, char *buf, size_t max);
 /* The whole page's length in bytes, known from the start. */
 size_t kw_metrics_stream_size(const struct kw_metrics_stream *m);
 void kw_metrics_stream_free(struct kw_metrics_stream *m);

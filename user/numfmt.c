@@ -51,6 +51,43 @@ size_t kw_fmt_u64(char *out, __u64 v)
 	return n;
 }
 
+/* 10^0 .. 10^19, the powers of ten a __u64 holds */
+static const __u64 pow10_u64[20] = {
+	1ull,
+	10ull,
+	100ull,
+	1000ull,
+	10000ull,
+	100000ull,
+	1000000ull,
+	10000000ull,
+	100000000ull,
+	1000000000ull,
+	10000000000ull,
+	100000000000ull,
+	1000000000000ull,
+	10000000000000ull,
+	100000000000000ull,
+	1000000000000000ull,
+	10000000000000000ull,
+	100000000000000000ull,
+	1000000000000000000ull,
+	10000000000000000000ull,
+};
+
+size_t kw_len_u64(__u64 v)
+{
+	/*
+	 * x < 2^bits has t or t + 1 digits, t = floor(bits * log10(2)) (1233 / 4096 is
+	 * near enough log10(2) for bits up to 64): one comparison tells which. x = v | 1
+	 * has the digits of v (no power of ten is odd but 1), and 0 gets its one digit.
+	 */
+	__u64 x = v | 1;
+	unsigned int bits = 64 - __builtin_clzll(x), t = bits * 1233 >> 12;
+
+	return t + 1 - (x < pow10_u64[t]);
+}
+
 size_t kw_fmt_i64(char *out, long long v)
 {
 	if (v >= 0)

@@ -15,6 +15,8 @@
 /* Decimal, as "%llu" and "%lld". */
 size_t kw_fmt_u64(char *out, __u64 v);
 size_t kw_fmt_i64(char *out, long long v);
+/* The length kw_fmt_u64 gives v, without writing it. */
+size_t kw_len_u64(__u64 v);
 
 /*
  * A Prometheus sample value: NaN, +Inf, -Inf; integral values up to 2^53 as integers

@@ -181,24 +181,36 @@ static void test_port_in_use(void **state)
 	kw_http_stop(NULL);
 }
 
-/* A streamed body of three parts; with fail_at, that part fails instead. */
+/*
+ * A streamed body read PART_MAX bytes at a time at most, so that it takes several reads
+ * (libmicrohttpd asks for up to 256 KiB); with fail_at, that read fails instead.
+ */
 struct parts {
 	unsigned int next, fail_at, released;
-	size_t want;
+	size_t at;     /* of PARTS, read so far */
+	size_t max;    /* the largest buffer given */
 	uint64_t size; /* announced */
 };
 
-#define PARTS "part 0\npart 1\npart 2\n"
+#define PARTS	 "part 0\npart 1\npart 2\n"
+#define PART_MAX 7
 
-static int parts_next(void *cls, struct kw_buf *out, size_t want)
+static ssize_t parts_read(void *cls, char *buf, size_t max)
 {
 	struct parts *p = cls;
+	size_t n = strlen(PARTS) - p->at;
 
-	p->want = want;
-	if (p->next == p->fail_at)
+	if (max > p->max)
+		p->max = max;
+	if (p->next++ == p->fail_at)
 		return -EIO;
-	kw_buf_printf(out, "part %u\n", p->next);
-	return ++p->next < 3;
+	if (n > max)
+		n = max;
+	if (n > PART_MAX)
+		n = PART_MAX;
+	memcpy(buf, PARTS + p->at, n);
+	p->at += n;
+	return n;
 }
 
 static void parts_release(void *cls)
@@ -213,7 +225,7 @@ static int route_stream(void *ctx, const struct kw_request *req, struct kw_buf *
 
 	(void)body;
 	*ctype = "text/x-parts";
-	kw_request_stream(req, &(struct kw_stream){ .next = parts_next,
+	kw_request_stream(req, &(struct kw_stream){ .read = parts_read,
 						    .release = parts_release,
 						    .cls = p,
 						    .size = p->size });
@@ -250,7 +262,8 @@ static void test_stream(void **state)
 	assert_int_equal(r.status, 200);
 	assert_string_equal(r.ctype, "text/x-parts");
 	assert_string_equal(r.body, PARTS);
-	assert_true(p.want > 0);
+	assert_true(p.max >= PART_MAX);
+	assert_true(p.next > 3); /* several reads, and the one that ends the body */
 	assert_int_equal(released(&p), 1);
 
 	/* with its length announced (Content-Length) */

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 /*
- * Number formatting: integers at their digit-count edges and limits; Prometheus values
- * against the printf-and-strtod algorithm they replace, and JSON reals against what
- * jansson itself writes, over edge values, short decimals (the fast path) and random
- * doubles.
+ * Number formatting: integers (and their length alone) at their digit-count edges and
+ * limits; Prometheus values against the printf-and-strtod algorithm they replace, and JSON
+ * reals against what jansson itself writes, over edge values, short decimals (the fast
+ * path) and random doubles.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -49,6 +49,32 @@ static void test_u64(void **state)
 		assert_int_equal(kw_fmt_u64(out, cases[i].v), strlen(cases[i].s));
 		assert_string_equal(out, cases[i].s);
 	}
+}
+
+/* The length without writing: at every power of ten and of two, and their neighbours. */
+static void test_len_u64(void **state)
+{
+	char want[KW_NUM_MAX];
+	__u64 p, v;
+	int d, i;
+
+	(void)state;
+	for (i = 0; i < 64; i++) {
+		for (d = -1; d <= 1; d++) {
+			v = (1ull << i) + d;
+			snprintf(want, sizeof(want), "%llu", (unsigned long long)v);
+			assert_int_equal(kw_len_u64(v), strlen(want));
+		}
+	}
+	for (p = 1, i = 0; i < 20; i++, p *= 10) {
+		for (d = -1; d <= 1; d++) {
+			v = p + d;
+			snprintf(want, sizeof(want), "%llu", (unsigned long long)v);
+			assert_int_equal(kw_len_u64(v), strlen(want));
+		}
+	}
+	assert_int_equal(kw_len_u64(0), 1);
+	assert_int_equal(kw_len_u64(UINT64_MAX), 20);
 }
 
 static void test_i64(void **state)
@@ -229,6 +255,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_u64),
+		cmocka_unit_test(test_len_u64),
 		cmocka_unit_test(test_i64),
 		cmocka_unit_test(test_edges),
 		cmocka_unit_test(test_short_decimals),

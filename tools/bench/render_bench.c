@@ -9,10 +9,10 @@
  *
  *   build/render_bench [-n UPSTREAMS] [-i ITERATIONS] [-p BYTES] [-r metrics|json] [-o DIR]
  *
- * -r times one route only (both by default); -p writes /metrics in parts of BYTES
- * through one buffer, as the agent streams it.
- * -o writes DIR/metrics.txt and DIR/upstreams.json of the last iteration, to compare the
- * output of two versions byte for byte.
+ * -r times one route only (both by default); -p reads /metrics in parts of BYTES into
+ * one buffer, as the agent streams it.
+ * -o writes DIR/metrics.txt and DIR/upstreams.json of the last iteration (with -p, of
+ * one more, untimed, read in parts), to compare the output of two versions byte for byte.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -158,17 +158,15 @@ static int dump(const char *path, const struct kw_buf *b)
 }
 
 /*
- * As the agent streams /metrics: a copy of the snapshot (the stream takes it over) written
- * part by part into one buffer, each part copied out as a socket would take it. *total:
- * the page's size.
+ * As the agent streams /metrics: a copy of the snapshot (the stream takes it over) read
+ * part by part into one buffer of part bytes, as libmicrohttpd's send buffer. *total: the
+ * page's size. f: where the page goes too, or NULL.
  */
-static int in_parts(const struct kw_snapshot *s, size_t part, struct kw_buf *b, size_t *total)
+static int in_parts(const struct kw_snapshot *s, size_t part, char *buf, size_t *total, FILE *f)
 {
-	static char sink[1 << 16];
 	struct kw_metrics_stream *m;
 	struct kw_snapshot copy = *s;
-	size_t off;
-	int ret;
+	ssize_t n;
 
 	copy.u = malloc(s->n * sizeof(*s->u) + 1);
 	if (!copy.u)
@@ -179,26 +177,45 @@ static int in_parts(const struct kw_snapshot *s, size_t part, struct kw_buf *b, 
 		free(copy.u);
 		return -errno;
 	}
-	do {
-		kw_buf_reset(b);
-		ret = kw_metrics_stream_next(m, b, part);
-		for (off = 0; off < b->len; off += sizeof(sink))
-			memcpy(sink, b->data + off,
-			       b->len - off < sizeof(sink) ? b->len - off : sizeof(sink));
-		*total += b->len;
-	} while (ret > 0);
+	while ((n = kw_metrics_stream_read(m, buf, part)) > 0) {
+		*total += n;
+		if (f && fwrite(buf, 1, n, f) != (size_t)n) {
+			n = -EIO;
+			break;
+		}
+	}
+	if (!n && *total != kw_metrics_stream_size(m))
+		n = -EPROTO; /* not the length announced */
 	kw_metrics_stream_free(m);
-	return ret;
+	return n;
+}
+
+/* The page read in parts into a file, untimed, to compare with another version's. */
+static int dump_parts(const struct kw_snapshot *s, size_t part, char *buf, const char *path)
+{
+	FILE *f = fopen(path, "w");
+	size_t total = 0;
+	int err;
+
+	if (!f)
+		return -errno;
+	err = in_parts(s, part, buf, &total, f);
+	if (fclose(f) && !err)
+		err = -errno;
+	return err;
 }
 
 /* One route's work: render into a fresh buffer, then free it, as the agent does. */
 static void *run(void *arg)
 {
 	struct job *j = arg;
+	char *part = j->part ? malloc(j->part) : NULL;
 	struct kw_buf b;
 	unsigned int it;
 
 	j->best = 1e9;
+	if (j->part && !part)
+		j->err = -ENOMEM;
 	for (it = 0; it < j->iterations && !j->err; it++) {
 		double t0 = now_s(), dt;
 
@@ -207,7 +224,7 @@ static void *run(void *arg)
 		if (j->json)
 			j->err = kw_json_upstreams(j->s, &b);
 		else if (j->part)
-			j->err = in_parts(j->s, j->part, &b, &j->bytes);
+			j->err = in_parts(j->s, j->part, part, &j->bytes, NULL);
 		else
 			j->err = kw_metrics_render(j->s, &b);
 		dt = now_s() - t0;
@@ -220,6 +237,9 @@ static void *run(void *arg)
 			j->err = dump(j->dump, &b);
 		kw_buf_free(&b);
 	}
+	if (!j->err && j->dump && j->part)
+		j->err = dump_parts(j->s, j->part, part, j->dump);
+	free(part);
 	return NULL;
 }
 
