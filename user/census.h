@@ -66,7 +66,7 @@ struct kw_census_netns {
 };
 
 struct kw_census_result {
-	struct kw_census_tw *tw; /* sorted by key (memcmp, as kw_key_cmp): for bsearch */
+	struct kw_census_tw *tw; /* sorted by key (memcmp, as kw_key_cmp), as a snapshot is */
 	size_t n_tw;
 	struct kw_census_dest *dest; /* sorted by netns, laddr, raddr, rport */
 	size_t n_dest;

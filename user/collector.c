@@ -37,20 +37,6 @@ int kw_key_is_overflow(const struct kw_key *k)
 	return k->netns == 0 && k->port == 0 && !memcmp(k->addr, zero, sizeof(zero));
 }
 
-static int seen_cmp(const void *a, const void *b)
-{
-	return kw_key_cmp(&((const struct kw_seen *)a)->key, &((const struct kw_seen *)b)->key);
-}
-
-static struct kw_seen *find_seen(struct kw_seen *seen, size_t n, const struct kw_key *key)
-{
-	struct kw_seen probe = { .key = *key };
-
-	if (!n)
-		return NULL; /* bsearch's base must not be NULL, even for no elements */
-	return bsearch(&probe, seen, n, sizeof(*seen), seen_cmp);
-}
-
 int kw_collector_init(struct kw_collector *c, const struct kw_bpf *bpf, const __u32 *netns,
 		      unsigned int n_netns)
 {
@@ -366,6 +352,8 @@ static __u64 mix64(__u64 x)
  * A digest of an upstream's figures, to tell whether they moved since the last snapshot
  * without keeping a copy of them. Two different sets of figures give the same digest
  * with a chance of about 2^-64, and then only delay noticing a change by one snapshot.
+ * Each figure is mixed with its index on its own, so that the CPU overlaps the mixes
+ * (a chain of them took 1.7 ms per 10k upstreams).
  */
 static __u64 val_digest(const struct kw_upstream *u)
 {
@@ -373,42 +361,39 @@ static __u64 val_digest(const struct kw_upstream *u)
 	unsigned int i;
 
 	for (i = 0; i < KW_F_MAX; i++)
-		h = mix64(h ^ u->val[i]) + i;
+		h += mix64(u->val[i] ^ (i * 0x9e3779b97f4a7c15ull));
 	return h;
 }
 
 /*
  * When each upstream last changed, for eviction: counts that moved, open connections,
- * or a new slot (the key came back after an eviction).
+ * or a new slot (the key came back after an eviction). Then the snapshot's upstreams
+ * become the previous ones. Both lists are sorted by key: one walk through the two.
  */
-static void track_changes(struct kw_collector *c, struct kw_snapshot *s, double now)
-{
-	size_t i;
-
-	for (i = 0; i < s->n; i++) {
-		struct kw_upstream *u = &s->u[i];
-		const struct kw_seen *p = find_seen(c->prev, c->nprev, &u->key);
-
-		if (!p || u->val[KW_F_ACTIVE] || p->slot != u->slot || p->digest != val_digest(u))
-			u->last_change = now;
-		else
-			u->last_change = p->last_change;
-	}
-}
-
-/* The snapshot's upstreams become the previous ones (it is sorted by key already). */
-static int remember(struct kw_collector *c, const struct kw_snapshot *s)
+static int track_changes(struct kw_collector *c, struct kw_snapshot *s, double now)
 {
 	struct kw_seen *seen = calloc(s->n ? s->n : 1, sizeof(*seen));
-	size_t i;
+	size_t i, j = 0;
 
 	if (!seen)
 		return -ENOMEM;
 	for (i = 0; i < s->n; i++) {
-		seen[i].key = s->u[i].key;
-		seen[i].slot = s->u[i].slot;
-		seen[i].digest = val_digest(&s->u[i]);
-		seen[i].last_change = s->u[i].last_change;
+		struct kw_upstream *u = &s->u[i];
+		const struct kw_seen *p = NULL;
+		__u64 digest = val_digest(u);
+
+		while (j < c->nprev && kw_key_cmp(&c->prev[j].key, &u->key) < 0)
+			j++;
+		if (j < c->nprev && !kw_key_cmp(&c->prev[j].key, &u->key))
+			p = &c->prev[j];
+		if (!p || u->val[KW_F_ACTIVE] || p->slot != u->slot || p->digest != digest)
+			u->last_change = now;
+		else
+			u->last_change = p->last_change;
+		seen[i] = (struct kw_seen){ .key = u->key,
+					    .slot = u->slot,
+					    .digest = digest,
+					    .last_change = u->last_change };
 	}
 	free(c->prev);
 	c->prev = seen;
@@ -451,12 +436,21 @@ static void refresh_census(struct kw_collector *c, double now)
 	c->census_at = now;
 }
 
+/* TIME_WAIT per upstream: the census's counts are sorted by key too, one walk for both. */
 static void add_census(struct kw_collector *c, struct kw_snapshot *s)
 {
-	size_t i;
+	const struct kw_census_tw *tw = c->census.tw;
+	size_t i, j = 0, n = c->census.n_tw;
 
-	for (i = 0; i < s->n; i++)
-		s->u[i].val[KW_F_TIME_WAIT] = kw_census_time_wait(&c->census, &s->u[i].key);
+	for (i = 0; i < s->n; i++) {
+		struct kw_upstream *u = &s->u[i];
+
+		while (j < n && kw_key_cmp(&tw[j].key, &u->key) < 0)
+			j++;
+		u->val[KW_F_TIME_WAIT] = 0;
+		if (j < n && !kw_key_cmp(&tw[j].key, &u->key))
+			u->val[KW_F_TIME_WAIT] = tw[j].count;
+	}
 	s->census = &c->census;
 	s->census_seconds = c->census_seconds;
 }
@@ -478,8 +472,7 @@ static int collect_locked(struct kw_collector *c, struct kw_snapshot *s, int cen
 	if (census)
 		refresh_census(c, now);
 	add_census(c, s);
-	track_changes(c, s, now);
-	err = remember(c, s);
+	err = track_changes(c, s, now);
 	if (err) {
 		kw_snapshot_free(s);
 		return err;
