@@ -6,9 +6,24 @@
 #include <string.h>
 #include <stdio.h>
 #include "addr.h"
+#include "numfmt.h"
 #include "parse.h"
 
 static const __u8 v4mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+/* a.b.c.d as inet_ntop writes it, without its sprintf: 10k upstreams' labels per scrape */
+static size_t format_v4(const __u8 a[4], char *out)
+{
+	size_t n = 0;
+	unsigned int i;
+
+	for (i = 0; i < 4; i++) {
+		if (i)
+			out[n++] = '.';
+		n += kw_fmt_u64(out + n, a[i]);
+	}
+	return n;
+}
 
 int kw_addr_format(const __u8 addr[16], char *out, size_t len)
 {
@@ -16,8 +31,7 @@ int kw_addr_format(const __u8 addr[16], char *out, size_t len)
 	size_t n;
 
 	if (!memcmp(addr, v4mapped_prefix, sizeof(v4mapped_prefix))) {
-		if (!inet_ntop(AF_INET, addr + 12, tmp, sizeof(tmp)))
-			return -errno;
+		format_v4(addr + 12, tmp);
 	} else {
 		if (!inet_ntop(AF_INET6, addr, tmp, sizeof(tmp)))
 			return -errno;

@@ -11,6 +11,7 @@
 
 #include "collector.h"
 #include "netns.h"
+#include "numfmt.h"
 
 #define CACHE_MAX 256
 #define CACHE_TTL 5.0
@@ -73,10 +74,23 @@ static void reload(void)
 	closedir(dir);
 }
 
+/* As snprintf(out, len, "%s", s), which showed at one call per upstream per scrape. */
+static void copy_name(char *out, size_t len, const char *s, size_t n)
+{
+	if (!len)
+		return;
+	if (n >= len)
+		n = len - 1;
+	memcpy(out, s, n);
+	out[n] = '\0';
+}
+
 void kw_netns_name(__u32 inode, char *out, size_t len)
 {
 	double now = kw_now();
+	char num[KW_NUM_MAX];
 	unsigned int i;
+	size_t n;
 
 	pthread_mutex_lock(&cache.lock);
 	if (now - cache.loaded > CACHE_TTL) {
@@ -84,16 +98,17 @@ void kw_netns_name(__u32 inode, char *out, size_t len)
 		cache.loaded = now;
 	}
 	if (inode == cache.self) {
-		snprintf(out, len, "host");
+		copy_name(out, len, "host", 4);
 		goto out;
 	}
 	for (i = 0; i < cache.n; i++) {
 		if (cache.e[i].inode == inode) {
-			snprintf(out, len, "%s", cache.e[i].name);
+			copy_name(out, len, cache.e[i].name, strlen(cache.e[i].name));
 			goto out;
 		}
 	}
-	snprintf(out, len, "%u", inode);
+	n = kw_fmt_u64(num, inode);
+	copy_name(out, len, num, n);
 out:
 	pthread_mutex_unlock(&cache.lock);
 }

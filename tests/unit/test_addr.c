@@ -41,6 +41,27 @@ static void test_format_v4mapped(void **state)
 	assert_int_equal(a[15], 1);
 }
 
+/* Every octet value in every position, against inet_ntop. */
+static void test_format_v4_octets(void **state)
+{
+	char want[INET_ADDRSTRLEN];
+	unsigned int v, i;
+	__u8 a[16];
+
+	(void)state;
+	for (v = 0; v < 256; v++) {
+		for (i = 0; i < 4; i++) {
+			__u8 q[4] = { 255 - v, v / 2, v * 7, 9 };
+
+			q[i] = v;
+			kw_addr_v4mapped(0, a);
+			memcpy(a + 12, q, 4);
+			assert_non_null(inet_ntop(AF_INET, q, want, sizeof(want)));
+			check_format(a, want);
+		}
+	}
+}
+
 static void test_format_v6(void **state)
 {
 	__u8 a[16] = { 0 };
@@ -187,9 +208,10 @@ static void test_parse_peer(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_format_v4mapped), cmocka_unit_test(test_format_v6),
-		cmocka_unit_test(test_format_nospace),	cmocka_unit_test(test_parse),
-		cmocka_unit_test(test_endpoint),	cmocka_unit_test(test_parse_peer),
+		cmocka_unit_test(test_format_v4mapped), cmocka_unit_test(test_format_v4_octets),
+		cmocka_unit_test(test_format_v6),	cmocka_unit_test(test_format_nospace),
+		cmocka_unit_test(test_parse),		cmocka_unit_test(test_endpoint),
+		cmocka_unit_test(test_parse_peer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
