@@ -135,6 +135,22 @@ static char *put(char *p, const char *s, size_t n)
 	return p + n;
 }
 
+/* A count, as kw_fmt_u64 writes it: most are one digit (histogram buckets). */
+static char *put_u64(char *p, __u64 v)
+{
+	if (v < 10) {
+		*p = '0' + v;
+		return p + 1;
+	}
+	return p + kw_fmt_u64(p, v);
+}
+
+/* The length put_u64 gives v. */
+static size_t len_u64(__u64 v)
+{
+	return v < 10 ? 1 : kw_len_u64(v);
+}
+
 static char *put_piece(char *p, const struct piece *s)
 {
 	return put(p, s->s, s->len);
@@ -267,7 +283,7 @@ static char *field_line(char *p, const struct page_text *pt, unsigned int k, con
 	p = put_piece(p, &pt->head[k]);
 	p = put(p, labels, labels_len);
 	p = put_piece(p, &pt->tail[k]);
-	p += kw_fmt_u64(p, v);
+	p = put_u64(p, v);
 	*p++ = '\n';
 	return p;
 }
@@ -291,7 +307,7 @@ static char *hist_lines(char *p, const struct hist_text *t, unsigned int nslots,
 			p = put(p, prefix, prefix_len);
 		cum += slots[k];
 		p = put_piece(p, &t->bound[k]);
-		p += kw_fmt_u64(p, cum);
+		p = put_u64(p, cum);
 		*p++ = '\n';
 	}
 	p = put_piece(p, &t->sum);
@@ -302,7 +318,7 @@ static char *hist_lines(char *p, const struct hist_text *t, unsigned int nslots,
 	p = put_piece(p, &t->count);
 	p = put(p, labels, labels_len);
 	p = put_piece(p, &t->tail);
-	p += kw_fmt_u64(p, cum);
+	p = put_u64(p, cum);
 	*p++ = '\n';
 	return p;
 }
@@ -329,12 +345,12 @@ static size_t hist_size(struct render *r, const struct page_text *pt, const stru
 	total = nslots * (t->bucket.len + labels + t->le.len + 1) + t->bounds;
 	for (cum = 0, j = 0; j < nslots; j++) {
 		cum += u->hist[k][j];
-		total += kw_len_u64(cum);
+		total += len_u64(cum);
 	}
 	v[0] = kw_fmt_prom(v + 1, u->hist_sum[k]);
 	kw_buf_append(&r->sums[k], v, 1 + v[0]);
 	total += t->sum.len + labels + t->tail.len + v[0] + 1;
-	return total + t->count.len + labels + t->tail.len + kw_len_u64(cum) + 1;
+	return total + t->count.len + labels + t->tail.len + len_u64(cum) + 1;
 }
 
 /* Notes what upstream i's lines need; returns their length. */
@@ -350,10 +366,12 @@ static size_t add_upstream(struct render *r, const struct page_text *pt,
 		up->flags |= UP_OVERFLOW;
 	up->flags |= u->key.direction == KW_DIR_INBOUND ? UP_INBOUND : 0;
 	up->flags |= u->key.direction == KW_DIR_OUTBOUND ? UP_OUTBOUND : 0;
-	for (k = 0; k < KW_F_MAX; k++)
-		if (!skip_field(pt->rule[k], up->flags, u->val[k]))
-			total += pt->head[k].len + labels + pt->tail[k].len +
-				 kw_len_u64(u->val[k]) + 1;
+	for (k = 0; k < KW_F_MAX; k++) {
+		__u64 v = u->val[k];
+
+		if (!skip_field(pt->rule[k], up->flags, v))
+			total += pt->head[k].len + labels + pt->tail[k].len + len_u64(v) + 1;
+	}
 	for (k = 0; k < KW_H_MAX; k++)
 		total += hist_size(r, pt, u, up, k);
 	return total;
