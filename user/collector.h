@@ -30,6 +30,7 @@ struct kw_upstream {
 struct kw_snapshot {
 	struct kw_upstream *u; /* sorted by key */
 	size_t n;
+	size_t u_mapped; /* bytes of u's own mapping (kw_snapshot_alloc), 0 if malloc'd */
 	__u64 errors[KW_ERR_MAX];
 	__u64 capacity;	    /* upstream map capacity, overflow entries included */
 	__u64 evicted;	    /* upstreams evicted since start */
@@ -82,6 +83,12 @@ int kw_collector_init(struct kw_collector *c, const struct kw_bpf *bpf, const __
 void kw_collector_fini(struct kw_collector *c);
 /* Takes a snapshot; free it with kw_snapshot_free. 0 or -errno. */
 int kw_collect(struct kw_collector *c, struct kw_snapshot *s);
+/*
+ * Room for n zeroed upstreams in s->u (a mapping of its own in huge pages when large,
+ * s->u_mapped set), freed with the rest by kw_snapshot_free; 0 or -ENOMEM. A snapshot
+ * whose u is allocated otherwise must have u_mapped 0.
+ */
+int kw_snapshot_alloc(struct kw_snapshot *s, size_t n);
 void kw_snapshot_free(struct kw_snapshot *s);
 /* Deletes idle upstreams once the map is over 90% full; returns how many. */
 int kw_collector_evict(struct kw_collector *c);

@@ -121,8 +121,7 @@ static int fill_snapshot(struct kw_snapshot *s, size_t n)
 	size_t i;
 
 	memset(s, 0, sizeof(*s));
-	s->u = calloc(n + 2, sizeof(*s->u));
-	if (!s->u)
+	if (kw_snapshot_alloc(s, n + 2))
 		return -ENOMEM;
 	for (i = 0; i < n; i++)
 		fill_upstream(&s->u[i], i);
@@ -168,15 +167,12 @@ static int in_parts(const struct kw_snapshot *s, size_t part, char *buf, size_t 
 	struct kw_snapshot copy = *s;
 	ssize_t n;
 
-	copy.u = malloc(s->n * sizeof(*s->u) + 1);
-	if (!copy.u)
+	if (kw_snapshot_alloc(&copy, s->n))
 		return -ENOMEM;
 	memcpy(copy.u, s->u, s->n * sizeof(*s->u));
-	m = kw_metrics_stream_new(&copy);
-	if (!m) {
-		free(copy.u);
+	m = kw_metrics_stream_new(&copy); /* frees copy.u, also when it fails */
+	if (!m)
 		return -errno;
-	}
 	while ((n = kw_metrics_stream_read(m, buf, part)) > 0) {
 		*total += n;
 		if (f && fwrite(buf, 1, n, f) != (size_t)n) {
