@@ -265,32 +265,31 @@ static void refs_one_by_one(int fd, __u32 capacity, struct slot_ref *refs, size_
  */
 static int read_upstreams(const struct kw_bpf *bpf, struct kw_snapshot *s)
 {
-	__u32 capacity = kw_bpf_upstreams_capacity(bpf);
+	__u32 capacity = kw_bpf_upstreams_capacity(bpf), top = 0;
 	int fd = kw_bpf_upstreams_fd(bpf), err;
 	size_t max = (size_t)capacity + 64, n = 0, i;
-	struct kw_counters *counters;
+	struct kw_counters *counters = NULL;
 	struct slot_ref *refs;
 
 	refs = calloc(max, sizeof(*refs));
 	if (!refs)
 		return -ENOMEM;
-	counters = kw_bpf_counters_map(bpf);
-	if (!counters) {
-		err = -errno;
-		kw_err("map the counters: %s", strerror(errno));
-		free(refs);
-		return err;
-	}
 	if (refs_batch(fd, capacity, refs, max, &n))
 		refs_one_by_one(fd, capacity, refs, max, &n);
 	qsort(refs, n, sizeof(*refs), ref_cmp);
+	/* slots are handed out from the bottom up: map up to the highest in use */
+	for (i = 0; i < n; i++)
+		if (refs[i].slot >= top)
+			top = refs[i].slot + 1;
 	err = kw_snapshot_alloc(s, n);
-	if (err) {
-		kw_bpf_counters_unmap(bpf, counters);
-		free(refs);
-		return err;
+	if (!err && top) {
+		counters = kw_bpf_counters_map(bpf, top);
+		if (!counters) {
+			err = -errno;
+			kw_err("map the counters: %s", strerror(errno));
+		}
 	}
-	for (i = 0; i < n; i++) {
+	for (i = 0; !err && i < n; i++) {
 		struct kw_upstream *u = &s->u[s->n];
 
 		if (i && !kw_key_cmp(&refs[i].key, &refs[i - 1].key))
@@ -301,9 +300,9 @@ static int read_upstreams(const struct kw_bpf *bpf, struct kw_snapshot *s)
 		s->live_sockets += u->val[KW_F_ACTIVE];
 		s->n++;
 	}
-	kw_bpf_counters_unmap(bpf, counters);
+	kw_bpf_counters_unmap(bpf, counters, top);
 	free(refs);
-	return 0;
+	return err;
 }
 
 /*
@@ -601,7 +600,7 @@ static int evict_locked(struct kw_collector *c)
 			kw_err("eviction: bump the slot cache generation: %s", strerror(-err));
 			goto out;
 		}
-		counters = kw_bpf_counters_map(c->bpf);
+		counters = kw_bpf_counters_map(c->bpf, kw_bpf_upstreams_capacity(c->bpf));
 		if (!counters) {
 			err = -errno;
 			kw_err("eviction: map the counters: %s", strerror(errno));
@@ -611,7 +610,7 @@ static int evict_locked(struct kw_collector *c)
 	for (i = 0; i < n && s.n - evicted > low; i++)
 		if (!free_slot(c, counters, cand[i]))
 			evicted++;
-	kw_bpf_counters_unmap(c->bpf, counters);
+	kw_bpf_counters_unmap(c->bpf, counters, kw_bpf_upstreams_capacity(c->bpf));
 	c->evicted += evicted;
 	if (evicted) {
 		/* Forget them, or a new upstream with the same key would be held to old values. */

@@ -42,12 +42,13 @@ int kw_bpf_errors_fd(const struct kw_bpf *b);
 int kw_bpf_events_fd(const struct kw_bpf *b);
 __u32 kw_bpf_upstreams_capacity(const struct kw_bpf *b);
 /*
- * The kw_counters array (capacity slots), mapped into memory, readable and writable,
- * until kw_bpf_counters_unmap(); NULL with errno set. Its pages count in the RSS while
- * mapped.
+ * The first slots slots of the kw_counters array (at most its capacity), mapped into
+ * memory, readable and writable, until kw_bpf_counters_unmap() with the same slots;
+ * NULL with errno set. Mapping costs per page, and the pages count in the RSS while
+ * mapped: map the slots in use.
  */
-struct kw_counters *kw_bpf_counters_map(const struct kw_bpf *b);
-void kw_bpf_counters_unmap(const struct kw_bpf *b, struct kw_counters *c);
+struct kw_counters *kw_bpf_counters_map(const struct kw_bpf *b, __u32 slots);
+void kw_bpf_counters_unmap(const struct kw_bpf *b, struct kw_counters *c, __u32 slots);
 /*
  * Adds the requests of open connections not yet in their upstreams' counters (the
  * kernel moves them there at close) to req[slot], and those connections to used[slot]:
