@@ -80,7 +80,12 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int status, c
 	return ret;
 }
 
-#define STREAM_PART (256 * 1024) /* the send buffer a stream writes into */
+/*
+ * The send buffer a stream writes into, sent with one send() each time it is full: a
+ * 90 MB page in 1 MiB sends took 10-25% less time than in 256 KiB ones on loopback (a
+ * quarter of the calls, and of the client's wake-ups); 2 MiB was no better.
+ */
+#define STREAM_PART (1024 * 1024)
 
 struct streaming {
 	struct kw_stream st;

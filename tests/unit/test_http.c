@@ -183,7 +183,7 @@ static void test_port_in_use(void **state)
 
 /*
  * A streamed body read PART_MAX bytes at a time at most, so that it takes several reads
- * (libmicrohttpd asks for up to 256 KiB); with fail_at, that read fails instead.
+ * (libmicrohttpd asks for up to 1 MiB); with fail_at, that read fails instead.
  */
 struct parts {
 	unsigned int next, fail_at, released;
