@@ -408,6 +408,17 @@ static __u64 val_digest(const struct kw_upstream *u)
 	return h;
 }
 
+/* The lines of an upstream's figures: val_digest reads them all, from far apart records. */
+static void prefetch_vals(const struct kw_upstream *u)
+{
+	const char *p = (const char *)u->val;
+	size_t off;
+
+	for (off = 0; off < sizeof(u->val); off += 64)
+		__builtin_prefetch(p + off);
+	__builtin_prefetch(p + sizeof(u->val) - 1);
+}
+
 /*
  * When each upstream last changed, for eviction: counts that moved, open connections,
  * or a new slot (the key came back after an eviction). Then the snapshot's upstreams
@@ -423,7 +434,11 @@ static int track_changes(struct kw_collector *c, struct kw_snapshot *s, double n
 	for (i = 0; i < s->n; i++) {
 		struct kw_upstream *u = &s->u[i];
 		const struct kw_seen *p = NULL;
-		__u64 digest = val_digest(u);
+		__u64 digest;
+
+		if (i + 4 < s->n)
+			prefetch_vals(&s->u[i + 4]);
+		digest = val_digest(u);
 
 		while (j < c->nprev && kw_key_cmp(&c->prev[j].key, &u->key) < 0)
 			j++;
