@@ -1441,8 +1441,8 @@ def commands_section(L, results):
              f"worker_cpu_affinity 10; keepalive_requests 1000000; access_log off; "
              f"return 200 \"ok\\n\")")
     if windows and not env.get("pair_stats"):
-        L.append("sysctl -w kernel.bpf_stats_enabled=0    # pairs; =1 for the BPF cost "
-                 "windows after them")
+        L.append("sysctl -w kernel.bpf_stats_enabled=0    # pairs; =1 around each BPF "
+                 "cost window")
     else:
         L.append("sysctl -w kernel.bpf_stats_enabled=1                      # whole run")
     L.append(f"ip netns exec kwb-T-lo taskset -c 0 wrk -t1 -c{c} -d{d}s --timeout 2s "
