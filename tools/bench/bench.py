@@ -1512,7 +1512,8 @@ def parse_args(argv):
         epilog="Also: tools/bench/run.sh --render build/bench/bench-STAMP.json re-prints the "
                "report of a saved run. See BENCHMARKS.md.")
     ap.add_argument("--quick", action="store_true",
-                    help="short run (~3 min): 4 pairs of 1 s runs, scrape at 100 and 1000 "
+                    help="short run (~4 min): 20 pairs of windows (runs method: 4 pairs of "
+                         "1 s runs), 5 cost windows, 4 anchor pairs, scrape at 100 and 1000 "
                          "upstreams")
     ap.add_argument("--big", action="store_true",
                     help="also the agent's RSS with 100k open connections (a few minutes)")
@@ -1539,8 +1540,8 @@ def parse_args(argv):
     ap.add_argument("--modes", default="keepalive,close", help="keepalive,close (default both)")
     ap.add_argument("--compare", default="agent,aa,anchor,floor",
                     help="treatments paired with base on lo (default agent,aa,anchor,floor)")
-    ap.add_argument("--veth-compare", default="agent,aa",
-                    help="treatments paired with base on veth (default agent,aa)")
+    ap.add_argument("--veth-compare", default="agent,aa,floor",
+                    help="treatments paired with base on veth (default agent,aa,floor)")
     ap.add_argument("--scrape-levels", help="upstream counts for the scrape figure "
                     "(default 100,1000,10000; --quick 100,1000; 0 to skip)")
     ap.add_argument("--scrape-gets", type=int, default=20, help="GETs per level (default 20)")

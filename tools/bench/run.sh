@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 #
 # keepwatch overhead benchmark (`make bench`; see BENCHMARKS.md for the method).
-#   tools/bench/run.sh            full run (~20 min)
-#   tools/bench/run.sh --quick    short run (~3 min); also make bench BENCH_ARGS=--quick
+#   tools/bench/run.sh            full run (~16 min)
+#   tools/bench/run.sh --quick    short run (~4 min); also make bench BENCH_ARGS=--quick
 #   tools/bench/run.sh --big      also the agent's RSS with 100k open connections
 #   tools/bench/run.sh --help     every option
 # Needs root, build/keepwatchd (make), nginx, wrk, bpftrace, bpftool, clang
