@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -581,6 +582,22 @@ static char *room(struct kw_metrics_stream *m, const struct out *o, size_t need,
 }
 
 /*
+ * What room() gave has been written up to p: in the reader's buffer, or in the spill,
+ * which ends this read (the next one starts with it, then the next upstream). True
+ * when the read is over.
+ */
+static bool placed(struct kw_metrics_stream *m, struct out *o, char *p, int spilled)
+{
+	if (spilled) {
+		kw_buf_commit(&m->spill, p);
+		m->r.i++;
+		return true;
+	}
+	o->p = p;
+	return false;
+}
+
+/*
  * Each pass over the upstreams reads a little of each 2 KB record (a field, or one
  * histogram's slots), too far apart for the CPU to guess: the records a few upstreams
  * ahead are fetched while the lines of this one are written.
@@ -627,12 +644,8 @@ static int render_fields(struct kw_metrics_stream *m, struct out *o)
 			if (!p)
 				return m->spill.err;
 			p = field_line(p, &m->pt, k, r->text.data + up->labels, up->labels_len, v);
-			if (spilled) {
-				kw_buf_commit(&m->spill, p);
-				r->i++;
+			if (placed(m, o, p, spilled))
 				return 0;
-			}
-			o->p = p;
 		}
 	}
 	return 0;
@@ -674,12 +687,8 @@ static int render_hists(struct kw_metrics_stream *m, struct out *o)
 			p = hist_lines(p, t, hd->nslots, r->text.data + up->labels, up->labels_len,
 				       s->u[r->i].hist[k], sum + 1, (unsigned char)sum[0]);
 			r->sum_at += 1 + (unsigned char)sum[0];
-			if (spilled) {
-				kw_buf_commit(&m->spill, p);
-				r->i++;
+			if (placed(m, o, p, spilled))
 				return 0;
-			}
-			o->p = p;
 		}
 	}
 	return 0;
