@@ -562,13 +562,18 @@ def wrk(top, mode, duration, conns):
     cmd = top.client.cmd(["taskset", "-c", "0", "wrk", "-t1", f"-c{conns}", f"-d{duration}s",
                           "--timeout", "2s", "-s", WRK_LUA, *MODES[mode], top.url])
     p = sh(cmd, timeout=duration + 30)
-    for line in p.stdout.splitlines():
+    return wrk_summary(p.stdout + p.stderr)
+
+
+def wrk_summary(out):
+    """The KWBENCH line wrk-report.lua prints at the end of a run, with rps and errors."""
+    for line in out.splitlines():
         if line.startswith("KWBENCH "):
             r = json.loads(line[8:])
             r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
             r["errors"] = sum(v for k, v in r.items() if k.startswith("err_"))
             return r
-    raise RuntimeError(f"wrk printed no summary:\n{p.stdout}{p.stderr}")
+    raise RuntimeError(f"wrk printed no summary:\n{out}")
 
 
 def bpf_delta(before, after, ids):
@@ -696,7 +701,7 @@ def linked_progs(pid):
     return ids
 
 
-def take_over(reg, probe, name, t, results, top, mode):
+def take_over(probe, name, t, results, top, mode):
     """Start treatment t under the load, hand the programs it attached to the probe, stop
     its process (its links go with it; the programs stay, held by the probe). For the
     agent, first its own CPU and memory under this load: the windows switch its programs
@@ -747,7 +752,7 @@ def one_window(probe, comp, slot, held, t, args):
         time.sleep(args.window)
         s1 = probe.sample()
     finally:
-        if t is not None and slot == "B" and comp not in held and comp != "aa":
+        if t is not None:  # started for this window
             probe.cmd(f"drop {comp}")
             t.stop()
     sec = (s1["t_ns"] - s0["t_ns"]) / 1e9
@@ -850,7 +855,7 @@ def windows_phase(reg, tops, args, results):
             held = {}
             for comp in comps:
                 if comp in ("agent", "floor"):
-                    held[comp] = take_over(reg, probe, comp, makers[comp](top), results,
+                    held[comp] = take_over(probe, comp, makers[comp](top), results,
                                            top, mode)
             for rnd in range(args.pairs):
                 others0, foreign0, first = cpu_by_process(), progs(), len(runs)
@@ -896,14 +901,7 @@ def windows_phase(reg, tops, args, results):
             except subprocess.TimeoutExpired:
                 wp.kill()
                 out, _ = wp.communicate()
-        summary = None
-        for line in out.splitlines():
-            if line.startswith("KWBENCH "):
-                summary = json.loads(line[8:])
-                summary["errors"] = sum(v for k, v in summary.items() if k.startswith("err_"))
-        if summary is None:
-            raise RuntimeError(f"wrk printed no summary:\n{out}")
-        blocks.append({"topology": top, "mode": mode, "wrk": summary})
+        blocks.append({"topology": top, "mode": mode, "wrk": wrk_summary(out)})
 
 def pair_ratio(two):
     a = next(r for r in two if r["slot"] == "A")
