@@ -21,6 +21,7 @@ import http.client
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -729,16 +730,32 @@ def take_over(probe, name, t, results, top, mode):
     return ids, names
 
 
+def held_name(which):
+    """The held treatment a window attaches: floorx8 is the floor's programs, 8 links each."""
+    name, _, times = which.rpartition("x")
+    return name if times.isdigit() else which
+
+
+def attached(comp, slot):
+    """What a window of comparison comp attaches in slot A or B, None for nothing. Base is
+    nothing, except in B:A comparisons (agent:floor: the agent against the floor)."""
+    if comp == "aa":
+        return None
+    b, _, a = comp.partition(":")
+    return b if slot == "B" else (a or None)
+
+
 def one_window(probe, comp, slot, held, t, args):
-    """One measured window: base (nothing attached), a held treatment switched on by the
-    probe, or a treatment t started (and stopped after) for the window."""
-    if slot == "A" or comp == "aa":
+    """One measured window: nothing attached, a held treatment switched on by the probe,
+    or a treatment t started (and stopped after) for the window."""
+    which = attached(comp, slot)
+    if which is None:
         probe.cmd("set -")
         ids, names = set(), {}
         time.sleep(SWITCH_SETTLE)
-    elif comp in held:
-        probe.cmd(f"set {comp}")
-        ids, names = held[comp]
+    elif held_name(which) in held:
+        probe.cmd(f"set {which}")
+        ids, names = held[held_name(which)]
         time.sleep(SWITCH_SETTLE)
     else:
         probe.cmd("set -")
@@ -853,9 +870,9 @@ def windows_phase(reg, tops, args, results):
             bpf_stats(args.pair_stats)
             time.sleep(1)  # wrk's connections up, nginx warm
             held = {}
-            for comp in comps:
-                if comp in ("agent", "floor"):
-                    held[comp] = take_over(probe, comp, makers[comp](top), results,
+            for name in ("agent", "floor"):
+                if any(held_name(w) == name for c in comps for w in c.split(":")):
+                    held[name] = take_over(probe, name, makers[name](top), results,
                                            top, mode)
             for rnd in range(args.pairs):
                 others0, foreign0, first = cpu_by_process(), progs(), len(runs)
@@ -1327,7 +1344,7 @@ def throughput_tables(L, s):
         top, mode, comp = key.split("/")
         r = v["ratio"]
         label = {"aa": "A/A (base again)", "agent": "agent", "floor": "floor (empty progs)",
-                 "anchor": "bpftrace anchor"}[comp]
+                 "anchor": "bpftrace anchor"}.get(comp, comp_label(comp))
         L.append(f"| {top} | {mode} | {label} | {r['n']} | {fmt(v['base_rps']['median'], '.0f')} "
                  f"| **{fmt(r['median'])}** | {fmt(r['p25'])}–{fmt(r['p75'])} "
                  f"| {fmt(r['min'])}–{fmt(r['max'])} | {v['errors']} |")
@@ -1364,6 +1381,14 @@ def throughput_tables(L, s):
                      f"{fmt((v.get('cpu_frac_pooled') or 0) * 100, '.3f')} % of one core "
                      f"| {v['rss_kb_max']} KiB | {v['hwm_kb_max']} KiB |")
         L.append("")
+
+
+def comp_label(comp):
+    """agent:floor is 'agent / floor', floorx8 'floor × 8 links'."""
+    def one(w):
+        n = held_name(w)
+        return n if n == w else f"{n} × {w[len(n) + 1:]} links"
+    return " / ".join(one(w) for w in comp.split(":"))
 
 
 def scrape_tables(L, results):
@@ -1537,7 +1562,9 @@ def parse_args(argv):
     ap.add_argument("--topologies", default="lo,veth", help="lo,veth (default both)")
     ap.add_argument("--modes", default="keepalive,close", help="keepalive,close (default both)")
     ap.add_argument("--compare", default="agent,aa,anchor,floor",
-                    help="treatments paired with base on lo (default agent,aa,anchor,floor)")
+                    help="treatments paired with base on lo (default agent,aa,anchor,floor); "
+                    "the windows method also takes B:A pairs of held treatments (agent:floor, "
+                    "the agent against the floor) and K links of one (floorx8)")
     ap.add_argument("--veth-compare", default="agent,aa,floor",
                     help="treatments paired with base on veth (default agent,aa,floor)")
     ap.add_argument("--scrape-levels", help="upstream counts for the scrape figure "
@@ -1568,8 +1595,14 @@ def parse_args(argv):
     args.compare = [x for x in args.compare.split(",") if x]
     args.veth_compare = [x for x in args.veth_compare.split(",") if x]
     for x in args.compare + args.veth_compare:
-        if x not in ("agent", "aa", "anchor", "floor"):
+        if x in ("agent", "aa", "anchor", "floor"):
+            continue
+        # the windows method also pairs held treatments with each other (agent:floor, B
+        # over A) and several links of one (floorx8: the floor's programs, 8 links each)
+        if not re.fullmatch(r"(agent|floor)(x[1-9][0-9]*)?(:(agent|floor)(x[1-9][0-9]*)?)?", x):
             ap.error(f"unknown treatment {x}")
+        if args.method != "windows":
+            ap.error(f"{x}: only the windows method pairs these")
     for x in args.modes:
         if x not in MODES:
             ap.error(f"unknown mode {x}")

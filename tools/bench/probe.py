@@ -9,9 +9,12 @@ Runs for as long as one continuous wrk run and answers one JSON line per command
   take NAME ID...   hold the BPF programs ID... (by id: they outlive the process that
                     loaded them, which then exits and takes its own links with it)
   drop NAME         let them go (after `set -`)
-  set NAME | set -  detach what is attached, then attach NAME's programs to their
+  set NAME[xK] | set -
+                    detach what is attached, then attach NAME's programs to their
                     tracepoints (tp_btf: BPF_RAW_TRACEPOINT_OPEN with the attach point
-                    the program was loaded for), or nothing
+                    the program was loaded for), each K times (default once: more
+                    links of one program are more runs of it, which prices the
+                    kernel's dispatch to a program), or nothing
   sample            {"t_ns", "requests", "progs": {ID: [run_cnt, run_time_ns]}}:
                     nginx's stub_status request count (less this probe's own requests,
                     over one kept-alive connection) and bpf_stats of every program held,
@@ -82,7 +85,11 @@ def main(argv):
                     os.close(fd)
                 links = []
                 if words[1] != "-":
-                    links = [bpf.attach(fd) for fd in held[words[1]].values()]
+                    name, _, times = words[1].rpartition("x")
+                    if not times.isdigit():
+                        name, times = words[1], "1"
+                    links = [bpf.attach(fd) for _ in range(int(times))
+                             for fd in held[name].values()]
                 out = {"ok": True, "attached": len(links)}
             elif words == ["sample"]:
                 progs = {i: stats(fd) for h in held.values() for i, fd in h.items()}
