@@ -223,6 +223,22 @@ struct {
 } kw_event_rate SEC(".maps");
 
 /*
+ * The listening ports of the namespace the adoption walk is in (iter/tcp walks the
+ * listeners first): an established socket on one of them was accepted. One walk at a
+ * time, at the agent's start; the agent clears the bitmap before each namespace.
+ */
+struct kw_ports {
+	__u64 bits[65536 / 64];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct kw_ports);
+} kw_listening SEC(".maps");
+
+/*
  * The tcp_sock of a full TCP socket. Callers know it is one (TCP state changes, sockets
  * that have our state): a cast the verifier inlines beats bpf_skc_to_tcp_sock's call,
  * 15 ns of the receive path's 130.
@@ -556,11 +572,39 @@ static __always_inline void emit(__u8 type, const struct kw_key *key, const stru
 	bpf_ringbuf_submit(e, 0);
 }
 
+/* State for an established connection to the upstream key, with these flags. */
+static __always_inline struct kw_conn *conn_start(struct sock *sk, const struct kw_key *key,
+						  __u8 flags)
+{
+	struct tcp_sock *tp = tcp_of(sk);
+	struct kw_conn *s;
+
+	s = conn_new(sk);
+	if (!s) {
+		count_error(KW_ERR_SOCK_STORAGE);
+		return NULL;
+	}
+	/*
+	 * All but the owner: an entry or storage keeps its last connection's state. The
+	 * flags last: user space reads an entry's requests only once it is not folded.
+	 */
+	s->close_us = 0;
+	s->key = *key;
+	s->idx = upstream_slot(key);
+	s->requests = 0;
+	s->mark = tp->write_seq;
+	s->idle_ms = 0;
+	s->data_segs_in = 0;
+	s->closed_by = 0;
+	s->how = 0;
+	s->flags = (s->flags & KW_CONN_STORAGE) | flags;
+	return s;
+}
+
 /* A connection reached ESTABLISHED: give it state and count it opened. */
 static __always_inline void on_established(const struct sock *sk, int oldstate)
 {
 	struct kw_counters *c;
-	struct tcp_sock *tp;
 	struct kw_conn *s;
 	struct kw_key key = {};
 	__u8 direction;
@@ -577,27 +621,9 @@ static __always_inline void on_established(const struct sock *sk, int oldstate)
 	}
 	if (!wanted(&key))
 		return;
-	tp = tcp_of(sk);
-	s = conn_new((struct sock *)sk);
-	if (!s) {
-		count_error(KW_ERR_SOCK_STORAGE);
+	s = conn_start((struct sock *)sk, &key, 0);
+	if (!s)
 		return;
-	}
-	/*
-	 * All but the owner: an entry or storage keeps its last connection's state. The
-	 * flags last: user space reads an entry's requests only once it is not folded.
-	 */
-	s->close_us = 0;
-	s->key = key;
-	s->idx = upstream_slot(&key);
-	s->requests = 0;
-	s->mark = tp->write_seq;
-	s->idle_ms = 0;
-	s->data_segs_in = 0;
-	s->closed_by = 0;
-	s->how = 0;
-	s->flags &= KW_CONN_STORAGE;
-
 	/* Closes are counted at CLOSE: user space reads active as opened minus closed. */
 	c = counters(s->idx);
 	if (c)
@@ -683,6 +709,7 @@ static __always_inline void fold(const struct sock *sk, struct kw_conn *s, int o
 	struct kw_counters *c;
 	__u8 by = s->closed_by & 1, how = s->how & 1;
 	bool live = s->flags & KW_CONN_STORAGE; /* its requests are in the slot already */
+	bool prior = s->flags & KW_CONN_PRIOR;	/* used before the agent started */
 	bool unanswered = false;
 
 	/* Before the counts move: user space stops adding the entry's requests. */
@@ -712,31 +739,34 @@ static __always_inline void fold(const struct sock *sk, struct kw_conn *s, int o
 	add = (live ? 0 : reqs) + unanswered;
 	if (add)
 		__sync_fetch_and_add(&c->requests, add);
-	if ((reqs && !live) || (!reqs && unanswered))
+	if (!prior && ((reqs && !live) || (!reqs && unanswered)))
 		__sync_fetch_and_add(&c->used, 1);
 	reqs += unanswered;
-	/* Unused closes are reqs_hist's slot 0; active is opened minus closed. */
+	/* Unused closes are reqs_hist's slot 0; active is opened + adopted - closed. */
 	__sync_fetch_and_add(&c->closed[by][how], 1);
 	__sync_fetch_and_add(&c->idle_ms_sum[by], s->idle_ms);
 	__sync_fetch_and_add(&c->idle_hist[by][kw_idle_slot(s->idle_ms)], 1);
-	__sync_fetch_and_add(&c->reqs_hist[by][kw_reqs_slot(reqs)], 1);
-	__sync_fetch_and_add(&c->reqs_sum[by], reqs);
-	if (reqs == 1)
-		__sync_fetch_and_add(&c->single_idle_ms_sum[by], s->idle_ms);
+	if (!prior) { /* of the others, only the requests since the agent started are known */
+		__sync_fetch_and_add(&c->reqs_hist[by][kw_reqs_slot(reqs)], 1);
+		__sync_fetch_and_add(&c->reqs_sum[by], reqs);
+		if (reqs == 1)
+			__sync_fetch_and_add(&c->single_idle_ms_sum[by], s->idle_ms);
+	}
 	/* FIN_WAIT2 or CLOSING to CLOSE with the peer's FIN seen: a TIME_WAIT socket is left. */
 	if ((oldstate == TCP_FIN_WAIT2 || oldstate == TCP_CLOSING) &&
 	    (sk->__sk_common.skc_flags & (1UL << SOCK_DONE)))
 		__sync_fetch_and_add(&c->time_wait_entered, 1);
 
-	if (!reqs || (by == KW_BY_LOCAL && how == KW_HOW_FIN && s->idle_ms >= RACE_MIN_QUIET_MS)) {
+	if ((!reqs && !prior) ||
+	    (by == KW_BY_LOCAL && how == KW_HOW_FIN && s->idle_ms >= RACE_MIN_QUIET_MS)) {
 		struct tcp_sock *tp = tcp_of(sk);
 		struct kw_tuple t = {};
 
 		if (!sk_tuple(sk, &t))
 			return;
 		t.lport = bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport);
-		emit(reqs ? KW_EV_IDLE_CLOSE : KW_EV_UNUSED_CLOSE, &s->key, &t, 0, s->idle_ms, 0,
-		     reqs);
+		emit(reqs || prior ? KW_EV_IDLE_CLOSE : KW_EV_UNUSED_CLOSE, &s->key, &t, 0,
+		     s->idle_ms, 0, reqs);
 	}
 }
 
@@ -842,7 +872,7 @@ static __always_inline int handle_recv(struct sock *sk, int ret, int flags)
 	c = counters(s->idx);
 	if (c) {
 		__sync_fetch_and_add(&c->requests, 1);
-		if (s->requests == 1)
+		if (s->requests == 1 && !(s->flags & KW_CONN_PRIOR))
 			__sync_fetch_and_add(&c->used, 1);
 	}
 	return 0;
@@ -1062,7 +1092,8 @@ static __always_inline int handle_receive_reset(struct sock *sk)
 			race = idle >= RACE_MIN_QUIET_MS; /* then close_us was taken */
 			if (race)
 				gap_ns = since_close_ns(s);
-		} else if (state == TCP_ESTABLISHED && s->requests > 0) {
+		} else if (state == TCP_ESTABLISHED &&
+			   (s->requests > 0 || (s->flags & KW_CONN_PRIOR))) {
 			__s32 d = tp->lsndtime - tp->inet_conn.icsk_ack.lrcvtime;
 
 			idle = d > 0 ? jiffies_to_ms(d) : 0;
@@ -1124,5 +1155,81 @@ int kw_iter_tcp(struct bpf_iter__tcp *ctx)
 	rec.state = skc->skc_state;
 	rec.family = is_v4mapped(t.raddr) || skc->skc_family == AF_INET ? KW_AF_INET : KW_AF_INET6;
 	bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
+	return 0;
+}
+
+/*
+ * Adoption, at the agent's start: connections established before its programs were
+ * attached get state as if they had just been established (counted in adopted, not
+ * opened), so their requests, closes and races are seen from now on. The direction comes
+ * from the namespace's listening ports, walked first. A connection that has carried data
+ * already is marked KW_CONN_PRIOR. Writes the namespace's inode per connection adopted.
+ */
+SEC("iter/tcp")
+int kw_iter_adopt(struct bpf_iter__tcp *ctx)
+{
+	struct sock_common *skc = ctx->sk_common;
+	struct kw_key key = {};
+	struct kw_counters *c;
+	struct kw_ports *lp;
+	struct tcp_sock *tp;
+	struct kw_conn *s;
+	struct sock *sk;
+	__u32 zero = 0;
+	__u64 bit, read;
+	__u16 port;
+	__u8 flags = 0;
+
+	if (!skc)
+		return 0;
+	lp = bpf_map_lookup_elem(&kw_listening, &zero);
+	if (!lp)
+		return 0;
+	port = skc->skc_num;
+	bit = 1ULL << (port & 63);
+	if (skc->skc_state == TCP_LISTEN) {
+		lp->bits[(port >> 6) & 1023] |= bit;
+		return 0;
+	}
+	if (skc->skc_state != TCP_ESTABLISHED)
+		return 0;
+	tp = bpf_skc_to_tcp_sock(skc);
+	if (!tp)
+		return 0;
+	sk = (struct sock *)tp;
+	if (sk->sk_protocol != IPPROTO_TCP || conn_of(sk))
+		return 0; /* tracked already: established after the programs were attached */
+	if (!fill_key(sk, lp->bits[(port >> 6) & 1023] & bit ? KW_DIR_INBOUND : KW_DIR_OUTBOUND,
+		      &key) ||
+	    !wanted(&key))
+		return 0;
+	/*
+	 * Used before: inbound, a request was read (bytes received minus those still
+	 * queued); outbound, a request was sent.
+	 */
+	read = tp->bytes_received - (__u32)(tp->rcv_nxt - tp->copied_seq);
+	if (key.direction == KW_DIR_INBOUND ? read > 0 : tp->data_segs_out > 0)
+		flags = KW_CONN_PRIOR;
+	s = conn_start(sk, &key, flags);
+	if (!s)
+		return 0;
+	/*
+	 * Closed while we took it (the close found no state to fold): let the entry go. A
+	 * close between its tracepoint and the state's store, a few instructions, is missed.
+	 */
+	if (skc->skc_state != TCP_ESTABLISHED) {
+		s->flags |= KW_CONN_FOLDED;
+		if (s->flags & KW_CONN_STORAGE) {
+			__u64 *n = global(KW_GLOBAL_STORAGE_CONNS);
+
+			if (n)
+				__sync_fetch_and_add(n, -1);
+		}
+		return 0;
+	}
+	c = counters(s->idx);
+	if (c)
+		__sync_fetch_and_add(&c->adopted, 1);
+	bpf_seq_write(ctx->meta->seq, &key.netns, sizeof(key.netns));
 	return 0;
 }

@@ -89,7 +89,7 @@ struct kw_key {
  * number of cache lines; what every connection updates comes first, in two lines.
  */
 struct kw_counters {
-	__u64 opened;	/* connections established (active: opened - closed) */
+	__u64 opened;	/* connections established (active: opened + adopted - closed) */
 	__u64 requests; /* requests */
 	__u64 used;	/* connections that carried a request (reused: requests - used) */
 	__u64 closed[KW_BY_MAX][KW_HOW_MAX]; /* closes, by who closed first and how */
@@ -114,7 +114,9 @@ struct kw_counters {
 	__u64 race_gap_us_sum;		     /* us */
 	__u64 race_gap_hist[KW_GAP_SLOTS];   /* from the close (FIN) to the request */
 	__u64 connect_failures[KW_CF_MAX];   /* outbound connect() failures, by KW_CF_* */
-	__u64 pad[2];			     /* to a multiple of 64 bytes */
+	/* connections already established when the agent started, found by its walk */
+	__u64 adopted;
+	__u64 pad[1]; /* to a multiple of 64 bytes */
 };
 
 /* kw_globals: index of each value */
@@ -127,6 +129,12 @@ struct kw_counters {
 #define KW_CONN_RST_RCVD 0x04 /* a reset arrived */
 #define KW_CONN_FOLDED	 0x08 /* folded into its upstream at CLOSE: nothing more to count */
 #define KW_CONN_STORAGE	 0x10 /* in socket storage, not in kw_conns; counted live */
+/*
+ * Adopted at the agent's start with requests already behind it: how many is unknown, so
+ * every request it carries now is a reuse, and its close stays out of the requests per
+ * connection figures.
+ */
+#define KW_CONN_PRIOR 0x20
 
 /*
  * An open connection: one cache line, in the kw_conns table at the entry of the

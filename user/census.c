@@ -648,12 +648,13 @@ int kw_census_netns_all(__u32 *out, unsigned int max)
 
 /* ---- the runner ---- */
 
-struct run {
-	int link_fd;
+struct each {
 	const __u32 *netns;
 	unsigned int n;
-	struct kw_census_result *out;
-	int err; /* a failure that stops the whole census */
+	int (*fn)(void *arg, __u32 netns);
+	void *arg;
+	unsigned int skipped; /* namespaces not found or not entered */
+	int err;	      /* what stopped the walk: -ENOMEM, or fn's */
 };
 
 /* The whole iterator output: struct kw_census records (read() may split one). */
@@ -749,9 +750,16 @@ static int read_sysctls(struct kw_census_sysctl *sys)
 	return err;
 }
 
+struct run {
+	int link_fd;
+	struct kw_census_result *out;
+	struct kw_census_sysctl sys;
+};
+
 /* The census of the namespace this thread is in now. */
-static int census_here(struct run *run, __u32 netns, struct kw_census_sysctl *sys)
+static int census_here(void *arg, __u32 netns)
 {
+	struct run *run = arg;
 	struct kw_census *rec = NULL;
 	size_t n = 0;
 	int err;
@@ -762,13 +770,13 @@ static int census_here(struct run *run, __u32 netns, struct kw_census_sysctl *sy
 		run->out->errors++;
 		return 0;
 	}
-	err = read_sysctls(sys);
+	err = read_sysctls(&run->sys);
 	if (err) {
 		kw_dbg("census of netns %u: read port sysctls: %s", netns, strerror(-err));
 		run->out->errors++;
 		goto free_rec;
 	}
-	err = kw_census_add(run->out, netns, sys, rec, n);
+	err = kw_census_add(run->out, netns, &run->sys, rec, n);
 	if (err == -ENOMEM)
 		goto free_rec;
 	if (err) {
@@ -781,63 +789,77 @@ free_rec:
 	return err;
 }
 
-static void *census_thread(void *arg)
+static void *each_thread(void *arg)
 {
-	struct kw_census_sysctl *sys;
-	struct run *run = arg;
-	int *fds, scanned = 0;
+	struct each *e = arg;
 	unsigned int i, j;
+	int *fds, scanned = 0;
 
-	sys = malloc(sizeof(*sys));
-	fds = malloc((run->n ? run->n : 1) * sizeof(*fds));
-	if (!sys || !fds) {
-		run->err = -ENOMEM;
-		goto free_mem;
+	fds = malloc((e->n ? e->n : 1) * sizeof(*fds));
+	if (!fds) {
+		e->err = -ENOMEM;
+		return NULL;
 	}
 	/* Open every namespace first, from the agent's own (paths under /proc/self). */
-	for (i = 0; i < run->n; i++) {
-		for (j = 0; j < i && run->netns[j] != run->netns[i]; j++)
+	for (i = 0; i < e->n; i++) {
+		for (j = 0; j < i && e->netns[j] != e->netns[i]; j++)
 			;
-		fds[i] = j < i ? -EALREADY : netns_open(run->netns[i], &scanned);
+		fds[i] = j < i ? -EALREADY : netns_open(e->netns[i], &scanned);
 		if (fds[i] == -ENOENT) {
-			kw_dbg("census: netns %u not found", run->netns[i]);
-			run->out->skipped++;
+			kw_dbg("netns %u not found", e->netns[i]);
+			e->skipped++;
 		}
 	}
-	for (i = 0; i < run->n && !run->err; i++) {
+	for (i = 0; i < e->n && !e->err; i++) {
 		if (fds[i] < 0)
 			continue;
 		if (setns(fds[i], CLONE_NEWNET)) {
-			kw_dbg("census: enter netns %u: %s", run->netns[i], strerror(errno));
-			run->out->skipped++;
+			kw_dbg("enter netns %u: %s", e->netns[i], strerror(errno));
+			e->skipped++;
 			continue;
 		}
-		run->err = census_here(run, run->netns[i], sys);
+		e->err = e->fn(e->arg, e->netns[i]);
 	}
-	for (i = 0; i < run->n; i++)
+	for (i = 0; i < e->n; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
-free_mem:
 	free(fds);
-	free(sys);
 	return NULL;
+}
+
+int kw_netns_each(const __u32 *netns, unsigned int n, int (*fn)(void *arg, __u32 netns), void *arg,
+		  unsigned int *skipped)
+{
+	struct each e = { .netns = netns, .n = n, .fn = fn, .arg = arg };
+	pthread_t t;
+	int err;
+
+	/* The thread dies with the namespace it entered last: the agent's threads never move. */
+	err = pthread_create(&t, NULL, each_thread, &e);
+	if (err)
+		return -err;
+	pthread_join(t, NULL);
+	if (skipped)
+		*skipped = e.skipped;
+	return e.err;
 }
 
 int kw_census_run(int link_fd, const __u32 *netns, unsigned int n, struct kw_census_result *out)
 {
-	struct run run = { .link_fd = link_fd, .netns = netns, .n = n, .out = out };
-	pthread_t t;
+	unsigned int skipped = 0;
+	struct run *run;
 	int err;
 
 	memset(out, 0, sizeof(*out));
-	/* The thread dies with the namespace it entered last: the agent's threads never move. */
-	err = pthread_create(&t, NULL, census_thread, &run);
+	run = malloc(sizeof(*run)); /* the sysctls hold an 8 KiB bitmap */
+	if (!run)
+		return -ENOMEM;
+	run->link_fd = link_fd;
+	run->out = out;
+	err = kw_netns_each(netns, n, census_here, run, &skipped);
+	out->skipped = skipped;
+	free(run);
 	if (err)
-		return -err;
-	pthread_join(t, NULL);
-	if (run.err) {
 		kw_census_free(out);
-		return run.err;
-	}
-	return 0;
+	return err;
 }

@@ -85,6 +85,15 @@ struct kw_census_result {
 int kw_census_run(int link_fd, const __u32 *netns, unsigned int n, struct kw_census_result *out);
 
 /*
+ * Calls fn(arg, inode) in each namespace of netns[] (duplicates once), from a thread of
+ * its own that has entered it. A namespace that cannot be found or entered is skipped and
+ * counted in *skipped (if not NULL). 0, or what stopped the walk: a non-zero return of
+ * fn, or -errno (no thread, no memory).
+ */
+int kw_netns_each(const __u32 *netns, unsigned int n, int (*fn)(void *arg, __u32 netns), void *arg,
+		  unsigned int *skipped);
+
+/*
  * Every network namespace in reach: the agent's own, those bound under /var/run/netns and
  * those of running processes; up to max inode numbers, sorted. Returns how many, or -errno.
  */

@@ -21,11 +21,16 @@
 #define CF_HELP	      "Outbound connects that failed, by errno (EADDRNOTAVAIL: no ephemeral port left)."
 #define RST_SENT_HELP "Resets sent, by the kernel's reason."
 #define RST_RCVD_HELP "Resets received, by our socket's state when it arrived."
+#define ADOPTED_HELP                                                                               \
+	"TCP connections with this upstream already established when keepwatch started, found "    \
+	"by its walk of the sockets (not in connections_opened_total)."
 
 /* X(id, field, family, type, label name, label value, label2 name, label2 value, help, desc) */
 #define KW_FIELDS(X)                                                                                                                     \
 	X(CONN, "conn", "keepwatch_connections_opened_total", "counter", NULL, NULL, NULL, NULL,                                         \
 	  "TCP connections established with this upstream.", "Connections opened")                                                       \
+	X(ADOPTED, "adopted", "keepwatch_connections_adopted_total", "counter", NULL, NULL, NULL,                                        \
+	  NULL, ADOPTED_HELP, "Connections open before start")                                                                           \
 	X(REQ, "req", "keepwatch_requests_total", "counter", NULL, NULL, NULL, NULL,                                                     \
 	  "Requests, counted at request/response turns (sequential HTTP/1.x).", "Requests")                                              \
 	X(REUSE, "reuse", "keepwatch_requests_reused_total", "counter", NULL, NULL, NULL, NULL,                                          \

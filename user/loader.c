@@ -20,6 +20,7 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
+#include "census.h"
 #include "keepwatch.h"
 #include "keepwatch.skel.h"
 #include "loader.h"
@@ -31,6 +32,7 @@ struct kw_bpf {
 	__u32 n_conns;
 	__u64 created_unix;
 	struct bpf_link *tcp_iter_link; /* kw_iter_tcp: the TIME_WAIT census (census.h) */
+	struct bpf_link *adopt_link;	/* kw_iter_adopt: connections open before the start */
 	__u32 capacity;
 	int pin_lock; /* the pin directory, flock'ed while this agent uses its maps, or -1 */
 	char mode[256];
@@ -348,7 +350,8 @@ int kw_bpf_open_requests(const struct kw_bpf *b, __u64 *req, __u64 *used)
 		    __atomic_load_n(&e->flags, __ATOMIC_RELAXED) != flags)
 			continue;
 		req[idx] += n;
-		used[idx]++;
+		if (!(flags & KW_CONN_PRIOR)) /* used before the agent started: all reuses */
+			used[idx]++;
 	}
 	munmap((void *)conns, b->conns_len);
 	return 0;
@@ -365,7 +368,8 @@ static int attach(struct kw_bpf *b)
 	}
 	/* Attached once; each bpf_iter_create() takes the namespace of the thread calling it. */
 	b->tcp_iter_link = bpf_program__attach_iter(b->skel->progs.kw_iter_tcp, NULL);
-	if (!b->tcp_iter_link) {
+	b->adopt_link = bpf_program__attach_iter(b->skel->progs.kw_iter_adopt, NULL);
+	if (!b->tcp_iter_link || !b->adopt_link) {
 		err = -errno;
 		kw_err("attach iter/tcp: %s", strerror(errno));
 		return err;
@@ -408,8 +412,9 @@ struct kw_bpf *kw_bpf_start(const struct kw_loader_opts *o)
 	err = choose_programs(b);
 	if (err)
 		goto destroy_skel;
-	/* The census iterator is attached by hand, see attach(). */
+	/* The iterators are attached by hand, see attach(). */
 	bpf_program__set_autoattach(b->skel->progs.kw_iter_tcp, false);
+	bpf_program__set_autoattach(b->skel->progs.kw_iter_adopt, false);
 	_Static_assert(sizeof(b->skel->rodata->cfg_netns) / sizeof(__u32) == KW_MAX_FILTERS,
 		       "filters: BPF and loader agree");
 	memcpy((void *)b->skel->rodata->cfg_netns, o->netns, o->n_netns * sizeof(__u32));
@@ -455,6 +460,7 @@ struct kw_bpf *kw_bpf_start(const struct kw_loader_opts *o)
 	return b;
 
 destroy_skel:
+	bpf_link__destroy(b->adopt_link);
 	bpf_link__destroy(b->tcp_iter_link);
 	keepwatch_bpf__destroy(b->skel);
 free_b:
@@ -470,6 +476,7 @@ void kw_bpf_destroy(struct kw_bpf *b)
 {
 	if (!b)
 		return;
+	bpf_link__destroy(b->adopt_link);
 	bpf_link__destroy(b->tcp_iter_link);
 	keepwatch_bpf__destroy(b->skel);
 	if (b->pin_lock >= 0)
@@ -524,6 +531,63 @@ __u64 kw_bpf_created_unix(const struct kw_bpf *b)
 int kw_bpf_tcp_iter_link_fd(const struct kw_bpf *b)
 {
 	return bpf_link__fd(b->tcp_iter_link);
+}
+
+struct adopt {
+	const struct kw_bpf *b;
+	void *zero; /* the listening-ports bitmap, cleared */
+	struct kw_adopted *out;
+};
+
+/* The adoption walk of the namespace this thread is in now. */
+static int adopt_here(void *arg, __u32 netns)
+{
+	struct adopt *a = arg;
+	__u32 key = 0, inode[1024];
+	size_t bytes = 0;
+	int fd;
+	ssize_t r;
+
+	/* The ports of the namespace walked before must not make this one's inbound. */
+	if (bpf_map__update_elem(a->b->skel->maps.kw_listening, &key, sizeof(key), a->zero,
+				 bpf_map__value_size(a->b->skel->maps.kw_listening), BPF_ANY))
+		return -errno;
+	fd = bpf_iter_create(bpf_link__fd(a->b->adopt_link));
+	if (fd < 0) {
+		kw_dbg("adopt in netns %u: %s", netns, strerror(errno));
+		a->out->failed++;
+		return 0;
+	}
+	/* The program writes the namespace's inode per connection it adopted. */
+	while ((r = read(fd, inode, sizeof(inode))) != 0) {
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			kw_dbg("adopt in netns %u: read: %s", netns, strerror(errno));
+			a->out->failed++;
+			break;
+		}
+		if (r > 0)
+			bytes += r;
+	}
+	close(fd);
+	a->out->connections += bytes / sizeof(inode[0]);
+	a->out->namespaces++;
+	return 0;
+}
+
+int kw_bpf_adopt(const struct kw_bpf *b, const __u32 *netns, unsigned int n, struct kw_adopted *out)
+{
+	struct adopt a = { .b = b, .out = out };
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	a.zero = calloc(1, bpf_map__value_size(b->skel->maps.kw_listening));
+	if (!a.zero)
+		return -ENOMEM;
+	err = kw_netns_each(netns, n, adopt_here, &a, &out->skipped);
+	free(a.zero);
+	return err;
 }
 
 unsigned int kw_bpf_prog_stats(const struct kw_bpf *b, struct kw_prog_stat *out, unsigned int max)

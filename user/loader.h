@@ -69,6 +69,22 @@ __u64 kw_bpf_created_unix(const struct kw_bpf *b);
  * bpf_iter_create() on it walks the namespace of the calling thread.
  */
 int kw_bpf_tcp_iter_link_fd(const struct kw_bpf *b);
+/* What kw_bpf_adopt() found. */
+struct kw_adopted {
+	unsigned long connections; /* adopted */
+	unsigned int namespaces;   /* walked */
+	unsigned int skipped;	   /* not found or not entered */
+	unsigned int failed;	   /* walks that failed (a debug line each) */
+};
+
+/*
+ * Adopts the connections of the namespaces netns[] (inode numbers) that were established
+ * before the programs were attached, which the tracepoints never saw open: from now on
+ * their requests, closes and races count as if they had been opened under the agent.
+ * Call once, after kw_bpf_start(). 0 or -errno (out of memory, no thread).
+ */
+int kw_bpf_adopt(const struct kw_bpf *b, const __u32 *netns, unsigned int n,
+		 struct kw_adopted *out);
 /* Fills up to max program statistics; returns how many. */
 unsigned int kw_bpf_prog_stats(const struct kw_bpf *b, struct kw_prog_stat *out, unsigned int max);
 /* A short description of the attach path, for logs and the info metric. */

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
-"""The agent itself: counts that survive a restart through the pinned maps, and a full
-upstream map whose overflow is counted, not lost.
+"""The agent itself: connections open before it started, adopted at its start; counts
+that survive a restart through the pinned maps; and a full upstream map whose overflow
+is counted, not lost.
 
 Exact counts, in namespaces of the test's own, against real nginx.
 """
@@ -8,7 +9,10 @@ Exact counts, in namespaces of the test's own, against real nginx.
 import os
 import shutil
 
+import pytest
+
 import kw
+from kw import assert_eq, sides
 
 P = "keepwatch_"
 OPENED = P + "connections_opened_total"
@@ -16,6 +20,99 @@ REQS = P + "requests_total"
 REUSED = P + "requests_reused_total"
 ACTIVE = P + "connections_active"
 ERRORS = P + "bpf_errors_total"
+ADOPTED = P + "connections_adopted_total"
+CLOSED = P + "connections_closed_total"
+UNUSED = P + "connections_unused_closed_total"
+PER_CONN = P + "requests_per_connection"
+RACES = P + "keepalive_races_total"
+RST_SENT = P + "resets_sent_total"
+RST_RCVD = P + "resets_received_total"
+RACE_IDLE = P + "race_idle_before_close_seconds"
+RACE_GAP = P + "race_gap_seconds"
+
+
+@pytest.mark.nginx(keepalive_timeout="30s")
+def test_adopts_connections_open_before_start(netns, nginx):
+    """Five connections established before the agent starts: three that carried two
+    requests each, two that carried none. The agent adopts them at its start (adopted 5,
+    opened 0, active 5 on each side), then counts one more request on each: 5 requests,
+    of which the 3 on connections used before are reuses (their first use was before the
+    agent) and the 2 others first uses. Their closes count as any other; requests per
+    connection only for the two whose whole life the agent saw."""
+    inbound, outbound = sides(netns, False)
+    used = kw.ControlledClient(netns, netns.client_ns, netns.server_v4, "--conns", 3,
+                               "--first", 2)
+    fresh = kw.ControlledClient(netns, netns.client_ns, netns.server_v4, "--conns", 2,
+                                "--first", 0)
+    used.wait_ready()
+    fresh.wait_ready()
+    netns.wait_states(netns.server_ns, {"ESTAB": 5}, port=80)
+    agent = kw.Agent([netns.client_ns, netns.server_ns])
+    try:
+        agent.start()
+        assert "adopted 10 connections open before the start (2 namespaces walked, 0 not " \
+            "found, 0 failed)" in agent.stderr(), agent.stderr()
+        agent.wait_all([(m, labels, v) for labels in (inbound, outbound)
+                        for m, v in ((ADOPTED, 5), (OPENED, 0), (ACTIVE, 5), (REQS, 0),
+                                     (REUSED, 0), (CLOSED, 0))])
+        used.go(0)
+        fresh.go(0)
+        assert_eq("responses on the connections used before", used.result()["responses"], 9)
+        assert_eq("responses on the fresh connections", fresh.result()["responses"], 2)
+        served = nginx.served()
+        assert_eq("requests in nginx's access log", served["requests"], 11)
+        exp = []
+        for labels, closed_by in ((inbound, "peer"), (outbound, "local")):
+            exp += [(ADOPTED, labels, 5), (OPENED, labels, 0), (ACTIVE, labels, 0),
+                    (REQS, labels, 5), (REUSED, labels, 3), (UNUSED, labels, 0),
+                    (CLOSED, labels, 5), (CLOSED, dict(labels, closed_by=closed_by), 5),
+                    (PER_CONN + "_count", labels, 2), (PER_CONN + "_sum", labels, 2),
+                    (PER_CONN + "_bucket", dict(labels, le="1"), 2)]
+        agent.wait_all(exp)
+    finally:
+        agent.stop()
+
+
+@pytest.mark.nginx(keepalive_timeout="5s")
+def test_race_on_connection_open_before_start(netns, nginx):
+    """A balancer's pool open before keepwatch started: 3 connections, one request each,
+    then idle. The agent starts and adopts them; nginx closes them after 5 s idle and the
+    client's second requests, 0.3 s later, meet the closes (nginx's timewait sockets
+    answer with resets): 3 races on each side, as if the agent had seen them open."""
+    n = 3
+    inbound, outbound = sides(netns, False)
+    client = kw.ControlledClient(netns, netns.client_ns, netns.server_v4, "--conns", n,
+                                 "--wait", 3)
+    client.wait_ready()
+    agent = kw.Agent([netns.client_ns, netns.server_ns])
+    try:
+        agent.start()
+        agent.wait_all([(ADOPTED, inbound, n), (ADOPTED, outbound, n)])
+        client.go(5.3)
+        out = client.result()
+        assert_eq("client: what answered the second requests", out["outcome"], {"reset": n})
+        assert_eq("client: socket state when sending the second request",
+                  out["state_at_send"], {"CLOSE_WAIT": n})
+        agent.wait_all([
+            (RACES, dict(inbound, side="server"), n),
+            (RST_SENT, dict(inbound, reason="timewait_socket"), n),
+            (CLOSED, dict(inbound, closed_by="local", how="fin"), n),
+            (RACE_IDLE + "_bucket", dict(inbound, le="4.5"), 0),
+            (RACE_IDLE + "_bucket", dict(inbound, le="5.5"), n),
+            (RACE_GAP + "_bucket", dict(inbound, le="0.1"), 0),
+            (RACE_GAP + "_bucket", dict(inbound, le="0.5"), n),
+            (REQS, inbound, 0),  # the first requests came before the agent
+            (RACES, dict(outbound, side="client"), n),
+            (RST_RCVD, dict(outbound, state="close_wait"), n),
+            (CLOSED, dict(outbound, closed_by="peer", how="fin"), n),
+            # the requests the resets answered: reuses, on connections used before
+            (REQS, outbound, n),
+            (REUSED, outbound, n),
+            (ACTIVE, inbound, 0),
+            (ACTIVE, outbound, 0),
+        ])
+    finally:
+        agent.stop()
 
 
 def pinned_agent(netns, pin_dir, *extra):

@@ -28,7 +28,7 @@ static const char doc_text[] =
 	"   \"count\": 3}},"
 	" {\"direction\": \"outbound\", \"family\": \"ipv6\", \"peer\": \"fd77::2\", \"port\": 8080,"
 	"  \"netns\": \"a-very-long-network-namespace-name\", \"netns_inode\": 4026532101,"
-	"  \"conn\": 5, \"req\": 0, \"reuse\": 0, \"closed_local_fin\": 2,"
+	"  \"conn\": 5, \"adopted\": 2, \"req\": 0, \"reuse\": 0, \"closed_local_fin\": 2,"
 	"  \"closed_local_rst\": 1, \"closed_peer_fin\": 0, \"closed_peer_rst\": 1,"
 	"  \"unused_local\": 4, \"unused_peer\": 1, \"active\": 1},"
 	" {\"direction\": \"inbound\", \"family\": \"ipv4\", \"peer\": \"10.0.0.1\", \"port\": 9479,"
@@ -78,12 +78,15 @@ static void test_stat_sums(void **state)
 	assert_true(st.uptime == 12.5);
 	/* table order, backend rows first */
 	assert_string_equal(st.rows[0].name, "backend_conn");
-	assert_string_equal(st.rows[1].name, "backend_req");
-	assert_string_equal(st.rows[2].name, "backend_reuse");
+	assert_string_equal(st.rows[1].name, "backend_adopted");
+	assert_string_equal(st.rows[2].name, "backend_req");
+	assert_string_equal(st.rows[3].name, "backend_reuse");
 	assert_string_equal(st.rows[KW_F_MAX].name, "client_conn");
 	assert_string_equal(st.rows[KW_F_MAX + KW_F_ACTIVE].name, "client_active");
 	assert_string_equal(st.rows[0].desc, kw_fields[0].desc);
 	check_value(&st, "backend_conn", 8);
+	check_value(&st, "backend_adopted", 2);
+	check_value(&st, "client_adopted", 0);
 	check_value(&st, "backend_req", 30);
 	check_value(&st, "backend_reuse", 27);
 	check_value(&st, "backend_closed_local_fin", 2);
