@@ -19,11 +19,13 @@ import argparse
 import datetime
 import http.client
 import json
+import math
 import os
 import platform
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -111,6 +113,25 @@ def spread(xs):
     return {"n": len(xs), "median": quantile(xs, 0.5), "p25": quantile(xs, 0.25),
             "p75": quantile(xs, 0.75), "min": min(xs) if xs else None,
             "max": max(xs) if xs else None}
+
+
+def trimmed_ratio(ratios, trim=0.1):
+    """The geometric mean of the pairs' ratios without the lowest and highest 10%, and its
+    95% confidence interval (Tukey-McLaughlin: the winsorized standard deviation over
+    (1 - 2 trim) sqrt(n)). A slow spell of the host that catches one window of a pair
+    gives the ratios long tails both ways; this keeps more of the data than the median
+    does, and says how far the figure can be trusted."""
+    lr = sorted(math.log(x) for x in ratios if x > 0)
+    n = len(lr)
+    k = int(n * trim)
+    if n - 2 * k < 3:
+        return None
+    core = lr[k:n - k]
+    wins = [lr[k]] * k + core + [lr[n - k - 1]] * k
+    m = sum(core) / len(core)
+    se = statistics.stdev(wins) / ((1 - 2 * k / n) * math.sqrt(n))
+    return {"n": n, "mean": math.exp(m), "lo": math.exp(m - 1.96 * se),
+            "hi": math.exp(m + 1.96 * se)}
 
 
 # --- processes, namespaces ------------------------------------------------------------
@@ -943,7 +964,8 @@ def summarize_throughput(results):
         # the windows method: wrk's errors are known per continuous run only
         errors += sum(b["wrk"]["errors"] for b in results.get("blocks", [])
                       if (b["topology"], b["mode"]) == (top, mode))
-        s = {"ratio": spread(ratios), "base_rps": spread(base),
+        s = {"ratio": spread(ratios), "ratio_trimmed": trimmed_ratio(ratios),
+             "base_rps": spread(base),
              "treat_rps": spread([r["wrk"]["rps"] for r in treat]), "errors": errors}
         # the windows method: BPF cost from windows of their own, with bpf_stats on
         cost = [r for r in results.get("cost_runs", [])
@@ -1338,16 +1360,18 @@ def throughput_tables(L, s):
     L.append("### Throughput (treatment / base, per interleaved pair)")
     L.append("")
     L.append("| topology | mode | treatment | pairs | base req/s (median) | ratio median "
-             "| IQR | min–max | errors |")
-    L.append("|---|---|---|---|---|---|---|---|---|")
+             "| IQR | min–max | trimmed mean [95% CI] | errors |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|")
     for key, v in s.items():
         top, mode, comp = key.split("/")
         r = v["ratio"]
+        t = v.get("ratio_trimmed")
+        tm = f"{t['mean']:.3f} [{t['lo']:.3f}, {t['hi']:.3f}]" if t else "n/a"
         label = {"aa": "A/A (base again)", "agent": "agent", "floor": "floor (empty progs)",
                  "anchor": "bpftrace anchor"}.get(comp, comp_label(comp))
         L.append(f"| {top} | {mode} | {label} | {r['n']} | {fmt(v['base_rps']['median'], '.0f')} "
                  f"| **{fmt(r['median'])}** | {fmt(r['p25'])}–{fmt(r['p75'])} "
-                 f"| {fmt(r['min'])}–{fmt(r['max'])} | {v['errors']} |")
+                 f"| {fmt(r['min'])}–{fmt(r['max'])} | {tm} | {v['errors']} |")
     L.append("")
     L.append("### BPF cost (bpf_stats, pooled over the treatment runs)")
     L.append("")
@@ -1533,7 +1557,8 @@ def parse_args(argv):
         "keepwatch overhead benchmark: interleaved A/B throughput pairs, BPF ns per "
         "request, agent CPU/RSS, /metrics scrape time, map memory."),
         epilog="Also: tools/bench/run.sh --render build/bench/bench-STAMP.json re-prints the "
-               "report of a saved run. See BENCHMARKS.md.")
+               "report of a saved run; tools/bench/run.sh --pool A.json B.json ... gives the "
+               "throughput of several runs (windows method) as one. See BENCHMARKS.md.")
     ap.add_argument("--quick", action="store_true",
                     help="short run (~4 min): 20 pairs of windows (runs method: 4 pairs of "
                          "1 s runs), 5 cost windows, 4 anchor pairs, scrape at 100 and 1000 "
@@ -1613,6 +1638,24 @@ def parse_args(argv):
     return args
 
 
+def pool(paths):
+    """The throughput pairs and BPF cost windows of several saved runs (windows method)
+    as one: a comparison's pairs from five runs resolve what one run's cannot."""
+    runs, cost, blocks = [], [], []
+    for i, path in enumerate(paths):
+        res = json.loads(Path(path).read_text())
+        if res.get("env", {}).get("method", "runs") != "windows":
+            sys.exit(f"bench.py --pool: {path}: not a run of the windows method")
+        for r in res.get("runs", []):
+            runs.append(dict(r, pair=f"{i}:{r['pair']}"))
+        cost += res.get("cost_runs", [])
+        blocks += res.get("blocks", [])
+    s = summarize_throughput({"runs": runs, "cost_runs": cost, "blocks": blocks})
+    L = [f"## Pooled: {len(paths)} runs (" + ", ".join(Path(p).name for p in paths) + ")", ""]
+    throughput_tables(L, s)
+    print("\n".join(L[:L.index("### BPF cost (bpf_stats, pooled over the treatment runs)")]))
+
+
 def main(argv):
     if argv[:1] == ["--render"]:  # re-print the report of a saved run
         if len(argv) != 2:
@@ -1620,6 +1663,11 @@ def main(argv):
         results = json.loads(Path(argv[1]).read_text())
         results["summary"] = summarize_throughput(results)
         print(report(results))
+        return 0
+    if argv[:1] == ["--pool"]:  # the throughput of several saved runs as one
+        if len(argv) < 2:
+            sys.exit("usage: bench.py --pool build/bench/bench-STAMP.json ...")
+        pool(argv[1:])
         return 0
     args = parse_args(argv)
     out = Path(args.out)

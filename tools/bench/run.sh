@@ -26,8 +26,9 @@ set -- ${BENCH_ARGS:-} "$@"
 for a in "$@"; do
 	case $a in -h | --help) exec $py "$here/bench.py" --help ;; esac
 done
-# Re-print the report of a saved run (no root needed): run.sh --render build/bench/X.json
-[ "${1:-}" != --render ] || exec $py "$here/bench.py" "$@"
+# Re-print the report of a saved run (no root needed): run.sh --render build/bench/X.json;
+# the throughput of several runs as one: run.sh --pool build/bench/X.json Y.json ...
+case ${1:-} in --render | --pool) exec $py "$here/bench.py" "$@" ;; esac
 
 [ "$(id -u)" = 0 ] || die "must run as root (BPF, network namespaces)"
 for c in nginx wrk bpftrace bpftool clang taskset ip curl; do
