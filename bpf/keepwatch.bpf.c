@@ -585,9 +585,13 @@ static __always_inline struct kw_conn *conn_start(struct sock *sk, const struct 
 		return NULL;
 	}
 	/*
-	 * All but the owner: an entry or storage keeps its last connection's state. The
-	 * flags last: user space reads an entry's requests only once it is not folded.
+	 * All but the owner: an entry or storage keeps its last connection's state. Live
+	 * first: the agent's start-up sweep takes an entry only while live is 0, in one
+	 * compare-and-swap of the word holding live and flags, so it never takes one this
+	 * has begun to fill (x86 stores are seen in order). The flags last: user space reads
+	 * an entry's requests only once it is not folded.
 	 */
+	s->live = 1;
 	s->close_us = 0;
 	s->key = *key;
 	s->idx = upstream_slot(key);
@@ -1164,6 +1168,8 @@ int kw_iter_tcp(struct bpf_iter__tcp *ctx)
  * opened), so their requests, closes and races are seen from now on. The direction comes
  * from the namespace's listening ports, walked first. A connection that has carried data
  * already is marked KW_CONN_PRIOR. Writes the namespace's inode per connection adopted.
+ * Connections tracked already are marked live: the agent then folds, as lost, the
+ * entries of its namespaces that the walk did not mark (closed while no agent ran).
  */
 SEC("iter/tcp")
 int kw_iter_adopt(struct bpf_iter__tcp *ctx)
@@ -1191,14 +1197,19 @@ int kw_iter_adopt(struct bpf_iter__tcp *ctx)
 		lp->bits[(port >> 6) & 1023] |= bit;
 		return 0;
 	}
-	if (skc->skc_state != TCP_ESTABLISHED)
-		return 0;
-	tp = bpf_skc_to_tcp_sock(skc);
+	tp = bpf_skc_to_tcp_sock(skc); /* not for timewait and request sockets */
 	if (!tp)
 		return 0;
 	sk = (struct sock *)tp;
-	if (sk->sk_protocol != IPPROTO_TCP || conn_of(sk))
-		return 0; /* tracked already: established after the programs were attached */
+	if (sk->sk_protocol != IPPROTO_TCP)
+		return 0;
+	s = conn_of(sk);
+	if (s) { /* tracked already: by this agent, or by the last one (pinned maps) */
+		s->live = 1;
+		return 0;
+	}
+	if (skc->skc_state != TCP_ESTABLISHED)
+		return 0;
 	if (!fill_key(sk, lp->bits[(port >> 6) & 1023] & bit ? KW_DIR_INBOUND : KW_DIR_OUTBOUND,
 		      &key) ||
 	    !wanted(&key))

@@ -89,7 +89,7 @@ struct kw_key {
  * number of cache lines; what every connection updates comes first, in two lines.
  */
 struct kw_counters {
-	__u64 opened;	/* connections established (active: opened + adopted - closed) */
+	__u64 opened;	/* connections established (active: opened + adopted - closed - lost) */
 	__u64 requests; /* requests */
 	__u64 used;	/* connections that carried a request (reused: requests - used) */
 	__u64 closed[KW_BY_MAX][KW_HOW_MAX]; /* closes, by who closed first and how */
@@ -116,7 +116,8 @@ struct kw_counters {
 	__u64 connect_failures[KW_CF_MAX];   /* outbound connect() failures, by KW_CF_* */
 	/* connections already established when the agent started, found by its walk */
 	__u64 adopted;
-	__u64 pad[1]; /* to a multiple of 64 bytes */
+	/* connections that closed while no agent ran (pinned maps), found at the next start */
+	__u64 lost;
 };
 
 /* kw_globals: index of each value */
@@ -155,7 +156,12 @@ struct kw_conn {
 	__u8 closed_by;	    /* KW_BY_* */
 	__u8 how;	    /* KW_HOW_* */
 	__u8 flags;	    /* KW_CONN_* */
-	__u8 pad;
+	/*
+	 * Seen open: set when the state is made and by the agent's start-up walk for every
+	 * tracked socket it meets; the agent clears it before the walk. An entry neither
+	 * folded nor seen after the walk belongs to a socket that closed while no agent ran.
+	 */
+	__u8 live;
 };
 
 /* kw_meta: the state of the slot allocator. Slots 0 and 1 are the overflow upstreams. */

@@ -129,22 +129,26 @@ static const enum kw_field_id rst_sent_field[KW_RST_MAX] = {
 
 static void from_counters(struct kw_upstream *u, const struct kw_counters *k)
 {
-	__u64 closed = 0, opened, adopted, used, requests;
+	__u64 closed = 0, opened, adopted, used, requests, in;
 	unsigned int i, j;
 
 	/*
-	 * The kernel counts a connection in opened (or adopted) before it counts its close:
-	 * read the closes first, then those, and active is never negative.
+	 * The kernel counts a connection in opened (or adopted) before it counts its close
+	 * (or the agent its loss): read the closes first, then those, and active is never
+	 * negative.
 	 */
 	for (i = 0; i < KW_BY_MAX; i++)
 		for (j = 0; j < KW_HOW_MAX; j++)
 			closed += __atomic_load_n(&k->closed[i][j], __ATOMIC_RELAXED);
+	closed += __atomic_load_n(&k->lost, __ATOMIC_RELAXED);
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	opened = __atomic_load_n(&k->opened, __ATOMIC_RELAXED);
 	adopted = __atomic_load_n(&k->adopted, __ATOMIC_RELAXED);
 	u->val[KW_F_CONN] = opened;
 	u->val[KW_F_ADOPTED] = adopted;
-	u->val[KW_F_ACTIVE] = opened + adopted > closed ? opened + adopted - closed : 0;
+	u->val[KW_F_LOST] = k->lost;
+	in = opened + adopted;
+	u->val[KW_F_ACTIVE] = in > closed ? in - closed : 0;
 	/* A connection's first request is counted before it is counted as used. */
 	used = __atomic_load_n(&k->used, __ATOMIC_RELAXED);
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);

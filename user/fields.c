@@ -59,5 +59,6 @@ const struct kw_hist_desc kw_hists[KW_H_MAX] = {
 int kw_field_sparse(unsigned int id)
 {
 	return (id >= KW_F_RST_SENT_NOT_SPECIFIED && id <= KW_F_RST_RCVD_OTHER) ||
-	       (id >= KW_F_CF_EADDRNOTAVAIL && id <= KW_F_CF_OTHER) || id == KW_F_ADOPTED;
+	       (id >= KW_F_CF_EADDRNOTAVAIL && id <= KW_F_CF_OTHER) || id == KW_F_ADOPTED ||
+	       id == KW_F_LOST;
 }

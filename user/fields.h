@@ -24,6 +24,9 @@
 #define ADOPTED_HELP                                                                               \
 	"TCP connections with this upstream already established when keepwatch started, found "    \
 	"by its walk of the sockets (not in connections_opened_total)."
+#define LOST_HELP                                                                                  \
+	"Connections that closed while no agent ran (pinned maps), found at the next start: "      \
+	"their closes were not seen (not in connections_closed_total)."
 
 /* X(id, field, family, type, label name, label value, label2 name, label2 value, help, desc) */
 #define KW_FIELDS(X)                                                                                                                     \
@@ -31,6 +34,8 @@
 	  "TCP connections established with this upstream.", "Connections opened")                                                       \
 	X(ADOPTED, "adopted", "keepwatch_connections_adopted_total", "counter", NULL, NULL, NULL,                                        \
 	  NULL, ADOPTED_HELP, "Connections open before start")                                                                           \
+	X(LOST, "lost", "keepwatch_connections_lost_total", "counter", NULL, NULL, NULL, NULL,                                           \
+	  LOST_HELP, "Closed while no agent ran")                                                                                        \
 	X(REQ, "req", "keepwatch_requests_total", "counter", NULL, NULL, NULL, NULL,                                                     \
 	  "Requests, counted at request/response turns (sequential HTTP/1.x).", "Requests")                                              \
 	X(REUSE, "reuse", "keepwatch_requests_reused_total", "counter", NULL, NULL, NULL, NULL,                                          \

@@ -428,6 +428,9 @@ static void adopt(const struct kw_bpf *bpf, const struct options *o)
 	kw_info("adopted %lu connections open before the start (%u namespaces walked, %u not "
 		"found, %u failed)",
 		a.connections, a.namespaces, a.skipped, a.failed);
+	if (a.lost)
+		kw_info("%lu connections of the last run closed while no agent ran: counted as lost",
+			a.lost);
 	free(all);
 	return;
 fail:

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -537,7 +538,99 @@ struct adopt {
 	const struct kw_bpf *b;
 	void *zero; /* the listening-ports bitmap, cleared */
 	struct kw_adopted *out;
+	__u32 *walked; /* the namespaces walked whole */
+	unsigned int n_walked;
 };
+
+/*
+ * The word of a kw_conn that holds its flags and live bytes: the start-up sweep claims
+ * an entry with one compare-and-swap of it.
+ */
+#define CONN_WORD     56
+#define CONN_FLAGS(w) ((__u8)((w) >> 48))
+#define CONN_LIVE(w)  ((__u8)((w) >> 56))
+_Static_assert(offsetof(struct kw_conn, flags) == CONN_WORD + 6 &&
+		       offsetof(struct kw_conn, live) == CONN_WORD + 7,
+	       "kw_conn: flags and live in the last word");
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the sweep reads bytes of a word");
+
+static __u64 *conn_word(struct kw_conn *e)
+{
+	return (__u64 *)((char *)e + CONN_WORD);
+}
+
+/* Before the walk: no entry open in the table is seen yet. */
+static void clear_live(struct kw_conn *conns, __u32 n)
+{
+	__u32 i;
+
+	for (i = 0; i < n; i++)
+		if (__atomic_load_n(&conns[i].owner, __ATOMIC_RELAXED) &&
+		    !(__atomic_load_n(&conns[i].flags, __ATOMIC_RELAXED) & KW_CONN_FOLDED))
+			__atomic_store_n(&conns[i].live, 0, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+static int listed_u32(const __u32 *list, unsigned int n, __u32 v)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		if (list[i] == v)
+			return 1;
+	return 0;
+}
+
+/*
+ * After the walk: an entry still open, of a namespace walked whole or gone, that the walk
+ * did not see belongs to a socket that closed while no agent ran (its close was never
+ * seen). Fold it as lost, with the requests it kept, so that active comes right.
+ */
+static void sweep(const struct adopt *a, struct kw_conn *conns, __u32 n, const __u32 *all,
+		  int n_all)
+{
+	const struct kw_bpf *b = a->b;
+	struct kw_counters *c;
+	__u32 i;
+
+	c = kw_bpf_counters_map(b, b->capacity);
+	if (!c) {
+		kw_warn("sweep the connection table: map the counters: %s", strerror(errno));
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		struct kw_conn *e = &conns[i];
+		__u64 w = __atomic_load_n(conn_word(e), __ATOMIC_ACQUIRE);
+		__u32 netns, idx, reqs;
+
+		if (!__atomic_load_n(&e->owner, __ATOMIC_RELAXED) || CONN_LIVE(w) ||
+		    (CONN_FLAGS(w) & (KW_CONN_FOLDED | KW_CONN_STORAGE)))
+			continue;
+		netns = e->key.netns;
+		if (!listed_u32(a->walked, a->n_walked, netns) &&
+		    (n_all < 0 || listed_u32(all, n_all, netns)))
+			continue; /* its namespace was not walked and still exists */
+		idx = e->idx;
+		reqs = e->requests;
+		/*
+		 * A new connection at the same socket address takes an entry whose owner is
+		 * its own, folded or not, setting live before anything else: if live is still
+		 * 0 here, nothing read above is its.
+		 */
+		if (!__atomic_compare_exchange_n(conn_word(e), &w, w | (__u64)KW_CONN_FOLDED << 48,
+						 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+			continue;
+		if (idx >= b->capacity)
+			continue;
+		if (reqs)
+			__atomic_fetch_add(&c[idx].requests, reqs, __ATOMIC_RELAXED);
+		if (reqs && !(CONN_FLAGS(w) & KW_CONN_PRIOR))
+			__atomic_fetch_add(&c[idx].used, 1, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&c[idx].lost, 1, __ATOMIC_RELAXED);
+		a->out->lost++;
+	}
+	kw_bpf_counters_unmap(b, c, b->capacity);
+}
 
 /* The adoption walk of the namespace this thread is in now. */
 static int adopt_here(void *arg, __u32 netns)
@@ -573,20 +666,44 @@ static int adopt_here(void *arg, __u32 netns)
 	close(fd);
 	a->out->connections += bytes / sizeof(inode[0]);
 	a->out->namespaces++;
+	if (r == 0)
+		a->walked[a->n_walked++] = netns;
 	return 0;
 }
+
+#define SWEEP_MAX_NETNS 1024
 
 int kw_bpf_adopt(const struct kw_bpf *b, const __u32 *netns, unsigned int n, struct kw_adopted *out)
 {
 	struct adopt a = { .b = b, .out = out };
-	int err;
+	struct kw_conn *conns;
+	__u32 *all = NULL;
+	int err = -ENOMEM, n_all = -1;
 
 	memset(out, 0, sizeof(*out));
+	conns = mmap(NULL, b->conns_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+		     bpf_map__fd(b->skel->maps.kw_conns), 0);
+	if (conns == MAP_FAILED)
+		return -errno;
 	a.zero = calloc(1, bpf_map__value_size(b->skel->maps.kw_listening));
-	if (!a.zero)
-		return -ENOMEM;
+	a.walked = calloc(n ? n : 1, sizeof(*a.walked));
+	all = malloc(SWEEP_MAX_NETNS * sizeof(*all));
+	if (!a.zero || !a.walked || !all)
+		goto free_mem;
+	clear_live(conns, b->n_conns);
 	err = kw_netns_each(netns, n, adopt_here, &a, &out->skipped);
+	if (err)
+		goto free_mem;
+	/* A namespace out of reach now is gone, with its sockets (at most this many known). */
+	n_all = kw_census_netns_all(all, SWEEP_MAX_NETNS);
+	if (n_all == SWEEP_MAX_NETNS)
+		n_all = -1; /* maybe more: the gone cannot be told from the unlisted */
+	sweep(&a, conns, b->n_conns, all, n_all);
+free_mem:
+	free(all);
+	free(a.walked);
 	free(a.zero);
+	munmap(conns, b->conns_len);
 	return err;
 }
 

@@ -75,13 +75,17 @@ struct kw_adopted {
 	unsigned int namespaces;   /* walked */
 	unsigned int skipped;	   /* not found or not entered */
 	unsigned int failed;	   /* walks that failed (a debug line each) */
+	unsigned long lost; /* tracked by the last agent, closed while none ran (pinned maps) */
 };
 
 /*
  * Adopts the connections of the namespaces netns[] (inode numbers) that were established
  * before the programs were attached, which the tracepoints never saw open: from now on
  * their requests, closes and races count as if they had been opened under the agent.
- * Call once, after kw_bpf_start(). 0 or -errno (out of memory, no thread).
+ * Then folds, as lost, the connections in the table (pinned from the last agent) whose
+ * sockets the walk did not find in their namespace, or whose namespace is gone: they
+ * closed while no agent ran. Call once, after kw_bpf_start(), before serving.
+ * 0 or -errno (out of memory, no thread).
  */
 int kw_bpf_adopt(const struct kw_bpf *b, const __u32 *netns, unsigned int n,
 		 struct kw_adopted *out);

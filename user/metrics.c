@@ -184,7 +184,7 @@ static int add_labels(struct render *r, struct up *up, const struct kw_upstream 
 
 /*
  * Breakdowns of rare events (resets by reason or state, connect failures by errno, the
- * race side an upstream's direction cannot have) and connections adopted at the start
+ * race side an upstream's direction cannot have), connections adopted or lost at the start
  * (kw_field_sparse()) are written only where they are not
  * zero, and always for the overflow upstream so that every family exists from the
  * start: at 10k upstreams, writing every zero multiplies a scrape by ten.

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 """The agent itself: connections open before it started, adopted at its start; counts
-that survive a restart through the pinned maps; and a full upstream map whose overflow
-is counted, not lost.
+that survive a restart through the pinned maps, and connections that closed while no
+agent ran, found at the next start; and a full upstream map whose overflow is counted,
+not lost.
 
 Exact counts, in namespaces of the test's own, against real nginx.
 """
@@ -21,6 +22,7 @@ REUSED = P + "requests_reused_total"
 ACTIVE = P + "connections_active"
 ERRORS = P + "bpf_errors_total"
 ADOPTED = P + "connections_adopted_total"
+LOST = P + "connections_lost_total"
 CLOSED = P + "connections_closed_total"
 UNUSED = P + "connections_unused_closed_total"
 PER_CONN = P + "requests_per_connection"
@@ -161,6 +163,57 @@ def test_counts_survive_restart(netns, nginx):
         assert kw.select(samples, REQS, **inbound) == [], \
             "a fresh start with another --max-upstreams still had the old upstream"
         third.stop()
+    finally:
+        for a in agents:
+            if a.proc is not None and a.proc.poll() is None:
+                a.stop(check=False)
+        shutil.rmtree(pin_dir, ignore_errors=True)
+
+
+@pytest.mark.nginx(keepalive_timeout="30s")
+def test_connections_closed_while_no_agent_ran(netns, nginx):
+    """Pinned maps: 3 connections carry 2 requests each under a first agent, which stops;
+    they carry one more and close while no agent runs. The next agent finds their entries
+    open and their sockets gone: 3 lost on each side and active 0, the 6 requests the
+    first agent saw kept (the 3 made while none ran were never seen), and a connection
+    open across the restart still tracked, not lost."""
+    pin_dir = f"/sys/fs/bpf/kw-test-{os.getpid()}-{netns.index}-lost"
+    inbound, outbound = sides(netns, False)
+    agents = []
+    try:
+        first = pinned_agent(netns, pin_dir)
+        agents.append(first)
+        first.start()
+        closing = kw.ControlledClient(netns, netns.client_ns, netns.server_v4, "--conns", 3,
+                                      "--first", 2)
+        staying = kw.ControlledClient(netns, netns.client_ns, netns.server_v4, "--conns", 1,
+                                      "--first", 1)
+        closing.wait_ready()
+        staying.wait_ready()
+        first.wait_all([(m, labels, v) for labels in (inbound, outbound)
+                        for m, v in ((OPENED, 4), (REQS, 7), (ACTIVE, 4))])
+        first.stop()
+        closing.go(0)
+        assert_eq("responses on the connections that closed", closing.result()["responses"],
+                  9)
+        netns.wait_states(netns.server_ns, {"ESTAB": 1}, port=80)
+        netns.wait_states(netns.client_ns, {"ESTAB": 1}, port=80)
+
+        second = pinned_agent(netns, pin_dir)
+        agents.append(second)
+        second.start()
+        assert "6 connections of the last run closed while no agent ran" in \
+            second.stderr(), second.stderr()
+        assert "adopted 0 connections" in second.stderr(), second.stderr()
+        second.wait_all([(m, labels, v) for labels in (inbound, outbound)
+                         for m, v in ((LOST, 3), (OPENED, 4), (CLOSED, 0),
+                                      (ACTIVE, 1), (REQS, 7), (REUSED, 3))])
+        # the connection open across the restart is counted on: one more request, closed
+        staying.go(0)
+        assert_eq("responses on the connection that stayed", staying.result()["responses"], 2)
+        second.wait_all([(m, labels, v) for labels in (inbound, outbound)
+                         for m, v in ((LOST, 3), (CLOSED, 1), (ACTIVE, 0), (REQS, 8),
+                                      (REUSED, 4))])
     finally:
         for a in agents:
             if a.proc is not None and a.proc.poll() is None:

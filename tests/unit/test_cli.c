@@ -79,14 +79,16 @@ static void test_stat_sums(void **state)
 	/* table order, backend rows first */
 	assert_string_equal(st.rows[0].name, "backend_conn");
 	assert_string_equal(st.rows[1].name, "backend_adopted");
-	assert_string_equal(st.rows[2].name, "backend_req");
-	assert_string_equal(st.rows[3].name, "backend_reuse");
+	assert_string_equal(st.rows[2].name, "backend_lost");
+	assert_string_equal(st.rows[3].name, "backend_req");
+	assert_string_equal(st.rows[4].name, "backend_reuse");
 	assert_string_equal(st.rows[KW_F_MAX].name, "client_conn");
 	assert_string_equal(st.rows[KW_F_MAX + KW_F_ACTIVE].name, "client_active");
 	assert_string_equal(st.rows[0].desc, kw_fields[0].desc);
 	check_value(&st, "backend_conn", 8);
 	check_value(&st, "backend_adopted", 2);
 	check_value(&st, "client_adopted", 0);
+	check_value(&st, "backend_lost", 0);
 	check_value(&st, "backend_req", 30);
 	check_value(&st, "backend_reuse", 27);
 	check_value(&st, "backend_closed_local_fin", 2);
