@@ -33,6 +33,16 @@ RACE_IDLE = P + "race_idle_before_close_seconds"
 RACE_GAP = P + "race_gap_seconds"
 
 
+def ready_clients(netns, *shapes):
+    """Race clients in the pair's client namespace, one per (connections, first requests
+    on each), ready: their connections open and their first requests answered."""
+    clients = [kw.ControlledClient(netns, netns.client_ns, netns.server_v4, "--conns", n,
+                                   "--first", first) for n, first in shapes]
+    for c in clients:
+        c.wait_ready()
+    return clients
+
+
 @pytest.mark.nginx(keepalive_timeout="30s")
 def test_adopts_connections_open_before_start(netns, nginx):
     """Five connections established before the agent starts: three that carried two
@@ -42,12 +52,7 @@ def test_adopts_connections_open_before_start(netns, nginx):
     agent) and the 2 others first uses. Their closes count as any other; requests per
     connection only for the two whose whole life the agent saw."""
     inbound, outbound = sides(netns, False)
-    used = kw.ControlledClient(netns, netns.client_ns, netns.server_v4, "--conns", 3,
-                               "--first", 2)
-    fresh = kw.ControlledClient(netns, netns.client_ns, netns.server_v4, "--conns", 2,
-                                "--first", 0)
-    used.wait_ready()
-    fresh.wait_ready()
+    used, fresh = ready_clients(netns, (3, 2), (2, 0))
     netns.wait_states(netns.server_ns, {"ESTAB": 5}, port=80)
     agent = kw.Agent([netns.client_ns, netns.server_ns])
     try:
@@ -184,12 +189,7 @@ def test_connections_closed_while_no_agent_ran(netns, nginx):
         first = pinned_agent(netns, pin_dir)
         agents.append(first)
         first.start()
-        closing = kw.ControlledClient(netns, netns.client_ns, netns.server_v4, "--conns", 3,
-                                      "--first", 2)
-        staying = kw.ControlledClient(netns, netns.client_ns, netns.server_v4, "--conns", 1,
-                                      "--first", 1)
-        closing.wait_ready()
-        staying.wait_ready()
+        closing, staying = ready_clients(netns, (3, 2), (1, 1))
         first.wait_all([(m, labels, v) for labels in (inbound, outbound)
                         for m, v in ((OPENED, 4), (REQS, 7), (ACTIVE, 4))])
         first.stop()
