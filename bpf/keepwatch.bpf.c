@@ -585,13 +585,13 @@ static __always_inline struct kw_conn *conn_start(struct sock *sk, const struct 
 		return NULL;
 	}
 	/*
-	 * All but the owner: an entry or storage keeps its last connection's state. Live
-	 * first: the agent's start-up sweep takes an entry only while live is 0, in one
-	 * compare-and-swap of the word holding live and flags, so it never takes one this
+	 * All but the owner: an entry or storage keeps its last connection's state. Seen
+	 * first: the agent's start-up sweep takes an entry only while seen is 0, in one
+	 * compare-and-swap of the word holding seen and flags, so it never takes one this
 	 * has begun to fill (x86 stores are seen in order). The flags last: user space reads
 	 * an entry's requests only once it is not folded.
 	 */
-	s->live = 1;
+	s->seen = 1;
 	s->close_us = 0;
 	s->key = *key;
 	s->idx = upstream_slot(key);
@@ -628,7 +628,7 @@ static __always_inline void on_established(const struct sock *sk, int oldstate)
 	s = conn_start((struct sock *)sk, &key, 0);
 	if (!s)
 		return;
-	/* Closes are counted at CLOSE: user space reads active as opened minus closed. */
+	/* Closes are counted at CLOSE: user space reads active as opened (+ adopted) - closed. */
 	c = counters(s->idx);
 	if (c)
 		__sync_fetch_and_add(&c->opened, 1);
@@ -746,7 +746,7 @@ static __always_inline void fold(const struct sock *sk, struct kw_conn *s, int o
 	if (!prior && ((reqs && !live) || (!reqs && unanswered)))
 		__sync_fetch_and_add(&c->used, 1);
 	reqs += unanswered;
-	/* Unused closes are reqs_hist's slot 0; active is opened + adopted - closed. */
+	/* Unused closes are reqs_hist's slot 0; active is opened + adopted - closed - lost. */
 	__sync_fetch_and_add(&c->closed[by][how], 1);
 	__sync_fetch_and_add(&c->idle_ms_sum[by], s->idle_ms);
 	__sync_fetch_and_add(&c->idle_hist[by][kw_idle_slot(s->idle_ms)], 1);
@@ -1168,7 +1168,7 @@ int kw_iter_tcp(struct bpf_iter__tcp *ctx)
  * opened), so their requests, closes and races are seen from now on. The direction comes
  * from the namespace's listening ports, walked first. A connection that has carried data
  * already is marked KW_CONN_PRIOR. Writes the namespace's inode per connection adopted.
- * Connections tracked already are marked live: the agent then folds, as lost, the
+ * Connections tracked already are marked seen: the agent then folds, as lost, the
  * entries of its namespaces that the walk did not mark (closed while no agent ran).
  */
 SEC("iter/tcp")
@@ -1205,7 +1205,7 @@ int kw_iter_adopt(struct bpf_iter__tcp *ctx)
 		return 0;
 	s = conn_of(sk);
 	if (s) { /* tracked already: by this agent, or by the last one (pinned maps) */
-		s->live = 1;
+		s->seen = 1;
 		return 0;
 	}
 	if (skc->skc_state != TCP_ESTABLISHED)

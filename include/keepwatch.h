@@ -159,9 +159,10 @@ struct kw_conn {
 	/*
 	 * Seen open: set when the state is made and by the agent's start-up walk for every
 	 * tracked socket it meets; the agent clears it before the walk. An entry neither
-	 * folded nor seen after the walk belongs to a socket that closed while no agent ran.
+	 * folded nor seen after the walk belongs to a socket that closed while no agent ran
+	 * (user space reads it with flags, as one word).
 	 */
-	__u8 live;
+	__u8 seen;
 };
 
 /* kw_meta: the state of the slot allocator. Slots 0 and 1 are the overflow upstreams. */

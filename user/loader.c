@@ -543,15 +543,15 @@ struct adopt {
 };
 
 /*
- * The word of a kw_conn that holds its flags and live bytes: the start-up sweep claims
+ * The word of a kw_conn that holds its flags and seen bytes: the start-up sweep claims
  * an entry with one compare-and-swap of it.
  */
 #define CONN_WORD     56
 #define CONN_FLAGS(w) ((__u8)((w) >> 48))
-#define CONN_LIVE(w)  ((__u8)((w) >> 56))
+#define CONN_SEEN(w)  ((__u8)((w) >> 56))
 _Static_assert(offsetof(struct kw_conn, flags) == CONN_WORD + 6 &&
-		       offsetof(struct kw_conn, live) == CONN_WORD + 7,
-	       "kw_conn: flags and live in the last word");
+		       offsetof(struct kw_conn, seen) == CONN_WORD + 7,
+	       "kw_conn: flags and seen in the last word");
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the sweep reads bytes of a word");
 
 static __u64 *conn_word(struct kw_conn *e)
@@ -560,14 +560,14 @@ static __u64 *conn_word(struct kw_conn *e)
 }
 
 /* Before the walk: no entry open in the table is seen yet. */
-static void clear_live(struct kw_conn *conns, __u32 n)
+static void clear_seen(struct kw_conn *conns, __u32 n)
 {
 	__u32 i;
 
 	for (i = 0; i < n; i++)
 		if (__atomic_load_n(&conns[i].owner, __ATOMIC_RELAXED) &&
 		    !(__atomic_load_n(&conns[i].flags, __ATOMIC_RELAXED) & KW_CONN_FOLDED))
-			__atomic_store_n(&conns[i].live, 0, __ATOMIC_RELAXED);
+			__atomic_store_n(&conns[i].seen, 0, __ATOMIC_RELAXED);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
@@ -603,7 +603,7 @@ static void sweep(const struct adopt *a, struct kw_conn *conns, __u32 n, const _
 		__u64 w = __atomic_load_n(conn_word(e), __ATOMIC_ACQUIRE);
 		__u32 netns, idx, reqs;
 
-		if (!__atomic_load_n(&e->owner, __ATOMIC_RELAXED) || CONN_LIVE(w) ||
+		if (!__atomic_load_n(&e->owner, __ATOMIC_RELAXED) || CONN_SEEN(w) ||
 		    (CONN_FLAGS(w) & (KW_CONN_FOLDED | KW_CONN_STORAGE)))
 			continue;
 		netns = e->key.netns;
@@ -614,7 +614,7 @@ static void sweep(const struct adopt *a, struct kw_conn *conns, __u32 n, const _
 		reqs = e->requests;
 		/*
 		 * A new connection at the same socket address takes an entry whose owner is
-		 * its own, folded or not, setting live before anything else: if live is still
+		 * its own, folded or not, setting seen before anything else: if seen is still
 		 * 0 here, nothing read above is its.
 		 */
 		if (!__atomic_compare_exchange_n(conn_word(e), &w, w | (__u64)KW_CONN_FOLDED << 48,
@@ -690,7 +690,7 @@ int kw_bpf_adopt(const struct kw_bpf *b, const __u32 *netns, unsigned int n, str
 	all = malloc(SWEEP_MAX_NETNS * sizeof(*all));
 	if (!a.zero || !a.walked || !all)
 		goto free_mem;
-	clear_live(conns, b->n_conns);
+	clear_seen(conns, b->n_conns);
 	err = kw_netns_each(netns, n, adopt_here, &a, &out->skipped);
 	if (err)
 		goto free_mem;
