@@ -572,6 +572,21 @@ static __always_inline void emit(__u8 type, const struct kw_key *key, const stru
 	bpf_ringbuf_submit(e, 0);
 }
 
+/*
+ * The connection's state is done with: user space stops adding its requests, its entry
+ * is free for the next connection, and one connection fewer is in socket storage.
+ */
+static __always_inline void conn_release(struct kw_conn *s)
+{
+	s->flags |= KW_CONN_FOLDED;
+	if (s->flags & KW_CONN_STORAGE) {
+		__u64 *n = global(KW_GLOBAL_STORAGE_CONNS);
+
+		if (n)
+			__sync_fetch_and_add(n, -1);
+	}
+}
+
 /* State for an established connection to the upstream key, with these flags. */
 static __always_inline struct kw_conn *conn_start(struct sock *sk, const struct kw_key *key,
 						  __u8 flags)
@@ -716,14 +731,7 @@ static __always_inline void fold(const struct sock *sk, struct kw_conn *s, int o
 	bool prior = s->flags & KW_CONN_PRIOR;	/* used before the agent started */
 	bool unanswered = false;
 
-	/* Before the counts move: user space stops adding the entry's requests. */
-	s->flags |= KW_CONN_FOLDED;
-	if (live) {
-		__u64 *n = global(KW_GLOBAL_STORAGE_CONNS);
-
-		if (n)
-			__sync_fetch_and_add(n, -1);
-	}
+	conn_release(s); /* before the counts move */
 	c = counters(s->idx);
 	if (!c)
 		return;
@@ -1229,13 +1237,7 @@ int kw_iter_adopt(struct bpf_iter__tcp *ctx)
 	 * close between its tracepoint and the state's store, a few instructions, is missed.
 	 */
 	if (skc->skc_state != TCP_ESTABLISHED) {
-		s->flags |= KW_CONN_FOLDED;
-		if (s->flags & KW_CONN_STORAGE) {
-			__u64 *n = global(KW_GLOBAL_STORAGE_CONNS);
-
-			if (n)
-				__sync_fetch_and_add(n, -1);
-		}
+		conn_release(s);
 		return 0;
 	}
 	c = counters(s->idx);

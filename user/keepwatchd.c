@@ -14,7 +14,6 @@
 #include <time.h>
 
 #include "addr.h"
-#include "census.h"
 #include "collector.h"
 #include "docs.h"
 #include "doctor.h"
@@ -398,46 +397,28 @@ static int block_signals(void)
 	return -pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
-#define ADOPT_MAX_NETNS 1024
-
 /*
  * Connections established before the programs were attached: adopted, so that a proxy's
  * long-lived upstream pools are seen from the start, not only once they churn.
  */
 static void adopt(const struct kw_bpf *bpf, const struct options *o)
 {
-	const __u32 *list = o->bpf.netns;
-	unsigned int n = o->bpf.n_netns;
 	struct kw_adopted a;
-	__u32 *all = NULL;
-	int err, found;
+	int err;
 
-	if (!n) {
-		all = malloc(ADOPT_MAX_NETNS * sizeof(*all));
-		found = all ? kw_census_netns_all(all, ADOPT_MAX_NETNS) : -ENOMEM;
-		if (found < 0) {
-			err = found;
-			goto fail;
-		}
-		list = all;
-		n = found;
+	err = kw_bpf_adopt(bpf, o->bpf.netns, o->bpf.n_netns, &a);
+	if (err) {
+		kw_warn("adopt the connections open before the start: %s; they stay untracked, "
+			"only their replacements",
+			strerror(-err));
+		return;
 	}
-	err = kw_bpf_adopt(bpf, list, n, &a);
-	if (err)
-		goto fail;
 	kw_info("adopted %lu connections open before the start (%u namespaces walked, %u not "
 		"found, %u failed)",
 		a.connections, a.namespaces, a.skipped, a.failed);
 	if (a.lost)
 		kw_info("%lu connections of the last run closed while no agent ran: counted as lost",
 			a.lost);
-	free(all);
-	return;
-fail:
-	kw_warn("adopt the connections open before the start: %s; they stay untracked, only "
-		"their replacements",
-		strerror(-err));
-	free(all);
 }
 
 int main(int argc, char **argv)

@@ -678,27 +678,34 @@ int kw_bpf_adopt(const struct kw_bpf *b, const __u32 *netns, unsigned int n, str
 	struct adopt a = { .b = b, .out = out };
 	struct kw_conn *conns;
 	__u32 *all = NULL;
-	int err = -ENOMEM, n_all = -1;
+	int err = -ENOMEM, n_all;
 
 	memset(out, 0, sizeof(*out));
 	conns = mmap(NULL, b->conns_len, PROT_READ | PROT_WRITE, MAP_SHARED,
 		     bpf_map__fd(b->skel->maps.kw_conns), 0);
 	if (conns == MAP_FAILED)
 		return -errno;
+	all = malloc(SWEEP_MAX_NETNS * sizeof(*all));
+	n_all = all ? kw_census_netns_all(all, SWEEP_MAX_NETNS) : -ENOMEM;
+	if (n_all < 0) {
+		err = n_all;
+		goto free_mem;
+	}
+	if (!n) { /* no filter: every namespace in reach */
+		netns = all;
+		n = n_all;
+	}
+	err = -ENOMEM;
 	a.zero = calloc(1, bpf_map__value_size(b->skel->maps.kw_listening));
 	a.walked = calloc(n ? n : 1, sizeof(*a.walked));
-	all = malloc(SWEEP_MAX_NETNS * sizeof(*all));
-	if (!a.zero || !a.walked || !all)
+	if (!a.zero || !a.walked)
 		goto free_mem;
 	clear_seen(conns, b->n_conns);
 	err = kw_netns_each(netns, n, adopt_here, &a, &out->skipped);
 	if (err)
 		goto free_mem;
-	/* A namespace out of reach now is gone, with its sockets (at most this many known). */
-	n_all = kw_census_netns_all(all, SWEEP_MAX_NETNS);
-	if (n_all == SWEEP_MAX_NETNS)
-		n_all = -1; /* maybe more: the gone cannot be told from the unlisted */
-	sweep(&a, conns, b->n_conns, all, n_all);
+	/* A namespace out of reach is gone, with its sockets (if all of them were listed). */
+	sweep(&a, conns, b->n_conns, all, n_all == SWEEP_MAX_NETNS ? -1 : n_all);
 free_mem:
 	free(all);
 	free(a.walked);

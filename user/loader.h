@@ -79,7 +79,8 @@ struct kw_adopted {
 };
 
 /*
- * Adopts the connections of the namespaces netns[] (inode numbers) that were established
+ * Adopts the connections of the namespaces netns[] (inode numbers; n 0: every namespace
+ * in reach, kw_census_netns_all()) that were established
  * before the programs were attached, which the tracepoints never saw open: from now on
  * their requests, closes and races count as if they had been opened under the agent.
  * Then folds, as lost, the connections in the table (pinned from the last agent) whose
