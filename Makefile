@@ -1,10 +1,17 @@
 # SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 # keepwatch build. Every output goes under build/; nothing generated is committed.
-#   make          build/keepwatchd and build/keepwatch
+#   make          build/keepwatchd and build/keepwatch (quiet; V=1 shows the commands)
 #   make run      install missing Debian packages, build, start the agent in the foreground
 #   make test     install what the tests need, build, run unit and end-to-end tests
+#   make check    the fast loop, no root and no apt: build, unit tests plain and under
+#                 ASan/UBSan, format check, Python lint
 #   make SANITIZE=1 unit   the unit tests under ASan/UBSan
 #   make render-bench ARGS='-n 10000'   time /metrics and JSON rendering (no kernel needed)
+#
+# The layers, each built from its own folder, each using only those below it:
+#   user/lib     (libkw.a)       plain helpers and the table of figures; no BPF, no HTTP
+#   user/agent   (libkwagent.a)  keepwatchd: loader, collector, census, exposition, doctor
+#   user/cli     (libkwcli.a)    keepwatch: reads the agent's JSON; never links agent code
 
 OUT      := build
 CLANG    ?= clang
@@ -13,65 +20,118 @@ CC       ?= cc
 ARCH     := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 PYTEST   ?= /usr/bin/python3 -m pytest
+PYFLAKES ?= /usr/bin/python3 -m pyflakes
+
+ifeq ($(V),1)
+Q :=
+msg = @true
+else
+Q := @
+msg = @printf '  %-8s %s\n' $(1) $(2)
+endif
 
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes \
 	    -Iinclude -Iuser -I$(OUT) -DKW_VERSION='"$(VERSION)"' -MMD -MP
-LDLIBS   := -lbpf -lelf -lz -lmicrohttpd -ljansson -lcurl -lpthread
+LIB_LDLIBS   := -lpthread -lm
+AGENT_LDLIBS := -lbpf -lelf -lz -lmicrohttpd -ljansson $(LIB_LDLIBS)
+CLI_LDLIBS   := -ljansson -lcurl $(LIB_LDLIBS)
+# Tests may be clients of what they test (curl against the HTTP server, jansson on JSON).
+TEST_LDLIBS  := -lcmocka -lcurl -ljansson
 ifeq ($(SANITIZE),1)
 CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer
 LDFLAGS  += -fsanitize=address,undefined
 endif
 BPF_CFLAGS := -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(ARCH) -Iinclude -I$(OUT)
 
-LIB_SRCS := $(filter-out user/keepwatchd.c user/keepwatch.c,$(wildcard user/*.c))
-LIB_OBJS := $(LIB_SRCS:user/%.c=$(OUT)/%.o)
-UNIT_SRCS := $(wildcard tests/unit/test_*.c)
-UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(OUT)/%)
+# Objects mirror the source tree under $(OUT)/obj, so that equal names in two layers
+# (agent/doctor/doctor.c, cli/doctor.c) never meet.
+obj = $(patsubst %.c,$(OUT)/obj/%.o,$(1))
 
-.PHONY: all run test unit e2e deps clean format format-check bench render-bench docs FORCE
+LIB_SRCS   := $(wildcard user/lib/*.c)
+AGENT_SRCS := $(filter-out user/agent/keepwatchd.c,$(wildcard user/agent/*.c user/agent/*/*.c))
+CLI_SRCS   := $(filter-out user/cli/keepwatch.c,$(wildcard user/cli/*.c))
+
+LIBKW      := $(OUT)/libkw.a
+LIBAGENT   := $(OUT)/libkwagent.a
+LIBCLI     := $(OUT)/libkwcli.a
+
+# Unit tests mirror the layers: tests/unit/<layer>/test_*.c link that layer and those below.
+UNIT_LIB   := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(wildcard tests/unit/lib/test_*.c))
+UNIT_AGENT := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(wildcard tests/unit/agent/test_*.c))
+UNIT_CLI   := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(wildcard tests/unit/cli/test_*.c))
+UNIT_BINS  := $(UNIT_LIB) $(UNIT_AGENT) $(UNIT_CLI)
+
+C_FORMAT   := $(wildcard bpf/*.c bpf/*.h include/*.h user/*/*.[ch] user/*/*/*.[ch] \
+		tests/unit/*/*.c tools/bench/*.c)
+PY_LINT    := $(wildcard tests/*/*.py tools/*.py tools/*/*.py)
+
+.PHONY: all run test check unit e2e deps clean format format-check lint bench render-bench \
+	docs FORCE
 all: $(OUT)/keepwatchd $(OUT)/keepwatch
 
-$(OUT):
-	@mkdir -p $@
+$(OUT)/vmlinux.h:
+	@mkdir -p $(@D)
+	$(call msg,GEN,$@)
+	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
 
-$(OUT)/vmlinux.h: | $(OUT)
-	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
-
-$(OUT)/keepwatch.bpf.o: bpf/keepwatch.bpf.c $(OUT)/vmlinux.h | $(OUT)
-	$(CLANG) $(BPF_CFLAGS) -MMD -MP -c $< -o $@
+$(OUT)/keepwatch.bpf.o: bpf/keepwatch.bpf.c $(OUT)/vmlinux.h
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -MMD -MP -c $< -o $@
 
 $(OUT)/keepwatch.skel.h: $(OUT)/keepwatch.bpf.o
-	$(BPFTOOL) gen skeleton $< name keepwatch_bpf > $@.tmp && mv $@.tmp $@
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name keepwatch_bpf > $@.tmp && mv $@.tmp $@
 
 # The loader includes the skeleton.
-$(OUT)/loader.o: $(OUT)/keepwatch.skel.h
+$(call obj,user/agent/loader.c): $(OUT)/keepwatch.skel.h
 
-$(OUT)/%.o: user/%.c | $(OUT)
-	$(CC) $(CFLAGS) -c $< -o $@
+$(OUT)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
 # What --version and keepwatch_build_info report: the file changes only when `git
-# describe` does, and then the three objects that print it are rebuilt (they kept the
+# describe` does, and then the objects that print it are rebuilt (they kept the
 # version of their last edit before).
-$(OUT)/version: FORCE | $(OUT)
+$(OUT)/version: FORCE
+	@mkdir -p $(@D)
 	@[ "$$(cat $@ 2>/dev/null)" = "$(VERSION)" ] || echo "$(VERSION)" > $@
-$(OUT)/metrics.o $(OUT)/keepwatch.o $(OUT)/keepwatchd.o: $(OUT)/version
+$(call obj,user/agent/metrics.c user/cli/keepwatch.c user/agent/keepwatchd.c): $(OUT)/version
 FORCE:
 
-$(OUT)/libkeepwatch.a: $(LIB_OBJS)
-	$(AR) rcs $@ $^
+$(LIBKW): $(call obj,$(LIB_SRCS))
+$(LIBAGENT): $(call obj,$(AGENT_SRCS))
+$(LIBCLI): $(call obj,$(CLI_SRCS))
+$(LIBKW) $(LIBAGENT) $(LIBCLI):
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
-$(OUT)/keepwatchd: $(OUT)/keepwatchd.o $(OUT)/libkeepwatch.a
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+$(OUT)/keepwatchd: $(call obj,user/agent/keepwatchd.c) $(LIBAGENT) $(LIBKW)
+	$(call msg,LD,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) $^ $(AGENT_LDLIBS) -o $@
 
-$(OUT)/keepwatch: $(OUT)/keepwatch.o $(OUT)/libkeepwatch.a
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+$(OUT)/keepwatch: $(call obj,user/cli/keepwatch.c) $(LIBCLI) $(LIBKW)
+	$(call msg,LD,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) $^ $(CLI_LDLIBS) -o $@
 
-$(OUT)/test_%.o: tests/unit/test_%.c | $(OUT)
-	$(CC) $(CFLAGS) -c $< -o $@
-
-$(OUT)/test_%: $(OUT)/test_%.o $(OUT)/libkeepwatch.a
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
+# cli/test_doctor renders what the agent's doctor writes: the one test that links both.
+$(UNIT_LIB): $(OUT)/tests/%: $(OUT)/obj/tests/unit/%.o $(LIBKW)
+	$(call msg,LD,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) $^ $(LIB_LDLIBS) $(TEST_LDLIBS) -o $@
+$(UNIT_AGENT): $(OUT)/tests/%: $(OUT)/obj/tests/unit/%.o $(LIBAGENT) $(LIBKW)
+	$(call msg,LD,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) $^ $(AGENT_LDLIBS) $(TEST_LDLIBS) -o $@
+$(OUT)/tests/cli/test_doctor: $(LIBAGENT)
+$(UNIT_CLI): $(OUT)/tests/%: $(OUT)/obj/tests/unit/%.o $(LIBCLI) $(LIBKW)
+	$(call msg,LD,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) $(LIBCLI) $(filter $(LIBAGENT),$^) $(LIBKW) \
+		$(AGENT_LDLIBS) $(CLI_LDLIBS) $(TEST_LDLIBS) -o $@
 
 deps:
 	@tools/install-deps.sh $(DEPS)
@@ -91,9 +151,17 @@ e2e: all
 test: DEPS = test
 test: deps all
 	$(MAKE) format-check
+	$(MAKE) lint
 	$(MAKE) unit
 	$(MAKE) OUT=$(OUT)/asan SANITIZE=1 unit
 	$(MAKE) e2e
+
+# The fast loop: no root, no apt, no kernel.
+check: all
+	$(MAKE) format-check
+	$(MAKE) lint
+	$(MAKE) unit
+	$(MAKE) OUT=$(OUT)/asan SANITIZE=1 unit
 
 docs: $(OUT)/keepwatchd
 	tools/update-docs.sh
@@ -102,24 +170,26 @@ bench: all
 	tools/bench/run.sh
 
 # Scrape rendering alone, without the kernel: build/render_bench -n 10000
-$(OUT)/render_bench.o: tools/bench/render_bench.c | $(OUT)
-	$(CC) $(CFLAGS) -c $< -o $@
-
-$(OUT)/render_bench: $(OUT)/render_bench.o $(OUT)/libkeepwatch.a
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+$(OUT)/render_bench: $(OUT)/obj/tools/bench/render_bench.o $(LIBAGENT) $(LIBKW)
+	$(call msg,LD,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) $^ $(AGENT_LDLIBS) -o $@
 
 render-bench: $(OUT)/render_bench
 	$(OUT)/render_bench $(ARGS)
 
 format:
-	clang-format -i bpf/*.c include/*.h user/*.c user/*.h tests/unit/*.c
+	clang-format -i $(C_FORMAT)
 
 format-check:
-	clang-format --dry-run --Werror bpf/*.c include/*.h user/*.c user/*.h tests/unit/*.c
+	clang-format --dry-run --Werror $(C_FORMAT)
+
+lint:
+	$(PYFLAKES) $(PY_LINT)
 
 clean:
 	rm -rf $(OUT)
 
 .SECONDARY:
 
--include $(wildcard $(OUT)/*.d)
+-include $(shell find $(OUT) -name '*.d' 2>/dev/null)

@@ -302,7 +302,7 @@ def test_promtool_check_metrics(netns, nginx, agent):
 
 def upstream_rows(doc, what):
     """{(direction, peer, port, netns): (conn, req, reuse)} of an upstreams document
-    ({"version": 1, "upstreams": [...]}; JSON keys are the field names of user/fields.h),
+    ({"version": 1, "upstreams": [...]}; JSON keys are the field names of user/lib/fields.h),
     the overflow entries (peer "other") left out."""
     assert isinstance(doc, dict) and doc.get("version") == 1, \
         f"{what}: expected an object with version 1, got: {str(doc)[:300]}"

@@ -23,12 +23,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "addr.h"
-#include "buf.h"
-#include "collector.h"
-#include "json.h"
-#include "metrics.h"
-#include "parse.h"
+#include "lib/addr.h"
+#include "lib/buf.h"
+#include "agent/collector.h"
+#include "agent/json.h"
+#include "agent/metrics.h"
+#include "lib/parse.h"
 
 struct job {
 	const struct kw_snapshot *s;

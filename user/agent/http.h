@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
+/*
+ * The agent's HTTP server (libmicrohttpd): GET and HEAD routes by exact path, with the
+ * query arguments available to the route; 404 for other paths, 405 for other methods.
+ */
+#ifndef KW_HTTP_H
+#define KW_HTTP_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include "lib/buf.h"
+
+/* One request, as a route sees it. */
+struct kw_request;
+
+/*
+ * The value of query argument name, percent-decoded: NULL when absent, "" when given
+ * without a value ("?since" or "?since="). Repeated arguments: the first.
+ */
+const char *kw_request_arg(const struct kw_request *req, const char *name);
+
+/* Fills body and sets *ctype (text/plain unless set); returns the HTTP status. */
+typedef int (*kw_route_fn)(void *ctx, const struct kw_request *req, struct kw_buf *body,
+			   const char **ctype);
+
+/*
+ * A body written while it is sent, for pages too large to hold whole: read() writes the
+ * next bytes of the body into buf, at most max (the server's send buffer, so that a page
+ * written straight into it is copied once, by the kernel), and returns how many: at
+ * least 1 until the body ends, then 0; -errno on failure (the connection is then cut, as
+ * the status has been sent; the client sees a truncated response). Filling buf saves
+ * small sends. size: the body's exact length, sent as Content-Length (a body of another
+ * length is cut too), or 0 if unknown (chunked encoding). release() frees cls, also when
+ * nothing was sent.
+ */
+struct kw_stream {
+	ssize_t (*read)(void *cls, char *buf, size_t max);
+	void (*release)(void *cls);
+	void *cls;
+	uint64_t size;
+};
+
+/*
+ * From a route: answer with st instead of the body (the route's status and content type
+ * still apply). The stream is released in every case.
+ */
+void kw_request_stream(const struct kw_request *req, const struct kw_stream *st);
+
+struct kw_route {
+	const char *path;
+	kw_route_fn fn;
+};
+
+struct kw_http;
+
+/*
+ * Starts serving on host:port (host "" for every address, port 0 for any free port);
+ * routes must outlive the server. NULL with errno set.
+ */
+struct kw_http *kw_http_start(const char *host, unsigned short port, const struct kw_route *routes,
+			      unsigned int nroutes, void *ctx);
+/* The port it listens on, or 0 if unknown. */
+unsigned short kw_http_port(const struct kw_http *h);
+void kw_http_stop(struct kw_http *h);
+
+#endif /* KW_HTTP_H */

@@ -1,0 +1,473 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+/*
+ * keepwatchd, the agent: loads the BPF programs, then serves what they count as
+ * Prometheus text on /metrics and JSON under /api/v1/ until SIGINT or SIGTERM.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <malloc.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/addr.h"
+#include "agent/collector.h"
+#include "agent/docs.h"
+#include "agent/doctor/doctor.h"
+#include "agent/events.h"
+#include "agent/http.h"
+#include "agent/json.h"
+#include "agent/loader.h"
+#include "lib/log.h"
+#include "agent/metrics.h"
+#include "agent/netns.h"
+#include "lib/parse.h"
+
+#define DEFAULT_LISTEN	      "127.0.0.1:9479"
+#define DEFAULT_MAX_UPSTREAMS 4096
+#define DEFAULT_CONN_TABLE    65536
+#define MAINTENANCE_SECONDS   10
+#define MAX_LB_IDLE_TIMEOUT   86400 /* s */
+
+struct options {
+	char host[256];
+	__u16 port;
+	struct kw_loader_opts bpf;
+	char pin_dir[200];
+	int no_pin;
+	__u32 lb_idle_timeout; /* s, 0 when not given */
+	__u32 events;	       /* capacity of the event log */
+};
+
+/* What the routes read. */
+struct agent {
+	struct kw_collector col;
+	struct kw_events *events;
+	const struct options *opts;
+};
+
+static const char usage_text[] =
+	"usage: keepwatchd [OPTIONS]\n"
+	"Follows every TCP connection from kernel tracepoints and serves per-upstream\n"
+	"connection reuse, closes and idle times as Prometheus metrics and JSON.\n"
+	"\n"
+	"  -l, --listen HOST:PORT    serve HTTP here (default " DEFAULT_LISTEN ")\n"
+	"  -n, --netns NAME|PATH     only this network namespace (repeatable; NAME as in\n"
+	"                            /var/run/netns); default: every namespace\n"
+	"  -p, --port N              only this service port (repeatable): our listening\n"
+	"                            port inbound, the peer's port outbound\n"
+	"  -m, --max-upstreams N     upstreams kept in the kernel (default 4096); beyond it\n"
+	"                            counts go to peer=\"other\" and idle ones are evicted\n"
+	"      --conn-table N        connections followed in the fast table (a power of two\n"
+	"                            from 1024 to 4194304, 64 bytes each; default 65536);\n"
+	"                            more are followed in socket storage, at more cost\n"
+	"      --pin-dir DIR         pin maps here so counts survive restarts\n"
+	"                            (default " KW_PIN_DIR_DEFAULT ")\n"
+	"      --no-pin              pin nothing: counts start from zero at every start\n"
+	"      --lb-idle-timeout S   the balancer's idle timeout in seconds (1-86400), for\n"
+	"                            the doctor to check the keep-alive timeouts against\n"
+	"      --events N            notable events kept for /api/v1/events (16-1000000,\n"
+	"                            default 4096)\n"
+	"      --metrics-doc         print the metric reference (Markdown) and exit\n"
+	"  -v, --verbose             more logging (twice: libbpf debug output)\n"
+	"  -V, --version             print the version and exit\n"
+	"  -h, --help                print this help and exit\n";
+
+static void usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "keepwatchd: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nTry 'keepwatchd --help' for more information.\n");
+	exit(2);
+}
+
+static int print_metrics_doc(void)
+{
+	struct kw_buf b;
+	int err;
+
+	kw_buf_init(&b);
+	err = kw_metrics_doc(&b);
+	if (!err)
+		fputs(b.data, stdout);
+	kw_buf_free(&b);
+	return err ? 1 : 0;
+}
+
+static void parse_options(int argc, char **argv, struct options *o)
+{
+	enum {
+		OPT_PIN_DIR = 256,
+		OPT_NO_PIN,
+		OPT_METRICS_DOC,
+		OPT_LB_IDLE_TIMEOUT,
+		OPT_EVENTS,
+		OPT_CONN_TABLE
+	};
+	static const struct option longopts[] = {
+		{ "listen", required_argument, NULL, 'l' },
+		{ "netns", required_argument, NULL, 'n' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "max-upstreams", required_argument, NULL, 'm' },
+		{ "conn-table", required_argument, NULL, OPT_CONN_TABLE },
+		{ "pin-dir", required_argument, NULL, OPT_PIN_DIR },
+		{ "no-pin", no_argument, NULL, OPT_NO_PIN },
+		{ "lb-idle-timeout", required_argument, NULL, OPT_LB_IDLE_TIMEOUT },
+		{ "events", required_argument, NULL, OPT_EVENTS },
+		{ "metrics-doc", no_argument, NULL, OPT_METRICS_DOC },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	int c, verbose = 0, err;
+	__u64 v;
+
+	if (kw_parse_hostport(DEFAULT_LISTEN, o->host, sizeof(o->host), &o->port))
+		abort();
+	o->bpf.max_upstreams = DEFAULT_MAX_UPSTREAMS;
+	o->bpf.conn_table = DEFAULT_CONN_TABLE;
+	o->events = KW_EVENTS_DEFAULT_CAPACITY;
+	snprintf(o->pin_dir, sizeof(o->pin_dir), "%s", KW_PIN_DIR_DEFAULT);
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":l:n:p:m:vVh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			err = kw_parse_hostport(optarg, o->host, sizeof(o->host), &o->port);
+			if (err)
+				usage_error(
+					"--listen: '%s' is not HOST:PORT with a port of 1-65535",
+					optarg);
+			break;
+		case 'n':
+			if (o->bpf.n_netns == KW_MAX_FILTERS)
+				usage_error("--netns: at most 64 namespaces%s", "");
+			err = kw_netns_resolve(optarg, &o->bpf.netns[o->bpf.n_netns]);
+			if (err) {
+				fprintf(stderr, "keepwatchd: --netns %s: %s\n", optarg,
+					strerror(-err));
+				exit(2);
+			}
+			o->bpf.n_netns++;
+			break;
+		case 'p':
+			if (o->bpf.n_ports == KW_MAX_FILTERS)
+				usage_error("--port: at most 64 ports%s", "");
+			if (kw_parse_u64(optarg, 1, 65535, &v))
+				usage_error("--port: '%s' is not a port number (1-65535)", optarg);
+			o->bpf.ports[o->bpf.n_ports++] = v;
+			break;
+		case 'm':
+			if (kw_parse_u64(optarg, 16, 1 << 20, &v))
+				usage_error(
+					"--max-upstreams: '%s' is not a number from 16 to 1048576",
+					optarg);
+			o->bpf.max_upstreams = v;
+			break;
+		case OPT_CONN_TABLE:
+			if (kw_parse_u32(optarg, 1024, 1 << 22, &o->bpf.conn_table) ||
+			    (o->bpf.conn_table & (o->bpf.conn_table - 1)))
+				usage_error("--conn-table: '%s' is not a power of two from 1024 "
+					    "to 4194304",
+					    optarg);
+			break;
+		case OPT_PIN_DIR:
+			if (optarg[0] != '/' || strlen(optarg) >= sizeof(o->pin_dir))
+				usage_error("--pin-dir: '%s' is not an absolute path", optarg);
+			snprintf(o->pin_dir, sizeof(o->pin_dir), "%s", optarg);
+			break;
+		case OPT_NO_PIN:
+			o->no_pin = 1;
+			break;
+		case OPT_LB_IDLE_TIMEOUT:
+			if (kw_parse_u32(optarg, 1, MAX_LB_IDLE_TIMEOUT, &o->lb_idle_timeout))
+				usage_error("--lb-idle-timeout: '%s' is not a number of seconds "
+					    "from 1 to 86400",
+					    optarg);
+			break;
+		case OPT_EVENTS:
+			if (kw_parse_u32(optarg, KW_EVENTS_MIN_CAPACITY, KW_EVENTS_MAX_CAPACITY,
+					 &o->events))
+				usage_error("--events: '%s' is not a number from 16 to 1000000",
+					    optarg);
+			break;
+		case OPT_METRICS_DOC:
+			exit(print_metrics_doc());
+		case 'v':
+			verbose++;
+			break;
+		case 'V':
+			printf("keepwatchd %s\n", KW_VERSION);
+			exit(0);
+		case 'h':
+			fputs(usage_text, stdout);
+			exit(0);
+		case ':':
+			usage_error("option '%s' needs a value", argv[optind - 1]);
+			break;
+		default:
+			usage_error("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		usage_error("unexpected argument '%s'", argv[optind]);
+	o->bpf.pin_dir = o->no_pin ? NULL : o->pin_dir;
+	kw_log_set_level(KW_LOG_INFO + verbose);
+}
+
+static ssize_t metrics_read(void *cls, char *buf, size_t max)
+{
+	return kw_metrics_stream_read(cls, buf, max);
+}
+
+static void metrics_release(void *cls)
+{
+	kw_metrics_stream_free(cls);
+}
+
+/*
+ * Streamed: at 10k upstreams the page is 90 MB, which would double the agent's memory
+ * for the time of a scrape and cost as much again in page faults to build whole.
+ */
+static int route_metrics(void *ctx, const struct kw_request *req, struct kw_buf *body,
+			 const char **ctype)
+{
+	struct agent *a = ctx;
+	struct kw_metrics_stream *m;
+	struct kw_snapshot s;
+	int err;
+
+	err = kw_collect(&a->col, &s);
+	if (err) {
+		kw_buf_printf(body, "collect: %s\n", strerror(-err));
+		return 500;
+	}
+	if (a->events)
+		kw_events_stats(a->events, &s.events_received, &s.events_dropped);
+	m = kw_metrics_stream_new(&s);
+	if (!m) {
+		kw_buf_printf(body, "metrics: %s\n", strerror(errno));
+		return 500;
+	}
+	kw_request_stream(req, &(struct kw_stream){ .read = metrics_read,
+						    .release = metrics_release,
+						    .cls = m,
+						    .size = kw_metrics_stream_size(m) });
+	*ctype = "text/plain; version=0.0.4; charset=utf-8";
+	return 200;
+}
+
+static int route_upstreams(void *ctx, const struct kw_request *req, struct kw_buf *body,
+			   const char **ctype)
+{
+	struct agent *a = ctx;
+	struct kw_snapshot s;
+	int err;
+
+	(void)req;
+	*ctype = "application/json";
+	err = kw_collect(&a->col, &s);
+	if (err) {
+		kw_json_error(strerror(-err), body);
+		return 500;
+	}
+	err = kw_json_upstreams(&s, body);
+	kw_snapshot_free(&s);
+	return err ? 500 : 200;
+}
+
+/* GET /api/v1/events?since=N&limit=N */
+static int route_events(void *ctx, const struct kw_request *req, struct kw_buf *body,
+			const char **ctype)
+{
+	struct agent *a = ctx;
+	struct kw_events_query q;
+	const char *why;
+
+	*ctype = "application/json";
+	if (kw_events_query_parse(kw_request_arg(req, "since"), kw_request_arg(req, "limit"), &q,
+				  &why)) {
+		kw_json_error(why, body);
+		return 400;
+	}
+	return kw_events_render(a->events, &q, body) ? 500 : 200;
+}
+
+/* GET /api/v1/doctor?peer=ADDR[:PORT] */
+static int route_doctor(void *ctx, const struct kw_request *req, struct kw_buf *body,
+			const char **ctype)
+{
+	struct agent *a = ctx;
+	struct kw_doctor_opts o = { .lb_idle_timeout = a->opts->lb_idle_timeout };
+	const char *peer = kw_request_arg(req, "peer");
+	struct kw_diagnosis *d;
+	struct kw_snapshot s;
+	size_t n;
+	int err;
+
+	*ctype = "application/json";
+	if (peer) {
+		if (kw_addr_parse_peer(peer, o.peer, &o.port)) {
+			kw_json_error("peer: not ADDR, ADDR:PORT or [IPV6]:PORT", body);
+			return 400;
+		}
+		o.match_peer = 1;
+	}
+	err = kw_collect(&a->col, &s);
+	if (err) {
+		kw_json_error(strerror(-err), body);
+		return 500;
+	}
+	/* The window of the counts: the pinned maps may be older than this agent. */
+	o.uptime = s.counters_since ? difftime(time(NULL), (time_t)s.counters_since) : s.uptime;
+	if (o.uptime < 1)
+		o.uptime = 1;
+	o.census = s.census;
+	err = kw_doctor_run(s.u, s.n, &o, &d, &n);
+	if (!err) {
+		err = kw_doctor_json(d, n, &o, body);
+		free(d);
+	}
+	kw_snapshot_free(&s);
+	return err ? 500 : 200;
+}
+
+static int route_healthz(void *ctx, const struct kw_request *req, struct kw_buf *body,
+			 const char **ctype)
+{
+	(void)ctx;
+	(void)req;
+	(void)ctype;
+	kw_buf_puts(body, "ok\n");
+	return 200;
+}
+
+static const struct kw_route routes[] = {
+	{ "/metrics", route_metrics },	    { "/api/v1/upstreams", route_upstreams },
+	{ "/api/v1/events", route_events }, { "/api/v1/doctor", route_doctor },
+	{ "/healthz", route_healthz },
+};
+
+/* Waits for SIGINT/SIGTERM, evicting idle upstreams from a nearly full map meanwhile. */
+static void serve_until_signal(struct kw_collector *col)
+{
+	struct timespec tick = { .tv_sec = MAINTENANCE_SECONDS };
+	sigset_t set;
+	int sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	for (;;) {
+		sig = sigtimedwait(&set, NULL, &tick);
+		if (sig == SIGINT || sig == SIGTERM) {
+			kw_info("%s: stopping", strsignal(sig));
+			return;
+		}
+		if (sig < 0 && errno == EAGAIN)
+			kw_collector_evict(col);
+	}
+}
+
+/*
+ * A scrape of 10k upstreams allocates a 20 MB snapshot (and /api/v1/upstreams a 20 MB
+ * page) and frees them.
+ * glibc raises its mmap threshold to the size of each large block freed (up to 32 MB),
+ * after which such blocks come from the heap of the HTTP thread's arena and stay in the
+ * RSS once freed. A fixed threshold keeps every large block in its own mapping, given
+ * back to the kernel at free().
+ */
+static void malloc_policy(void)
+{
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+}
+
+static int block_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	signal(SIGPIPE, SIG_IGN);
+	/* Blocked before any thread starts, so that only sigtimedwait sees them. */
+	return -pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+/*
+ * Connections established before the programs were attached: adopted, so that a proxy's
+ * long-lived upstream pools are seen from the start, not only once they churn.
+ */
+static void adopt(const struct kw_bpf *bpf, const struct options *o)
+{
+	struct kw_adopted a;
+	int err;
+
+	err = kw_bpf_adopt(bpf, o->bpf.netns, o->bpf.n_netns, &a);
+	if (err) {
+		kw_warn("adopt the connections open before the start: %s; they stay untracked, "
+			"only their replacements",
+			strerror(-err));
+		return;
+	}
+	kw_info("adopted %lu connections open before the start (%u namespaces walked, %u not "
+		"found, %u failed)",
+		a.connections, a.namespaces, a.skipped, a.failed);
+	if (a.lost)
+		kw_info("%lu connections of the last run closed while no agent ran: counted as lost",
+			a.lost);
+}
+
+int main(int argc, char **argv)
+{
+	struct options opts = {};
+	struct agent agent = { .opts = &opts };
+	struct kw_http *http;
+	struct kw_bpf *bpf;
+	int err;
+
+	kw_log_set_prog("keepwatchd");
+	malloc_policy();
+	parse_options(argc, argv, &opts);
+	err = block_signals();
+	if (err)
+		return 1;
+	bpf = kw_bpf_start(&opts.bpf);
+	if (!bpf)
+		return 1;
+	adopt(bpf, &opts);
+	agent.events = kw_events_start(kw_bpf_events_fd(bpf), opts.events);
+	if (!agent.events) {
+		err = -errno;
+		kw_err("start the event log: %s", strerror(errno));
+		goto destroy_bpf;
+	}
+	err = kw_collector_init(&agent.col, bpf, opts.bpf.netns, opts.bpf.n_netns);
+	if (err) {
+		kw_err("start collector: %s", strerror(-err));
+		goto stop_events;
+	}
+	http = kw_http_start(opts.host, opts.port, routes, sizeof(routes) / sizeof(routes[0]),
+			     &agent);
+	if (!http) {
+		err = -errno;
+		kw_err("listen on %s:%u: %s", opts.host, opts.port, strerror(errno));
+		goto fini_collector;
+	}
+	kw_info("serving http://%s%s%s:%u/metrics (%u namespaces, %u ports filtered; pins %s)",
+		strchr(opts.host, ':') ? "[" : "", opts.host, strchr(opts.host, ':') ? "]" : "",
+		opts.port, opts.bpf.n_netns, opts.bpf.n_ports,
+		opts.bpf.pin_dir ? opts.bpf.pin_dir : "off");
+	serve_until_signal(&agent.col);
+	kw_http_stop(http);
+fini_collector:
+	kw_collector_fini(&agent.col);
+stop_events:
+	kw_events_stop(agent.events);
+destroy_bpf:
+	kw_bpf_destroy(bpf);
+	return err ? 1 : 0;
+}

@@ -1,0 +1,784 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+/*
+ * keepwatch, the command-line client of keepwatchd: fetches the agent's JSON API over
+ * HTTP and prints counters (stat, varnishstat-style), the upstream table (upstreams), the
+ * notable events (events, optionally following them) or the doctor's diagnosis (doctor),
+ * as text under 80 columns or as JSON with -j. Commands are rows of one table, each with
+ * its own option parser. Exit status: 0 done, 1 failed (agent unreachable or answering
+ * wrongly), 2 usage error. In JSON mode errors go to stdout as {"error": "..."}.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include "lib/addr.h"
+#include "lib/buf.h"
+#include "cli/doctor.h"
+#include "cli/events.h"
+#include "cli/stat.h"
+#include "cli/upstreams.h"
+#include "lib/log.h"
+#include "lib/parse.h"
+
+#ifndef KW_VERSION
+#define KW_VERSION "unknown"
+#endif
+
+#define DEFAULT_AGENT	"http://127.0.0.1:9479"
+#define UPSTREAMS_PATH	"/api/v1/upstreams"
+#define EVENTS_PATH	"/api/v1/events"
+#define DOCTOR_PATH	"/api/v1/doctor"
+#define EVENTS_DEFAULT	20	    /* events -n */
+#define EVENTS_MAX	10000	    /* the agent's largest limit */
+#define FOLLOW_SECONDS	1	    /* events -f: poll interval */
+#define MAX_BODY	(64u << 20) /* bytes; the agent caps its upstreams well below this */
+#define CONNECT_TIMEOUT 3000L	    /* ms */
+#define TOTAL_TIMEOUT	10000L	    /* ms */
+#define JSON_FLAGS	(JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15))
+
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+/* Everything the options set. */
+struct cli {
+	const char *agent;     /* base URL */
+	int json;	       /* -j: JSON on stdout, errors included */
+	int one;	       /* stat -1 */
+	struct kw_globs globs; /* stat -f */
+	__u32 limit;	       /* upstreams -n, 0 for all; events -n */
+	int follow;	       /* events -f */
+	const char *peer;      /* doctor PEER, or NULL */
+};
+
+struct command {
+	const char *name;
+	const char *args;
+	const char *help;
+	int (*run)(struct cli *c, int argc, char **argv); /* returns an exit status */
+};
+
+static int cmd_stat(struct cli *c, int argc, char **argv);
+static int cmd_upstreams(struct cli *c, int argc, char **argv);
+static int cmd_events(struct cli *c, int argc, char **argv);
+static int cmd_doctor(struct cli *c, int argc, char **argv);
+
+/* Adding a command is a row here and its function below. */
+static const struct command commands[] = {
+	{ "stat", "[-1] [-f GLOB[,GLOB...]] [-j]", "counters summed per direction", cmd_stat },
+	{ "upstreams", "[-j] [-n N]", "one row per upstream, busiest first", cmd_upstreams },
+	{ "events", "[-f] [-n N] [-j]", "races, resets and idle closes", cmd_events },
+	{ "doctor", "[PEER] [-j]", "keep-alive timeouts and what to fix", cmd_doctor },
+	{ NULL, NULL, NULL, NULL },
+};
+
+/* Report an error: {"error": msg} on stdout in JSON mode, "keepwatch: msg" otherwise. */
+static void __attribute__((format(printf, 2, 3)))
+cli_error(const struct cli *c, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	json_t *doc;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (!c->json) {
+		kw_err("%s", msg);
+		return;
+	}
+	doc = json_pack("{s:s}", "error", msg);
+	if (doc && !json_dumpf(doc, stdout, JSON_FLAGS))
+		putchar('\n');
+	else
+		kw_err("%s", msg);
+	json_decref(doc);
+}
+
+/* A usage error: the message, a hint on stderr, exit status 2. */
+static int __attribute__((format(printf, 2, 3)))
+usage_error(const struct cli *c, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	cli_error(c, "%s", msg);
+	fprintf(stderr, "try 'keepwatch --help' for usage\n");
+	return EXIT_USAGE;
+}
+
+static void print_usage(FILE *f)
+{
+	const struct command *cmd;
+
+	fprintf(f, "usage: keepwatch [--agent URL] [-h|--help] [-V|--version] COMMAND [ARGS]\n\n"
+		   "commands:\n");
+	for (cmd = commands; cmd->name; cmd++)
+		fprintf(f, "  %-10s %-30s %s\n", cmd->name, cmd->args, cmd->help);
+	fprintf(f,
+		"\noptions:\n"
+		"  --agent URL    the agent's base URL (default: $KEEPWATCH_AGENT, else\n"
+		"                 %s)\n"
+		"  -h, --help     this help\n"
+		"  -V, --version  print the version\n"
+		"\ncommand options:\n"
+		"  -j             JSON output (errors too, as {\"error\": ...})\n"
+		"  -1             stat: one counter a line (name value rate/s description)\n"
+		"  -f GLOB[,...]  stat: only counters matching a glob (repeatable)\n"
+		"  -n N           upstreams: only the N busiest (with -j too);\n"
+		"                 events: the last N (default 20, at most 10000)\n"
+		"  -f             events: follow, printing new events until Ctrl-C\n"
+		"  PEER           doctor: only this peer, ADDR, ADDR:PORT or [IPV6]:PORT\n"
+		"                 (PORT: our listening port inbound, the peer's outbound)\n"
+		"\nexit status: 0 done, 1 failed, 2 usage error\n",
+		DEFAULT_AGENT);
+}
+
+/*
+ * The option parsers return an exit status when the program should stop (help printed,
+ * usage error), or -1 to go on.
+ */
+
+/* Turn getopt's complaint into ours; opterr is 0 and optstring starts with ':'. */
+static int bad_option(const struct cli *c, int opt, char **argv)
+{
+	const char *arg = argv[optind - 1];
+
+	if (opt == ':')
+		return usage_error(c, "option '%s' needs a value", arg);
+	if (optopt)
+		return usage_error(c, "unknown option '-%c'", optopt);
+	return usage_error(c, "unknown option '%s'", arg);
+}
+
+/* Let errors in JSON mode be JSON even before the command's options are parsed. */
+static int wants_json(int argc, char **argv)
+{
+	int i;
+
+	for (i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "-j") || !strcmp(argv[i], "--json"))
+			return 1;
+	return 0;
+}
+
+/* ---- talking to the agent ---- */
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ctx)
+{
+	struct kw_buf *body = ctx;
+	size_t n = size * nmemb;
+
+	if (body->len + n > MAX_BODY || kw_buf_append(body, data, n))
+		return 0; /* curl fails the transfer with CURLE_WRITE_ERROR */
+	return n;
+}
+
+static CURL *agent_handle(const char *url, struct kw_buf *body, char *errbuf)
+{
+	CURL *h = curl_easy_init();
+
+	if (!h)
+		return NULL;
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, body);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, TOTAL_TIMEOUT);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "keepwatch/" KW_VERSION);
+#if LIBCURL_VERSION_NUM >= 0x075500
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+	return h;
+}
+
+/* The "error" member of an agent's error answer, or "". */
+static const char *agent_error_text(const struct kw_buf *body)
+{
+	static char text[256];
+	json_t *doc;
+
+	text[0] = '\0';
+	doc = body->data ? json_loadb(body->data, body->len, 0, NULL) : NULL;
+	if (json_is_string(json_object_get(doc, "error")))
+		snprintf(text, sizeof(text), ": %s",
+			 json_string_value(json_object_get(doc, "error")));
+	json_decref(doc);
+	return text;
+}
+
+/* GET agent + path and parse the JSON answer into *doc; returns an exit status. */
+static int agent_get(const struct cli *c, const char *path, json_t **doc)
+{
+	char url[2048], errbuf[CURL_ERROR_SIZE] = "";
+	size_t alen = strlen(c->agent);
+	struct kw_buf body;
+	json_error_t jerr;
+	long status = 0;
+	CURLcode rc;
+	CURL *h;
+
+	while (alen && c->agent[alen - 1] == '/')
+		alen--;
+	if ((size_t)snprintf(url, sizeof(url), "%.*s%s", (int)alen, c->agent, path) >= sizeof(url))
+		return usage_error(c, "agent URL too long");
+	kw_buf_init(&body);
+	h = agent_handle(url, &body, errbuf);
+	if (!h) {
+		cli_error(c, "cannot start an HTTP request: out of memory");
+		return EXIT_FAIL;
+	}
+	rc = curl_easy_perform(h);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(h);
+
+	if (rc != CURLE_OK) {
+		cli_error(c, "cannot reach the agent at %s: %s", c->agent,
+			  errbuf[0] ? errbuf : curl_easy_strerror(rc));
+		fprintf(stderr, "start it with 'make run' or 'build/keepwatchd' (needs root)\n");
+		goto fail;
+	}
+	if (status != 200) {
+		cli_error(c, "the agent at %s answered HTTP %ld for %s%s", c->agent, status, path,
+			  agent_error_text(&body));
+		goto fail;
+	}
+	*doc = json_loadb(body.data ? body.data : "", body.len, 0, &jerr);
+	if (!*doc) {
+		cli_error(c, "bad JSON from the agent at %s: %s (line %d)", c->agent, jerr.text,
+			  jerr.line);
+		goto fail;
+	}
+	kw_buf_free(&body);
+	return EXIT_OK;
+fail:
+	kw_buf_free(&body);
+	return EXIT_FAIL;
+}
+
+/* Say why the agent's document could not be used. */
+static int bad_document(const struct cli *c, int err)
+{
+	if (err == -EPROTONOSUPPORT)
+		cli_error(c, "the agent at %s speaks another API version; update keepwatch",
+			  c->agent);
+	else
+		cli_error(c, "unexpected answer from the agent at %s: %s", c->agent,
+			  strerror(-err));
+	return EXIT_FAIL;
+}
+
+static int print_json(const struct cli *c, const json_t *doc)
+{
+	if (json_dumpf(doc, stdout, JSON_FLAGS)) {
+		cli_error(c, "cannot write JSON: %s", strerror(errno));
+		return EXIT_FAIL;
+	}
+	putchar('\n');
+	return EXIT_OK;
+}
+
+/* ---- stat ---- */
+
+static int stat_options(struct cli *c, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "filter", required_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int opt, err;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, ":1f:jh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case '1':
+			c->one = 1;
+			break;
+		case 'f':
+			err = kw_globs_add(&c->globs, optarg);
+			if (err == -EINVAL)
+				return usage_error(c, "empty glob in -f '%s'", optarg);
+			if (err)
+				return usage_error(c, "-f: %s", strerror(-err));
+			break;
+		case 'j':
+			c->json = 1;
+			break;
+		case 'h':
+			printf("usage: keepwatch stat [-1] [-f GLOB[,GLOB...]] [-j]\n");
+			return EXIT_OK;
+		default:
+			return bad_option(c, opt, argv);
+		}
+	}
+	if (optind < argc)
+		return usage_error(c, "unexpected argument '%s'", argv[optind]);
+	return -1;
+}
+
+static int stat_print(const struct cli *c, const struct kw_stat *st)
+{
+	char line[256];
+	unsigned int i, shown = 0;
+
+	for (i = 0; i < KW_STAT_ROWS; i++) {
+		if (!kw_globs_match(&c->globs, st->rows[i].name))
+			continue;
+		if (!kw_stat_format(&st->rows[i], line, sizeof(line)))
+			puts(line);
+		shown++;
+	}
+	return shown;
+}
+
+static int stat_matches(const struct cli *c, const struct kw_stat *st)
+{
+	unsigned int i;
+
+	for (i = 0; i < KW_STAT_ROWS; i++)
+		if (kw_globs_match(&c->globs, st->rows[i].name))
+			return 1;
+	return 0;
+}
+
+static int cmd_stat(struct cli *c, int argc, char **argv)
+{
+	struct kw_stat st;
+	json_t *doc, *out;
+	int ret, err;
+
+	ret = stat_options(c, argc, argv);
+	if (ret >= 0)
+		return ret;
+	ret = agent_get(c, UPSTREAMS_PATH, &doc);
+	if (ret)
+		return ret;
+	err = kw_stat_from_json(doc, &st);
+	json_decref(doc);
+	if (err)
+		return bad_document(c, err);
+	if (!stat_matches(c, &st)) {
+		cli_error(c, "no counter matches the -f globs");
+		return EXIT_FAIL;
+	}
+	if (!c->json) {
+		/* -1 and the default view print the same lines: there is no curses mode */
+		stat_print(c, &st);
+		return EXIT_OK;
+	}
+	out = kw_stat_to_json(&st, &c->globs);
+	if (!out) {
+		cli_error(c, "cannot build JSON: out of memory");
+		return EXIT_FAIL;
+	}
+	ret = print_json(c, out);
+	json_decref(out);
+	return ret;
+}
+
+/* ---- upstreams ---- */
+
+static int upstreams_options(struct cli *c, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "limit", required_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int opt;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, ":jn:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'j':
+			c->json = 1;
+			break;
+		case 'n':
+			if (kw_parse_u32(optarg, 1, UINT32_MAX, &c->limit))
+				return usage_error(c, "-n wants a number of rows from 1, not '%s'",
+						   optarg);
+			break;
+		case 'h':
+			printf("usage: keepwatch upstreams [-j] [-n N]\n");
+			return EXIT_OK;
+		default:
+			return bad_option(c, opt, argv);
+		}
+	}
+	if (optind < argc)
+		return usage_error(c, "unexpected argument '%s'", argv[optind]);
+	return -1;
+}
+
+static void upstreams_print(const struct kw_up_row *rows, size_t n)
+{
+	struct kw_up_widths w;
+	char line[512];
+	size_t i;
+
+	kw_up_widths(rows, n, &w);
+	if (!kw_up_format_header(&w, line, sizeof(line)))
+		puts(line);
+	for (i = 0; i < n; i++)
+		if (!kw_up_format_row(&rows[i], &w, line, sizeof(line)))
+			puts(line);
+}
+
+static int cmd_upstreams(struct cli *c, int argc, char **argv)
+{
+	struct kw_up_row *rows = NULL;
+	json_t *doc, *sel;
+	size_t n;
+	int ret, err;
+
+	ret = upstreams_options(c, argc, argv);
+	if (ret >= 0)
+		return ret;
+	ret = agent_get(c, UPSTREAMS_PATH, &doc);
+	if (ret)
+		return ret;
+	err = kw_up_rows_from_json(doc, &rows, &n);
+	if (err) {
+		json_decref(doc);
+		return bad_document(c, err);
+	}
+	if (c->limit && n > c->limit)
+		n = c->limit;
+	if (!c->json) {
+		upstreams_print(rows, n);
+	} else if (!c->limit) {
+		ret = print_json(c, doc); /* as received */
+	} else {
+		sel = kw_up_select_json(doc, rows, n);
+		ret = sel ? print_json(c, sel) : EXIT_FAIL;
+		if (!sel)
+			cli_error(c, "cannot build JSON: out of memory");
+		json_decref(sel);
+	}
+	free(rows);
+	json_decref(doc);
+	return ret;
+}
+
+/* ---- events ---- */
+
+static int events_options(struct cli *c, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "follow", no_argument, NULL, 'f' },
+		{ "limit", required_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int opt;
+
+	optind = 0;
+	c->limit = EVENTS_DEFAULT;
+	while ((opt = getopt_long(argc, argv, ":jfn:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'j':
+			c->json = 1;
+			break;
+		case 'f':
+			c->follow = 1;
+			break;
+		case 'n':
+			if (kw_parse_u32(optarg, 1, EVENTS_MAX, &c->limit))
+				return usage_error(c,
+						   "-n wants a number of events from 1 to %u, "
+						   "not '%s'",
+						   EVENTS_MAX, optarg);
+			break;
+		case 'h':
+			printf("usage: keepwatch events [-f] [-n N] [-j]\n");
+			return EXIT_OK;
+		default:
+			return bad_option(c, opt, argv);
+		}
+	}
+	if (optind < argc)
+		return usage_error(c, "unexpected argument '%s'", argv[optind]);
+	return -1;
+}
+
+/* Print one answer's events (or, with -j, the answer on one line); sets *next and *n. */
+static int events_print(const struct cli *c, const json_t *doc, int compact, __u64 *next, size_t *n)
+{
+	const json_t *events, *ev;
+	char line[512];
+	size_t i;
+	int err;
+
+	err = kw_ev_doc_parse(doc, next, &events);
+	if (err)
+		return bad_document(c, err);
+	*n = json_array_size(events);
+	if (c->json && !compact)
+		return print_json(c, doc);
+	if (c->json) {
+		if (*n && (json_dumpf(doc, stdout, JSON_COMPACT) || putchar('\n') == EOF))
+			return EXIT_FAIL;
+		return EXIT_OK;
+	}
+	json_array_foreach(events, i, ev) {
+		err = kw_ev_format(ev, line, sizeof(line));
+		if (err)
+			return bad_document(c, err);
+		puts(line);
+	}
+	return EXIT_OK;
+}
+
+static volatile sig_atomic_t stop_following;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	stop_following = 1;
+}
+
+/* Poll for events after next every second until SIGINT or SIGTERM; an exit status. */
+static int events_follow(const struct cli *c, __u64 next)
+{
+	struct sigaction sa = { .sa_handler = on_stop_signal };
+	struct timespec pause = { .tv_sec = FOLLOW_SECONDS };
+	char path[128];
+	__u64 seen;
+	size_t n = 0;
+	json_t *doc;
+	int ret;
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL); /* no SA_RESTART: Ctrl-C cuts the pause short */
+	sigaction(SIGTERM, &sa, NULL);
+	while (!stop_following) {
+		fflush(stdout);
+		/* a full answer means more are waiting: ask again at once */
+		if (n < EVENTS_MAX)
+			nanosleep(&pause, NULL);
+		if (stop_following)
+			break;
+		snprintf(path, sizeof(path), EVENTS_PATH "?since=%llu&limit=%u",
+			 (unsigned long long)next, EVENTS_MAX);
+		ret = agent_get(c, path, &doc);
+		if (ret)
+			return ret;
+		ret = events_print(c, doc, 1, &seen, &n);
+		json_decref(doc);
+		if (ret)
+			return ret;
+		if (!n && seen < next) {
+			/* the agent restarted and numbers its events from 1 again: take them
+			 * all, at once */
+			next = 0;
+			n = EVENTS_MAX;
+			continue;
+		}
+		next = seen;
+	}
+	return EXIT_OK;
+}
+
+static int cmd_events(struct cli *c, int argc, char **argv)
+{
+	char path[128];
+	__u64 next;
+	json_t *doc;
+	size_t n;
+	int ret;
+
+	ret = events_options(c, argc, argv);
+	if (ret >= 0)
+		return ret;
+	snprintf(path, sizeof(path), EVENTS_PATH "?limit=%u", c->limit);
+	ret = agent_get(c, path, &doc);
+	if (ret)
+		return ret;
+	ret = events_print(c, doc, c->follow, &next, &n);
+	json_decref(doc);
+	if (ret || !c->follow)
+		return ret;
+	return events_follow(c, next);
+}
+
+/* ---- doctor ---- */
+
+static int doctor_options(struct cli *c, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	__u8 addr[16];
+	__u16 port;
+	int opt;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, ":jh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'j':
+			c->json = 1;
+			break;
+		case 'h':
+			printf("usage: keepwatch doctor [PEER] [-j]\n");
+			return EXIT_OK;
+		default:
+			return bad_option(c, opt, argv);
+		}
+	}
+	if (optind < argc)
+		c->peer = argv[optind++];
+	if (optind < argc)
+		return usage_error(c, "unexpected argument '%s'", argv[optind]);
+	if (c->peer && kw_addr_parse_peer(c->peer, addr, &port))
+		return usage_error(c, "'%s' is not a peer: ADDR, ADDR:PORT or [IPV6]:PORT",
+				   c->peer);
+	return -1;
+}
+
+static int cmd_doctor(struct cli *c, int argc, char **argv)
+{
+	char path[256], *esc = NULL;
+	struct kw_buf text;
+	json_t *doc;
+	int ret, err;
+
+	ret = doctor_options(c, argc, argv);
+	if (ret >= 0)
+		return ret;
+	if (c->peer) {
+		esc = curl_easy_escape(NULL, c->peer, 0);
+		if (!esc) {
+			cli_error(c, "cannot build the request: out of memory");
+			return EXIT_FAIL;
+		}
+	}
+	snprintf(path, sizeof(path), "%s%s%s", DOCTOR_PATH, esc ? "?peer=" : "", esc ? esc : "");
+	curl_free(esc);
+	ret = agent_get(c, path, &doc);
+	if (ret)
+		return ret;
+	if (c->json) {
+		ret = print_json(c, doc);
+		json_decref(doc);
+		return ret;
+	}
+	kw_buf_init(&text);
+	err = kw_doctor_text(doc, &text);
+	json_decref(doc);
+	if (err == -ENOMEM)
+		cli_error(c, "cannot format the report: out of memory");
+	else if (err)
+		bad_document(c, err);
+	else
+		fputs(text.data, stdout);
+	kw_buf_free(&text);
+	return err ? EXIT_FAIL : EXIT_OK;
+}
+
+/* ---- main ---- */
+
+/* Global options; returns an exit status, or -1 to go on with the command at optind. */
+static int global_options(struct cli *c, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "agent", required_argument, NULL, 'a' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int opt;
+
+	opterr = 0;
+	/* '+': stop at the command, whose options are its own */
+	while ((opt = getopt_long(argc, argv, "+:hV", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'a':
+			if (!*optarg)
+				return usage_error(c, "--agent wants a URL");
+			c->agent = optarg;
+			break;
+		case 'h':
+			print_usage(stdout);
+			return EXIT_OK;
+		case 'V':
+			printf("keepwatch %s\n", KW_VERSION);
+			return EXIT_OK;
+		default:
+			return bad_option(c, opt, argv);
+		}
+	}
+	if (optind >= argc)
+		return usage_error(c, "no command given");
+	return -1;
+}
+
+static const struct command *find_command(const char *name)
+{
+	const struct command *cmd;
+
+	for (cmd = commands; cmd->name; cmd++)
+		if (!strcmp(cmd->name, name))
+			return cmd;
+	return NULL;
+}
+
+/* Output that never reached stdout (a full disk, a closed pipe) is a failure. */
+static int flush_stdout(int ret)
+{
+	if (fflush(stdout) || ferror(stdout)) {
+		kw_err("cannot write the output: %s", strerror(errno));
+		return EXIT_FAIL;
+	}
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	const struct command *cmd;
+	struct cli c = { 0 };
+	int ret;
+
+	kw_log_set_prog("keepwatch");
+	c.agent = getenv("KEEPWATCH_AGENT");
+	if (!c.agent || !*c.agent)
+		c.agent = DEFAULT_AGENT;
+	c.json = wants_json(argc, argv);
+	kw_globs_init(&c.globs);
+
+	ret = global_options(&c, argc, argv);
+	if (ret >= 0)
+		goto out;
+	cmd = find_command(argv[optind]);
+	if (!cmd) {
+		ret = usage_error(&c, "unknown command '%s'", argv[optind]);
+		goto out;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
+		cli_error(&c, "cannot initialise libcurl");
+		ret = EXIT_FAIL;
+		goto out;
+	}
+	ret = cmd->run(&c, argc - optind, argv + optind);
+	curl_global_cleanup();
+out:
+	kw_globs_free(&c.globs);
+	return flush_stdout(ret);
+}

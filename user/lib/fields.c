@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+/* The table of per-upstream figures declared in fields.h, and the histogram bounds. */
+#include <stddef.h>
+#include <linux/types.h>
+#include "lib/fields.h"
+#include "kw_hist.h"
+
+const struct kw_field kw_fields[KW_F_MAX] = {
+#define KW_X_ROW(id, f, fam, t, l1, v1, l2, v2, h, d)                                              \
+	[KW_F_##id] = { .field = f,                                                                \
+			.family = fam,                                                             \
+			.type = t,                                                                 \
+			.lname = { l1, l2 },                                                       \
+			.lvalue = { v1, v2 },                                                      \
+			.help = h,                                                                 \
+			.desc = d },
+	KW_FIELDS(KW_X_ROW)
+#undef KW_X_ROW
+};
+
+static const double idle_bounds[KW_IDLE_SLOTS - 1] = {
+	0.001, 0.01, 0.1,  0.5,	 0.9,  1.1,  1.9,   2.1,   4.5,	  5.5,
+	9.5,   10.5, 14.5, 15.5, 19.5, 20.5, 29.5,  30.5,  44.5,  45.5,
+	59.5,  60.5, 64.5, 65.5, 74.5, 75.5, 119.5, 120.5, 299.5, 300.5,
+};
+
+static const double reqs_bounds[KW_REQS_SLOTS - 1] = {
+	0, 1, 2, 3, 4, 5, 6, 10, 20, 50, 99, 100, 101, 500, 999, 1000, 1001, 10000,
+};
+
+static const double gap_bounds[KW_GAP_SLOTS - 1] = {
+	0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60,
+};
+
+#define REQS_HELP "Requests carried per connection, counted at close, by who closed first."
+#define IDLE_HELP                                                                                  \
+	"Idle time before a connection closed (since the last data either way), by closer."
+
+const struct kw_hist_desc kw_hists[KW_H_MAX] = {
+	[KW_H_IDLE_LOCAL] = { "idle_before_close_local", "keepwatch_idle_before_close_seconds",
+			      "closed_by", "local", IDLE_HELP, KW_IDLE_SLOTS, idle_bounds },
+	[KW_H_IDLE_PEER] = { "idle_before_close_peer", "keepwatch_idle_before_close_seconds",
+			     "closed_by", "peer", IDLE_HELP, KW_IDLE_SLOTS, idle_bounds },
+	[KW_H_REQS_LOCAL] = { "requests_per_connection_local", "keepwatch_requests_per_connection",
+			      "closed_by", "local", REQS_HELP, KW_REQS_SLOTS, reqs_bounds },
+	[KW_H_REQS_PEER] = { "requests_per_connection_peer", "keepwatch_requests_per_connection",
+			     "closed_by", "peer", REQS_HELP, KW_REQS_SLOTS, reqs_bounds },
+	[KW_H_RACE_IDLE] = { "race_idle_before_close", "keepwatch_race_idle_before_close_seconds",
+			     NULL, NULL,
+			     "Keep-alive races: how long the connection had been idle when it was "
+			     "closed.",
+			     KW_IDLE_SLOTS, idle_bounds },
+	[KW_H_RACE_GAP] = { "race_gap", "keepwatch_race_gap_seconds", NULL, NULL,
+			    "Keep-alive races: time from the close (FIN) to the request that met it "
+			    "(server side) or to the reset (client side).",
+			    KW_GAP_SLOTS, gap_bounds },
+};
+
+int kw_field_sparse(unsigned int id)
+{
+	return (id >= KW_F_RST_SENT_NOT_SPECIFIED && id <= KW_F_RST_RCVD_OTHER) ||
+	       (id >= KW_F_CF_EADDRNOTAVAIL && id <= KW_F_CF_OTHER) || id == KW_F_ADOPTED ||
+	       id == KW_F_LOST;
+}
