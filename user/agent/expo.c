@@ -218,39 +218,3 @@ int kw_expo_u64(struct kw_expo *e, const char *name, const struct kw_label *labe
 	snprintf(v, sizeof(v), "%llu", (unsigned long long)value);
 	return write_series(e, name, "", labels, nlabels, NULL, v);
 }
-
-int kw_expo_histogram(struct kw_expo *e, const char *family, const struct kw_label *labels,
-		      unsigned int nlabels, const double *bounds, const __u64 *slots,
-		      unsigned int nslots, double sum)
-{
-	char le[64], v[64];
-	__u64 cum = 0;
-	unsigned int i;
-	int err;
-
-	err = check_sample(e, family, labels, nlabels);
-	if (err)
-		return err;
-	if (strcmp(family, e->cur) || !nslots || !slots || (nslots > 1 && !bounds))
-		return expo_fail(e, -EINVAL);
-	for (i = 0; i < nlabels; i++)
-		if (!strcmp(labels[i].name, "le"))
-			return expo_fail(e, -EINVAL); /* ours to add */
-	for (i = 0; i < nslots; i++) {
-		cum += slots[i];
-		if (i < nslots - 1)
-			kw_expo_format_value(bounds[i], le, sizeof(le));
-		else
-			snprintf(le, sizeof(le), "+Inf");
-		snprintf(v, sizeof(v), "%llu", (unsigned long long)cum);
-		err = write_series(e, family, "_bucket", labels, nlabels, le, v);
-		if (err)
-			return err;
-	}
-	kw_expo_format_value(sum, v, sizeof(v));
-	err = write_series(e, family, "_sum", labels, nlabels, NULL, v);
-	if (err)
-		return err;
-	snprintf(v, sizeof(v), "%llu", (unsigned long long)cum);
-	return write_series(e, family, "_count", labels, nlabels, NULL, v);
-}

@@ -3,8 +3,8 @@
  * A writer of the Prometheus text exposition format 0.0.4 into a kw_buf. It keeps the
  * format's rules so callers cannot break them: HELP and TYPE once per family, the series
  * of a family grouped after them (restarting a family that was left fails with
- * -EALREADY), escaped HELP text and label values, cumulative histogram buckets with
- * +Inf equal to _count.
+ * -EALREADY), escaped HELP text and label values. (Histograms, cumulative with +Inf
+ * equal to _count, are written by metrics.c straight into its pages.)
  *
  * The writer keeps pointers to the family names it was given (compared with strcmp), so
  * those strings must outlive it; string literals and the kw_fields table do. The first
@@ -55,18 +55,6 @@ int kw_expo_sample(struct kw_expo *e, const char *name, const struct kw_label *l
 /* Same as kw_expo_sample with an exact unsigned 64-bit value. */
 int kw_expo_u64(struct kw_expo *e, const char *name, const struct kw_label *labels,
 		unsigned int nlabels, __u64 value);
-
-/*
- * One histogram series of the current family: slots[] are per-slot counts, slot i
- * counting values in (bounds[i-1], bounds[i]] and the last of the nslots slots (+Inf)
- * those above bounds[nslots - 2]. Writes cumulative family_bucket{...,le="B"} lines, the
- * le="+Inf" bucket, family_sum and family_count. No HELP/TYPE: call kw_expo_family(e,
- * family, "histogram", help) once before the first series. -EINVAL if family is not the
- * current family or nslots is 0.
- */
-int kw_expo_histogram(struct kw_expo *e, const char *family, const struct kw_label *labels,
-		      unsigned int nlabels, const double *bounds, const __u64 *slots,
-		      unsigned int nslots, double sum);
 
 /*
  * For writers of many series with the same labels (metrics.c): escape a label value once

@@ -53,11 +53,18 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	return vfprintf(stderr, fmt, ap);
 }
 
+/*
+ * What the agent needs of the kernel and of its own privileges, said the same way in every
+ * message and in the README's Requirements.
+ */
+#define KW_KERNEL_NEEDED "Linux 6.3 or later with BTF (CONFIG_DEBUG_INFO_BTF=y)"
+#define KW_CAPS_NEEDED	 "root, or CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN"
+
 static int check_kernel(void)
 {
 	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
-		kw_err("kernel BTF not found at /sys/kernel/btf/vmlinux: keepwatch needs a kernel "
-		       "built with CONFIG_DEBUG_INFO_BTF=y (5.8 or later)");
+		kw_err("kernel BTF not found at /sys/kernel/btf/vmlinux: keepwatch needs "
+		       KW_KERNEL_NEEDED);
 		return -ENOENT;
 	}
 	return 0;
@@ -100,7 +107,8 @@ static int choose_programs(struct kw_bpf *b)
 		 "tp_btf/inet_sock_set_state tp_btf/sock_recv_length "
 		 "tp_btf/tcp_receive_reset");
 	if (tracepoint_params(btf, "sock_recv_length") < 0) {
-		kw_err("this kernel has no sock_recv_length tracepoint (Linux 6.3 or later needed)");
+		kw_err("this kernel has no sock_recv_length tracepoint: keepwatch needs "
+		       KW_KERNEL_NEEDED);
 		err = -EOPNOTSUPP;
 		goto out;
 	}
@@ -445,7 +453,7 @@ struct kw_bpf *kw_bpf_start(const struct kw_loader_opts *o)
 	err = keepwatch_bpf__load(b->skel);
 	if (err) {
 		kw_err("load BPF programs: %s%s", strerror(-err),
-		       err == -EPERM ? " (keepwatchd needs root, or CAP_BPF and CAP_PERFMON)" : "");
+		       err == -EPERM ? " (keepwatchd needs " KW_CAPS_NEEDED ")" : "");
 		goto destroy_skel;
 	}
 	err = init_slots(b);

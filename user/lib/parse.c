@@ -6,7 +6,6 @@
  */
 #include <ctype.h>
 #include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "lib/parse.h"
@@ -111,27 +110,5 @@ int kw_parse_hostport(const char *s, char *host, size_t hostlen, __u16 *port)
 	memcpy(host, h, hlen);
 	host[hlen] = '\0';
 	*port = p;
-	return 0;
-}
-
-int kw_parse_double(const char *s, double min, double max, double *out)
-{
-	char *end;
-	double v;
-
-	if (!s || !*s || isspace((unsigned char)*s) || strpbrk(s, "xX"))
-		return -EINVAL;
-	errno = 0;
-	v = strtod(s, &end);
-	if (end == s || *end)
-		return -EINVAL;
-	if (isnan(v))
-		return -EINVAL;
-	/* "inf" typed out is not a number we take; 1e999 is one out of range */
-	if (isinf(v) && errno != ERANGE)
-		return -EINVAL;
-	if (errno == ERANGE || v < min || v > max)
-		return -ERANGE;
-	*out = v;
 	return 0;
 }

@@ -23,11 +23,4 @@ int kw_parse_u16(const char *s, __u16 min, __u16 max, __u16 *out);
  */
 int kw_parse_hostport(const char *s, char *host, size_t hostlen, __u16 *port);
 
-/*
- * A finite decimal floating-point number, fully consumed, optionally signed, no leading
- * spaces, no hexadecimal; -EINVAL for "nan", "inf" and bad syntax, -ERANGE outside
- * [min, max] or beyond double's range.
- */
-int kw_parse_double(const char *s, double min, double max, double *out);
-
 #endif /* KW_PARSE_H */

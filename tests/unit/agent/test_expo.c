@@ -215,97 +215,6 @@ static void test_u64_exact(void **state)
 	assert_string_equal(text(f), "# TYPE x counter\nx 18446744073709551615\n");
 }
 
-static void test_histogram_text(void **state)
-{
-	struct fixture *f = *state;
-	static const double bounds[] = { 0.5, 1, 1.1, 300.5 };
-	static const __u64 slots[] = { 1, 0, 2, 3, 4 };
-	const struct kw_label lab[] = { { "peer", "10.0.0.2" }, { "closed_by", "local" } };
-
-	assert_int_equal(kw_expo_family(&f->e, "idle_seconds", "histogram", "Idle."), 0);
-	assert_int_equal(
-		kw_expo_histogram(&f->e, "idle_seconds", lab, 2, bounds, slots, 5, 1234.25), 0);
-	assert_string_equal(
-		text(f),
-		"# HELP idle_seconds Idle.\n"
-		"# TYPE idle_seconds histogram\n"
-		"idle_seconds_bucket{peer=\"10.0.0.2\",closed_by=\"local\",le=\"0.5\"} 1\n"
-		"idle_seconds_bucket{peer=\"10.0.0.2\",closed_by=\"local\",le=\"1\"} 1\n"
-		"idle_seconds_bucket{peer=\"10.0.0.2\",closed_by=\"local\",le=\"1.1\"} 3\n"
-		"idle_seconds_bucket{peer=\"10.0.0.2\",closed_by=\"local\",le=\"300.5\"} 6\n"
-		"idle_seconds_bucket{peer=\"10.0.0.2\",closed_by=\"local\",le=\"+Inf\"} 10\n"
-		"idle_seconds_sum{peer=\"10.0.0.2\",closed_by=\"local\"} 1234.25\n"
-		"idle_seconds_count{peer=\"10.0.0.2\",closed_by=\"local\"} 10\n");
-}
-
-static void test_histogram_no_labels(void **state)
-{
-	struct fixture *f = *state;
-	static const double bounds[] = { 0 };
-	static const __u64 slots[] = { 2, 5 };
-
-	assert_int_equal(kw_expo_family(&f->e, "r", "histogram", NULL), 0);
-	assert_int_equal(kw_expo_histogram(&f->e, "r", NULL, 0, bounds, slots, 2, 9), 0);
-	assert_string_equal(text(f), "# TYPE r histogram\n"
-				     "r_bucket{le=\"0\"} 2\n"
-				     "r_bucket{le=\"+Inf\"} 7\n"
-				     "r_sum 9\n"
-				     "r_count 7\n");
-}
-
-/* Every bucket is >= the previous one and +Inf equals _count, for any slot counts. */
-static void test_histogram_cumulative(void **state)
-{
-	struct fixture *f = *state;
-	static const double bounds[] = { 1, 2, 3, 4, 5, 6, 7 };
-	__u64 slots[8], prev = 0, v, inf = 0, count, total = 0;
-	const char *p;
-	unsigned int i, nb = 0;
-
-	for (i = 0; i < 8; i++) {
-		slots[i] = (i * 7919) % 13;
-		total += slots[i];
-	}
-	assert_int_equal(kw_expo_family(&f->e, "h", "histogram", NULL), 0);
-	assert_int_equal(kw_expo_histogram(&f->e, "h", NULL, 0, bounds, slots, 8, 0), 0);
-	for (p = text(f); (p = strstr(p, "h_bucket{")); p++, nb++) {
-		v = strtoull(strchr(p, ' ') + 1, NULL, 10);
-		assert_true(v >= prev);
-		prev = v;
-		if (!strncmp(p, "h_bucket{le=\"+Inf\"}", 19))
-			inf = v;
-	}
-	p = strstr(text(f), "h_count ");
-	assert_non_null(p);
-	count = strtoull(p + 8, NULL, 10);
-	assert_int_equal(nb, 8);
-	assert_int_equal(inf, total);
-	assert_int_equal(count, total);
-}
-
-static void test_histogram_wrong_family(void **state)
-{
-	struct fixture *f = *state;
-	static const double bounds[] = { 1 };
-	static const __u64 slots[] = { 1, 1 };
-
-	assert_int_equal(kw_expo_family(&f->e, "h", "histogram", NULL), 0);
-	assert_int_equal(kw_expo_histogram(&f->e, "h_other", NULL, 0, bounds, slots, 2, 0),
-			 -EINVAL);
-}
-
-/* le is the writer's label: a caller's would make two */
-static void test_histogram_le_label(void **state)
-{
-	struct fixture *f = *state;
-	static const double bounds[] = { 1 };
-	static const __u64 slots[] = { 1, 1 };
-	const struct kw_label le = { "le", "1" };
-
-	assert_int_equal(kw_expo_family(&f->e, "h", "histogram", NULL), 0);
-	assert_int_equal(kw_expo_histogram(&f->e, "h", &le, 1, bounds, slots, 2, 0), -EINVAL);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -321,11 +230,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_no_braces_without_labels, setup, teardown),
 		cmocka_unit_test(test_values),
 		cmocka_unit_test_setup_teardown(test_u64_exact, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_histogram_text, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_histogram_no_labels, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_histogram_cumulative, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_histogram_wrong_family, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_histogram_le_label, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -177,54 +177,13 @@ static void test_hostport(void **state)
 	assert_int_equal(kw_parse_hostport(":1", small, 0, &p), -ENAMETOOLONG);
 }
 
-static void dbl_ok(const char *s, double min, double max, double want)
-{
-	double v = -12345;
-
-	assert_int_equal(kw_parse_double(s, min, max, &v), 0);
-	if (v != want)
-		fail_msg("kw_parse_double(\"%s\"): %.17g, expected %.17g", s, v, want);
-}
-
-static void dbl_err(const char *s, double min, double max, int err)
-{
-	double v = -12345;
-
-	assert_int_equal(kw_parse_double(s, min, max, &v), err);
-	assert_true(v == -12345);
-}
-
-static void test_double(void **state)
-{
-	(void)state;
-	dbl_ok("0", 0, 1, 0);
-	dbl_ok("1", 0, 1, 1);
-	dbl_ok("0.5", 0, 1, 0.5);
-	dbl_ok("1e-3", 0, 1, 0.001);
-	dbl_ok("-2.5", -10, 10, -2.5);
-	dbl_ok("+2.5", -10, 10, 2.5);
-	dbl_ok("1.7976931348623157e308", 0, DBL_MAX, 1.7976931348623157e308);
-	dbl_err("1.0000001", 0, 1, -ERANGE);
-	dbl_err("-0.1", 0, 1, -ERANGE);
-	dbl_err("1e999", 0, DBL_MAX, -ERANGE);
-	dbl_err("", 0, 1, -EINVAL);
-	dbl_err(NULL, 0, 1, -EINVAL);
-	dbl_err(" 1", 0, 10, -EINVAL);
-	dbl_err("1 ", 0, 10, -EINVAL);
-	dbl_err("1x", 0, 10, -EINVAL);
-	dbl_err("0x10", 0, 100, -EINVAL);
-	dbl_err("nan", -1e308, 1e308, -EINVAL);
-	dbl_err("inf", -DBL_MAX, DBL_MAX, -EINVAL);
-	dbl_err("-infinity", -DBL_MAX, DBL_MAX, -EINVAL);
-	dbl_err(".", 0, 1, -EINVAL);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_u64),    cmocka_unit_test(test_u32),
-		cmocka_unit_test(test_u16),    cmocka_unit_test(test_hostport),
-		cmocka_unit_test(test_double),
+		cmocka_unit_test(test_u64),
+		cmocka_unit_test(test_u32),
+		cmocka_unit_test(test_u16),
+		cmocka_unit_test(test_hostport),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
