@@ -22,7 +22,7 @@ usage() {
 # An entry "a|b" is satisfied by either package; when neither is there, "a" is installed.
 run_pkgs=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libmicrohttpd-dev libjansson-dev
 	  libcurl4-openssl-dev make pkg-config gcc iproute2)
-test_pkgs=(libcmocka-dev clang-format python3-pytest "nginx-light|nginx" prometheus curl apache2-utils wrk
+test_pkgs=(libcmocka-dev clang-format python3-pytest python3-pyflakes "nginx-light|nginx" prometheus curl apache2-utils wrk
 	   nftables apache2 haproxy varnish procps)
 # Daemons the test packages may start: "service:process" (the name pgrep -x matches).
 daemons=(nginx:nginx apache2:apache2 apache-htcacheclean:htcacheclean haproxy:haproxy
