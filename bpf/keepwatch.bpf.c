@@ -40,31 +40,21 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * service ports (host order) wanted; none means all. A few compares with constants the
  * verifier knows beat a hash lookup.
  */
-#define MAX_FILTERS 64
-const volatile __u32 cfg_netns[MAX_FILTERS] = {};
+const volatile __u32 cfg_netns[KW_MAX_FILTERS] = {};
 const volatile __u32 cfg_n_netns = 0;
-const volatile __u32 cfg_ports[MAX_FILTERS] = {};
+const volatile __u32 cfg_ports[KW_MAX_FILTERS] = {};
 const volatile __u32 cfg_n_ports = 0;
 /* kw_conns entries minus one (a power of two minus one; the agent sets it). */
-const volatile __u32 cfg_conns_mask = 65536 - 1;
+const volatile __u32 cfg_conns_mask = KW_CONN_TABLE_DEFAULT - 1;
 /* Slots in kw_counters: --max-upstreams plus the overflow slots (the agent sets it). */
-const volatile __u32 cfg_capacity = 4096 + KW_DIR_MAX;
+const volatile __u32 cfg_capacity = KW_MAX_UPSTREAMS_DEFAULT + KW_DIR_MAX;
 /* Events: at most this many per second and CPU, in bursts of up to cfg_events_burst. */
-const volatile __u32 cfg_events_per_sec = 200;
-const volatile __u32 cfg_events_burst = 100;
-/* A reset to a connection we closed counts as a race only this long after the close. */
-const volatile __u64 cfg_race_window_ns = 120ULL * 1000000000;
+const volatile __u32 cfg_events_per_sec = KW_EVENTS_PER_SEC_DEFAULT;
+const volatile __u32 cfg_events_burst = KW_EVENTS_BURST_DEFAULT;
 
 extern int CONFIG_HZ __kconfig;
 /* 6.2+: a cast the verifier inlines, no helper call; reads through it are fault-safe. */
 extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
-
-/*
- * A keep-alive race needs a connection that was idle: closed by us after this long
- * without data, or a request arriving after this long of quiet. Closes right after a
- * response (Connection: close) are not remembered, which keeps them cheap.
- */
-#define RACE_MIN_QUIET_MS 500
 
 _Static_assert(sizeof(struct kw_conn) == 64, "a kw_conn is one cache line");
 
@@ -101,7 +91,7 @@ struct kw_rate {
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, 65536);
+	__uint(max_entries, KW_CONN_TABLE_DEFAULT);
 	__type(key, __u32);
 	__type(value, struct kw_conn);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -157,7 +147,7 @@ struct {
 /* Upstream key to its slot in kw_counters. Sizes: the agent sets them to cfg_capacity. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096 + KW_DIR_MAX);
+	__uint(max_entries, KW_MAX_UPSTREAMS_DEFAULT + KW_DIR_MAX);
 	__type(key, struct kw_key);
 	__type(value, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -167,7 +157,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, 4096 + KW_DIR_MAX);
+	__uint(max_entries, KW_MAX_UPSTREAMS_DEFAULT + KW_DIR_MAX);
 	__type(key, __u32);
 	__type(value, struct kw_counters);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -176,7 +166,7 @@ struct {
 /* Slots freed by the agent's eviction, zeroed, ready for new upstreams. */
 struct {
 	__uint(type, BPF_MAP_TYPE_QUEUE);
-	__uint(max_entries, 4096 + KW_DIR_MAX);
+	__uint(max_entries, KW_MAX_UPSTREAMS_DEFAULT + KW_DIR_MAX);
 	__type(value, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } kw_free_slots SEC(".maps");
@@ -200,7 +190,7 @@ struct {
 /* Rare, notable events for the agent's event log (struct kw_event). */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 256 * 1024);
+	__uint(max_entries, KW_EVENTS_RINGBUF_BYTES);
 } kw_events SEC(".maps");
 
 /*
@@ -210,7 +200,7 @@ struct {
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
+	__uint(max_entries, KW_CLOSED_BY_US_ENTRIES);
 	__type(key, struct kw_tuple);
 	__type(value, struct kw_closed);
 } kw_closed_by_us SEC(".maps");
@@ -506,7 +496,7 @@ static __always_inline bool listed(const volatile __u32 *list, __u32 n, __u32 v)
 
 	if (!n)
 		return true;
-	for (i = 0; i < MAX_FILTERS && i < n; i++)
+	for (i = 0; i < KW_MAX_FILTERS && i < n; i++)
 		if (list[i] == v)
 			return true;
 	return false;
@@ -710,14 +700,14 @@ static __always_inline void on_first_close(const struct sock *sk, struct kw_conn
 	}
 	s->idle_ms = idle_ms(tp);
 	/* Only a close after a quiet spell can be raced: the others skip the clock. */
-	if (s->idle_ms >= RACE_MIN_QUIET_MS) {
+	if (s->idle_ms >= KW_RACE_MIN_QUIET_MS) {
 		now = bpf_ktime_get_ns();
 		s->close_us = now / 1000;
 	}
 	s->data_segs_in = tp->data_segs_in;
 	s->flags |= KW_CONN_CLOSING;
 	if (s->closed_by == KW_BY_LOCAL && s->how == KW_HOW_FIN &&
-	    s->key.direction == KW_DIR_INBOUND && s->idle_ms >= RACE_MIN_QUIET_MS)
+	    s->key.direction == KW_DIR_INBOUND && s->idle_ms >= KW_RACE_MIN_QUIET_MS)
 		remember_close(sk, s, now);
 }
 
@@ -770,7 +760,7 @@ static __always_inline void fold(const struct sock *sk, struct kw_conn *s, int o
 		__sync_fetch_and_add(&c->time_wait_entered, 1);
 
 	if ((!reqs && !prior) ||
-	    (by == KW_BY_LOCAL && how == KW_HOW_FIN && s->idle_ms >= RACE_MIN_QUIET_MS)) {
+	    (by == KW_BY_LOCAL && how == KW_HOW_FIN && s->idle_ms >= KW_RACE_MIN_QUIET_MS)) {
 		struct tcp_sock *tp = tcp_of(sk);
 		struct kw_tuple t = {};
 
@@ -962,7 +952,7 @@ static __always_inline void reset_from_socket(const struct sock *sk, struct kw_c
 	if (why == KW_RST_ABORT_ON_DATA) {
 		/* Data arrived after we closed an idle connection with a FIN. */
 		race = (s->flags & KW_CONN_CLOSING) && s->closed_by == KW_BY_LOCAL &&
-		       s->how == KW_HOW_FIN && s->idle_ms >= RACE_MIN_QUIET_MS;
+		       s->how == KW_HOW_FIN && s->idle_ms >= KW_RACE_MIN_QUIET_MS;
 	} else if (why == KW_RST_ABORT_ON_CLOSE) {
 		/*
 		 * We closed with data unread. If it came after a quiet spell, it is a request
@@ -972,7 +962,7 @@ static __always_inline void reset_from_socket(const struct sock *sk, struct kw_c
 		__s32 quiet = tp->inet_conn.icsk_ack.lrcvtime - tp->lsndtime;
 
 		idle = quiet > 0 ? jiffies_to_ms(quiet) : 0;
-		race = s->key.direction == KW_DIR_INBOUND && idle >= RACE_MIN_QUIET_MS;
+		race = s->key.direction == KW_DIR_INBOUND && idle >= KW_RACE_MIN_QUIET_MS;
 		gap_ns = 0;
 		if (!race)
 			__sync_fetch_and_add(&c->aborted_unread, 1);
@@ -1015,7 +1005,7 @@ static __always_inline void reset_from_tuple(struct kw_tuple *t, __u8 why)
 		gap_ns = bpf_ktime_get_ns() - closed->close_ns;
 		idle = closed->idle_ms;
 		reqs = closed->requests;
-		race = gap_ns <= cfg_race_window_ns;
+		race = gap_ns <= KW_RACE_WINDOW_S * 1000000000ULL;
 		bpf_map_delete_elem(&kw_closed_by_us, t);
 	}
 	/* Resets to tuples we never had (scans) go to the overflow upstream. */
@@ -1101,7 +1091,7 @@ static __always_inline int handle_receive_reset(struct sock *sk)
 	if (s->key.direction == KW_DIR_OUTBOUND && tp->write_seq != s->mark) {
 		if (state == TCP_CLOSE_WAIT) {
 			idle = s->idle_ms;
-			race = idle >= RACE_MIN_QUIET_MS; /* then close_us was taken */
+			race = idle >= KW_RACE_MIN_QUIET_MS; /* then close_us was taken */
 			if (race)
 				gap_ns = since_close_ns(s);
 		} else if (state == TCP_ESTABLISHED &&
@@ -1109,7 +1099,7 @@ static __always_inline int handle_receive_reset(struct sock *sk)
 			__s32 d = tp->lsndtime - tp->inet_conn.icsk_ack.lrcvtime;
 
 			idle = d > 0 ? jiffies_to_ms(d) : 0;
-			race = idle >= RACE_MIN_QUIET_MS;
+			race = idle >= KW_RACE_MIN_QUIET_MS;
 		}
 	}
 	if (race)
