@@ -112,10 +112,10 @@ render-bench: $(OUT)/render_bench
 	$(OUT)/render_bench $(ARGS)
 
 format:
-	clang-format -i bpf/*.c include/*.h user/*.c user/*.h tests/unit/*.c
+	clang-format -i bpf/*.c bpf/*.h include/*.h user/*.c user/*.h tests/unit/*.c
 
 format-check:
-	clang-format --dry-run --Werror bpf/*.c include/*.h user/*.c user/*.h tests/unit/*.c
+	clang-format --dry-run --Werror bpf/*.c bpf/*.h include/*.h user/*.c user/*.h tests/unit/*.c
 
 clean:
 	rm -rf $(OUT)
