@@ -20,25 +20,56 @@ static __always_inline struct tcp_sock *tcp_of(const struct sock *sk)
 	return bpf_rdonly_cast(sk, bpf_core_type_id_kernel(struct tcp_sock));
 }
 
-/* keepwatch's name of the kernel's reset reason, resolved through BTF (6.10+). */
+/*
+ * Reset reasons: enum sk_rst_reason and the reason argument of tcp_send_reset came in 6.10
+ * ("net: introduce rstreason to detect why the RST is sent" and "rstreason: make it work
+ * in trace world"); later kernels added reasons (ABORT_ON_CLOSE and the other active
+ * resets) and renumbered the enum. Before 6.10 the tracepoint has two arguments and the
+ * loader does not load kw_send_reset.
+ *
+ * A local flavor of the enum, so that the object builds against a vmlinux.h without it
+ * (6.1's): libbpf matches enum sk_rst_reason___kw to the kernel's enum sk_rst_reason, and
+ * each NAME___kw to the kernel's NAME, by dropping the ___ suffix. The values here are
+ * placeholders: bpf_core_enum_value() reads the running kernel's. The list names only
+ * the reasons keepwatch tells apart.
+ */
+enum sk_rst_reason___kw {
+	SK_RST_REASON_NOT_SPECIFIED___kw,
+	SK_RST_REASON_NO_SOCKET___kw,
+	SK_RST_REASON_TCP_FLAGS___kw,
+	SK_RST_REASON_TCP_ABORT_ON_DATA___kw,
+	SK_RST_REASON_TCP_TIMEWAIT_SOCKET___kw,
+	SK_RST_REASON_TCP_ABORT_ON_CLOSE___kw,
+	SK_RST_REASON_TCP_ABORT_ON_LINGER___kw,
+	SK_RST_REASON_TCP_ABORT_ON_MEMORY___kw,
+	SK_RST_REASON_TCP_STATE___kw,
+	SK_RST_REASON_TCP_KEEPALIVE_TIMEOUT___kw,
+	SK_RST_REASON_TCP_DISCONNECT_WITH_DATA___kw,
+	SK_RST_REASON_INVALID_SYN___kw,
+};
+
+/*
+ * keepwatch's name of the kernel's reset reason. A reason the running kernel lacks
+ * compiles to a constant false (its value is never read); an unknown one is KW_RST_OTHER.
+ */
 static __always_inline __u8 rst_reason(int r)
 {
 #define KW_REASON(kname, ours)                                                                     \
-	if (bpf_core_enum_value_exists(enum sk_rst_reason, kname) &&                               \
-	    r == bpf_core_enum_value(enum sk_rst_reason, kname))                                   \
+	if (bpf_core_enum_value_exists(enum sk_rst_reason___kw, SK_RST_REASON_##kname##___kw) &&   \
+	    r == bpf_core_enum_value(enum sk_rst_reason___kw, SK_RST_REASON_##kname##___kw))       \
 		return ours;
-	KW_REASON(SK_RST_REASON_NOT_SPECIFIED, KW_RST_NOT_SPECIFIED)
-	KW_REASON(SK_RST_REASON_NO_SOCKET, KW_RST_NO_SOCKET)
-	KW_REASON(SK_RST_REASON_TCP_FLAGS, KW_RST_TCP_FLAGS)
-	KW_REASON(SK_RST_REASON_TCP_ABORT_ON_DATA, KW_RST_ABORT_ON_DATA)
-	KW_REASON(SK_RST_REASON_TCP_TIMEWAIT_SOCKET, KW_RST_TIMEWAIT_SOCKET)
-	KW_REASON(SK_RST_REASON_TCP_ABORT_ON_CLOSE, KW_RST_ABORT_ON_CLOSE)
-	KW_REASON(SK_RST_REASON_TCP_ABORT_ON_LINGER, KW_RST_ABORT_ON_LINGER)
-	KW_REASON(SK_RST_REASON_TCP_ABORT_ON_MEMORY, KW_RST_ABORT_ON_MEMORY)
-	KW_REASON(SK_RST_REASON_TCP_STATE, KW_RST_TCP_STATE)
-	KW_REASON(SK_RST_REASON_TCP_KEEPALIVE_TIMEOUT, KW_RST_KEEPALIVE_TIMEOUT)
-	KW_REASON(SK_RST_REASON_TCP_DISCONNECT_WITH_DATA, KW_RST_DISCONNECT_WITH_DATA)
-	KW_REASON(SK_RST_REASON_INVALID_SYN, KW_RST_INVALID_SYN)
+	KW_REASON(NOT_SPECIFIED, KW_RST_NOT_SPECIFIED)
+	KW_REASON(NO_SOCKET, KW_RST_NO_SOCKET)
+	KW_REASON(TCP_FLAGS, KW_RST_TCP_FLAGS)
+	KW_REASON(TCP_ABORT_ON_DATA, KW_RST_ABORT_ON_DATA)
+	KW_REASON(TCP_TIMEWAIT_SOCKET, KW_RST_TIMEWAIT_SOCKET)
+	KW_REASON(TCP_ABORT_ON_CLOSE, KW_RST_ABORT_ON_CLOSE)
+	KW_REASON(TCP_ABORT_ON_LINGER, KW_RST_ABORT_ON_LINGER)
+	KW_REASON(TCP_ABORT_ON_MEMORY, KW_RST_ABORT_ON_MEMORY)
+	KW_REASON(TCP_STATE, KW_RST_TCP_STATE)
+	KW_REASON(TCP_KEEPALIVE_TIMEOUT, KW_RST_KEEPALIVE_TIMEOUT)
+	KW_REASON(TCP_DISCONNECT_WITH_DATA, KW_RST_DISCONNECT_WITH_DATA)
+	KW_REASON(INVALID_SYN, KW_RST_INVALID_SYN)
 #undef KW_REASON
 	return KW_RST_OTHER;
 }
