@@ -66,6 +66,8 @@ static __always_inline void on_first_close(const struct sock *sk, struct kw_conn
 	struct tcp_sock *tp = tcp_of(sk);
 	__u64 now = 0;
 
+	if (!tp)
+		return;
 	if (newstate == TCP_CLOSE_WAIT) {
 		s->closed_by = KW_BY_PEER;
 		s->how = KW_HOW_FIN;
@@ -115,7 +117,7 @@ static __always_inline void fold(const struct sock *sk, struct kw_conn *s, int o
 		bool fin = oldstate == TCP_FIN_WAIT1 || oldstate == TCP_FIN_WAIT2 ||
 			   oldstate == TCP_CLOSING || oldstate == TCP_LAST_ACK;
 
-		unanswered = tp->write_seq - (fin ? 1 : 0) != s->mark;
+		unanswered = tp && tp->write_seq - (fin ? 1 : 0) != s->mark;
 	}
 	add = (live ? 0 : reqs) + unanswered;
 	if (add)
@@ -143,7 +145,7 @@ static __always_inline void fold(const struct sock *sk, struct kw_conn *s, int o
 		struct tcp_sock *tp = tcp_of(sk);
 		struct kw_tuple t = {};
 
-		if (!sk_tuple(sk, &t))
+		if (!tp || !sk_tuple(sk, &t))
 			return;
 		t.lport = bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport);
 		emit(reqs || prior ? KW_EV_IDLE_CLOSE : KW_EV_UNUSED_CLOSE, &s->key, &t, 0,
@@ -164,7 +166,7 @@ static __always_inline void on_connect_failed(const struct sock *sk)
 	__u8 cf;
 
 	tp = tcp_of(sk);
-	if (!fill_key(sk, KW_DIR_OUTBOUND, &key) || !wanted(&key))
+	if (!tp || !fill_key(sk, KW_DIR_OUTBOUND, &key) || !wanted(&key))
 		return;
 	switch (sk->sk_err) {
 	case 0:

@@ -115,6 +115,8 @@ static __always_inline struct kw_conn *conn_start(struct sock *sk, const struct 
 	struct tcp_sock *tp = tcp_of(sk);
 	struct kw_conn *s;
 
+	if (!tp)
+		return NULL;
 	s = conn_new(sk);
 	if (!s) {
 		count_error(KW_ERR_SOCK_STORAGE);

@@ -45,6 +45,12 @@ const volatile __u32 cfg_capacity = KW_MAX_UPSTREAMS_DEFAULT + KW_DIR_MAX;
 /* Events: at most this many per second and CPU, in bursts of up to cfg_events_burst. */
 const volatile __u32 cfg_events_per_sec = KW_EVENTS_PER_SEC_DEFAULT;
 const volatile __u32 cfg_events_burst = KW_EVENTS_BURST_DEFAULT;
+/*
+ * 1: tcp_of() casts with the bpf_rdonly_cast kfunc (6.2+); 0: it calls
+ * bpf_skc_to_tcp_sock(). The loader must clear it on a kernel without the kfunc: see
+ * compat.bpf.h.
+ */
+const volatile __u32 cfg_use_rdonly_cast = 1;
 
 extern int CONFIG_HZ __kconfig;
 

@@ -26,6 +26,8 @@ static __always_inline int handle_recv(struct sock *sk, int ret, int flags)
 	if (!s)
 		return 0;
 	tp = tcp_of(sk); /* only TCP sockets get state */
+	if (!tp)
+		return 0;
 	seq = tp->write_seq;
 	if (seq == s->mark && (s->requests || s->key.direction != KW_DIR_INBOUND))
 		return 0;

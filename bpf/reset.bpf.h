@@ -54,7 +54,7 @@ static __always_inline void reset_from_socket(const struct sock *sk, struct kw_c
 	__u32 idle = s->idle_ms;
 	bool race = false;
 
-	if (!c)
+	if (!c || !tp)
 		return;
 	__sync_fetch_and_add(&c->resets_sent[why], 1);
 	if (why == KW_RST_ABORT_ON_DATA) {
@@ -177,6 +177,8 @@ static __always_inline int handle_receive_reset(struct sock *sk)
 	if (!s || (s->flags & KW_CONN_FOLDED))
 		return 0;
 	tp = tcp_of(sk);
+	if (!tp)
+		return 0;
 	/*
 	 * The kernel also passes here when data arrives after our close (it resets the
 	 * connection itself, reason ABORT_ON_DATA): new data since our close, with our
