@@ -27,12 +27,12 @@ static __always_inline __u64 sk_addr(const struct sock *sk)
  * - The kernel reuses a freed socket's memory for the next one, often on the same CPU,
  *   so a new connection mostly lands on an entry still in cache. (Entries picked by
  *   cookie, which only grows, swept the table: a cache miss for every new connection,
- *   half of the state program's time under Connection: close.)
+ *   a large share of the state program's cost under Connection: close.)
  * - Sockets next to each other in memory (a TCP socket takes more than 2 KiB) get
  *   entries on one page (the table is in 4 KiB pages: fewer TLB misses than a hash
  *   that scatters them) but never on the two lines of one pair, which the hardware
  *   fetches together: the two ends of a connection, written from two CPUs, on one pair
- *   made the receive program bimodal (110 or 290 ns a run).
+ *   made the receive program's run time bimodal (false sharing).
  */
 static __always_inline __u32 conn_index(__u64 addr)
 {

@@ -56,9 +56,9 @@ extern int CONFIG_HZ __kconfig;
 
 /*
  * Connections, by a hash of the socket's address (cfg_conns_mask + 1 entries, a power
- * of two), owned by socket address and sk_hash. Taking an entry is a compare-and-swap; finding one
- * is an inlined array lookup, no helper call.
- * Mmapable only for its page alignment: each entry is one cache line.
+ * of two), owned by socket address and sk_hash. Taking an entry is a compare-and-swap;
+ * finding one is an inlined array lookup, no helper call. Mmapable only for its page
+ * alignment: each entry is one cache line.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
