@@ -5,7 +5,7 @@
  * bound[i-1] < v <= bound[i]; the last slot is +Inf.
  *
  * Idle-before-close bounds bracket the keep-alive timeouts users really meet (1, 2, 5,
- * 10, 15, 20, 30, 60, 65, 75, 120 and 300 s): a server that closes idle connections
+ * 10, 15, 20, 30, 45, 60, 65, 75, 120 and 300 s): a server that closes idle connections
  * after T seconds fills the narrow slot (T - d, T + d], so the timeout reads off the
  * histogram directly.
  */
