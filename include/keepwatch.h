@@ -11,6 +11,7 @@
 #include <linux/types.h>
 #endif
 #include "kw_hist.h"
+#include "kw_limits.h"
 
 /* kw_key.direction */
 #define KW_DIR_INBOUND	0 /* we accepted it: the peer is a client or a balancer */
@@ -175,7 +176,7 @@ struct kw_meta {
 #define KW_EV_RACE	   1 /* a keep-alive race (reason: KW_RST_* server side, KW_RSTATE_* client) */
 #define KW_EV_RESET_SENT   2 /* reason: KW_RST_* */
 #define KW_EV_RESET_RCVD   3 /* reason: KW_RSTATE_* */
-#define KW_EV_IDLE_CLOSE   4 /* we closed a connection idle for 500 ms or more */
+#define KW_EV_IDLE_CLOSE   4 /* we closed a connection idle KW_RACE_MIN_QUIET_MS or more */
 #define KW_EV_UNUSED_CLOSE 5 /* a connection closed without a request */
 #define KW_EV_ABORT_UNREAD 6 /* we closed with a request unread */
 #define KW_EV_MAX	   7
