@@ -19,34 +19,41 @@
 #define KW_UNROLL
 #endif
 
+/*
+ * The bounds are lists of X(value), expanded by each user: the BPF side and the unit tests
+ * take them as they are (KW_BOUND), the agent in the unit it exposes (seconds).
+ */
+#define KW_BOUND(v) v,
+
 #define KW_IDLE_SLOTS 31
 #define KW_REQS_SLOTS 19
 
 /* ms; the slot after the last bound is +Inf */
-#define KW_IDLE_BOUNDS_MS                                                                          \
-	{                                                                                          \
-		1, 10, 100, 500, 900, 1100, 1900, 2100, 4500, 5500, 9500, 10500, 14500, 15500,     \
-			19500, 20500, 29500, 30500, 44500, 45500, 59500, 60500, 64500, 65500,      \
-			74500, 75500, 119500, 120500, 299500, 300500                               \
-	}
+/* clang-format off */
+#define KW_IDLE_BOUNDS_MS(X) \
+	X(1) X(10) X(100) X(500) X(900) X(1100) X(1900) X(2100) X(4500) X(5500) \
+	X(9500) X(10500) X(14500) X(15500) X(19500) X(20500) X(29500) X(30500) X(44500) X(45500) \
+	X(59500) X(60500) X(64500) X(65500) X(74500) X(75500) X(119500) X(120500) X(299500) X(300500)
+/* clang-format on */
 
 /*
  * requests per connection; the slot after the last bound is +Inf. Exact slots for the
  * request caps met in practice: 1 to 6 (Apache's MaxKeepAliveRequests N serves N + 1),
  * 100 and 101 (Apache's default 100), 1000 and 1001 (nginx's keepalive_requests).
  */
-#define KW_REQS_BOUNDS                                                                             \
-	{                                                                                          \
-		0, 1, 2, 3, 4, 5, 6, 10, 20, 50, 99, 100, 101, 500, 999, 1000, 1001, 10000         \
-	}
+/* clang-format off */
+#define KW_REQS_BOUNDS(X) \
+	X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(10) X(20) X(50) \
+	X(99) X(100) X(101) X(500) X(999) X(1000) X(1001) X(10000)
+/* clang-format on */
 
 #define KW_GAP_SLOTS 13
 /* us: 100 us .. 60 s */
-#define KW_GAP_BOUNDS_US                                                                           \
-	{                                                                                          \
-		100, 500, 1000, 5000, 10000, 50000, 100000, 500000, 1000000, 5000000, 10000000,    \
-			60000000                                                                   \
-	}
+/* clang-format off */
+#define KW_GAP_BOUNDS_US(X) \
+	X(100) X(500) X(1000) X(5000) X(10000) X(50000) X(100000) \
+	X(500000) X(1000000) X(5000000) X(10000000) X(60000000)
+/* clang-format on */
 
 /*
  * Slot of a value in a histogram of n slots with the n - 1 bounds b: the first bound
@@ -67,21 +74,21 @@ static inline __attribute__((always_inline)) unsigned int kw_slot(const __u32 *b
 
 static inline __attribute__((always_inline)) unsigned int kw_idle_slot(__u64 ms)
 {
-	static const __u32 b[KW_IDLE_SLOTS - 1] = KW_IDLE_BOUNDS_MS;
+	static const __u32 b[KW_IDLE_SLOTS - 1] = { KW_IDLE_BOUNDS_MS(KW_BOUND) };
 
 	return kw_slot(b, KW_IDLE_SLOTS, ms);
 }
 
 static inline __attribute__((always_inline)) unsigned int kw_reqs_slot(__u64 n)
 {
-	static const __u32 b[KW_REQS_SLOTS - 1] = KW_REQS_BOUNDS;
+	static const __u32 b[KW_REQS_SLOTS - 1] = { KW_REQS_BOUNDS(KW_BOUND) };
 
 	return kw_slot(b, KW_REQS_SLOTS, n);
 }
 
 static inline __attribute__((always_inline)) unsigned int kw_gap_slot(__u64 us)
 {
-	static const __u32 b[KW_GAP_SLOTS - 1] = KW_GAP_BOUNDS_US;
+	static const __u32 b[KW_GAP_SLOTS - 1] = { KW_GAP_BOUNDS_US(KW_BOUND) };
 
 	return kw_slot(b, KW_GAP_SLOTS, us);
 }

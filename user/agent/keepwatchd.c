@@ -4,6 +4,7 @@
  * Prometheus text on /metrics and JSON under /api/v1/ until SIGINT or SIGTERM.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <getopt.h>
 #include <malloc.h>
 #include <signal.h>
@@ -26,11 +27,13 @@
 #include "agent/netns.h"
 #include "lib/parse.h"
 
-#define DEFAULT_LISTEN	      "127.0.0.1:9479"
-#define DEFAULT_MAX_UPSTREAMS 4096
-#define DEFAULT_CONN_TABLE    65536
-#define MAINTENANCE_SECONDS   10
-#define MAX_LB_IDLE_TIMEOUT   86400 /* s */
+#define DEFAULT_LISTEN	    "127.0.0.1:9479"
+#define MIN_MAX_UPSTREAMS   16
+#define MAX_MAX_UPSTREAMS   (1U << 20)
+#define MIN_CONN_TABLE	    1024
+#define MAX_CONN_TABLE	    (1U << 22)
+#define MAINTENANCE_SECONDS 10
+#define MAX_LB_IDLE_TIMEOUT 86400 /* s */
 
 struct options {
 	char host[256];
@@ -59,27 +62,39 @@ static const char usage_text[] =
 	"                            /var/run/netns); default: every namespace\n"
 	"  -p, --port N              only this service port (repeatable): our listening\n"
 	"                            port inbound, the peer's port outbound\n"
-	"  -m, --max-upstreams N     upstreams kept in the kernel (default 4096); beyond it\n"
+	"  -m, --max-upstreams N     upstreams kept in the kernel (default %u); beyond it\n"
 	"                            counts go to peer=\"other\" and idle ones are evicted\n"
 	"      --conn-table N        connections followed in the fast table (a power of two\n"
-	"                            from 1024 to 4194304, 64 bytes each; default 65536);\n"
+	"                            from %u to %u, %zu bytes each; default %u);\n"
 	"                            more are followed in socket storage, at more cost\n"
 	"      --pin-dir DIR         pin maps here so counts survive restarts\n"
 	"                            (default " KW_PIN_DIR_DEFAULT ")\n"
 	"      --no-pin              pin nothing: counts start from zero at every start\n"
-	"      --lb-idle-timeout S   the balancer's idle timeout in seconds (1-86400), for\n"
+	"      --lb-idle-timeout S   the balancer's idle timeout in seconds (1-%u), for\n"
 	"                            the doctor to check the keep-alive timeouts against\n"
-	"      --events N            notable events kept for /api/v1/events (16-1000000,\n"
-	"                            default 4096)\n"
+	"      --events N            notable events kept for /api/v1/events (%u-%u,\n"
+	"                            default %u)\n"
 	"      --metrics-doc         print the metric reference (Markdown) and exit\n"
 	"  -v, --verbose             more logging (twice: libbpf debug output)\n"
 	"  -V, --version             print the version and exit\n"
 	"  -h, --help                print this help and exit\n";
 
-static void usage_error(const char *fmt, const char *arg)
+/* The help text's numbers come from where they are defined (kw_limits.h and above). */
+static void print_usage(FILE *f)
 {
+	fprintf(f, usage_text, KW_MAX_UPSTREAMS_DEFAULT, MIN_CONN_TABLE, MAX_CONN_TABLE,
+		sizeof(struct kw_conn), KW_CONN_TABLE_DEFAULT, MAX_LB_IDLE_TIMEOUT,
+		KW_EVENTS_MIN_CAPACITY, KW_EVENTS_MAX_CAPACITY, KW_EVENTS_DEFAULT_CAPACITY);
+}
+
+static void __attribute__((format(printf, 1, 2), noreturn)) usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
 	fprintf(stderr, "keepwatchd: ");
-	fprintf(stderr, fmt, arg);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
 	fprintf(stderr, "\nTry 'keepwatchd --help' for more information.\n");
 	exit(2);
 }
@@ -128,8 +143,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 
 	if (kw_parse_hostport(DEFAULT_LISTEN, o->host, sizeof(o->host), &o->port))
 		abort();
-	o->bpf.max_upstreams = DEFAULT_MAX_UPSTREAMS;
-	o->bpf.conn_table = DEFAULT_CONN_TABLE;
+	o->bpf.max_upstreams = KW_MAX_UPSTREAMS_DEFAULT;
+	o->bpf.conn_table = KW_CONN_TABLE_DEFAULT;
 	o->events = KW_EVENTS_DEFAULT_CAPACITY;
 	snprintf(o->pin_dir, sizeof(o->pin_dir), "%s", KW_PIN_DIR_DEFAULT);
 	opterr = 0;
@@ -144,7 +159,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'n':
 			if (o->bpf.n_netns == KW_MAX_FILTERS)
-				usage_error("--netns: at most 64 namespaces%s", "");
+				usage_error("--netns: at most %u namespaces", KW_MAX_FILTERS);
 			err = kw_netns_resolve(optarg, &o->bpf.netns[o->bpf.n_netns]);
 			if (err) {
 				fprintf(stderr, "keepwatchd: --netns %s: %s\n", optarg,
@@ -155,24 +170,24 @@ static void parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'p':
 			if (o->bpf.n_ports == KW_MAX_FILTERS)
-				usage_error("--port: at most 64 ports%s", "");
+				usage_error("--port: at most %u ports", KW_MAX_FILTERS);
 			if (kw_parse_u64(optarg, 1, 65535, &v))
 				usage_error("--port: '%s' is not a port number (1-65535)", optarg);
 			o->bpf.ports[o->bpf.n_ports++] = v;
 			break;
 		case 'm':
-			if (kw_parse_u64(optarg, 16, 1 << 20, &v))
-				usage_error(
-					"--max-upstreams: '%s' is not a number from 16 to 1048576",
-					optarg);
+			if (kw_parse_u64(optarg, MIN_MAX_UPSTREAMS, MAX_MAX_UPSTREAMS, &v))
+				usage_error("--max-upstreams: '%s' is not a number from %u to %u",
+					    optarg, MIN_MAX_UPSTREAMS, MAX_MAX_UPSTREAMS);
 			o->bpf.max_upstreams = v;
 			break;
 		case OPT_CONN_TABLE:
-			if (kw_parse_u32(optarg, 1024, 1 << 22, &o->bpf.conn_table) ||
+			if (kw_parse_u32(optarg, MIN_CONN_TABLE, MAX_CONN_TABLE,
+					 &o->bpf.conn_table) ||
 			    (o->bpf.conn_table & (o->bpf.conn_table - 1)))
-				usage_error("--conn-table: '%s' is not a power of two from 1024 "
-					    "to 4194304",
-					    optarg);
+				usage_error(
+					"--conn-table: '%s' is not a power of two from %u to %u",
+					optarg, MIN_CONN_TABLE, MAX_CONN_TABLE);
 			break;
 		case OPT_PIN_DIR:
 			if (optarg[0] != '/' || strlen(optarg) >= sizeof(o->pin_dir))
@@ -185,14 +200,14 @@ static void parse_options(int argc, char **argv, struct options *o)
 		case OPT_LB_IDLE_TIMEOUT:
 			if (kw_parse_u32(optarg, 1, MAX_LB_IDLE_TIMEOUT, &o->lb_idle_timeout))
 				usage_error("--lb-idle-timeout: '%s' is not a number of seconds "
-					    "from 1 to 86400",
-					    optarg);
+					    "from 1 to %u",
+					    optarg, MAX_LB_IDLE_TIMEOUT);
 			break;
 		case OPT_EVENTS:
 			if (kw_parse_u32(optarg, KW_EVENTS_MIN_CAPACITY, KW_EVENTS_MAX_CAPACITY,
 					 &o->events))
-				usage_error("--events: '%s' is not a number from 16 to 1000000",
-					    optarg);
+				usage_error("--events: '%s' is not a number from %u to %u", optarg,
+					    KW_EVENTS_MIN_CAPACITY, KW_EVENTS_MAX_CAPACITY);
 			break;
 		case OPT_METRICS_DOC:
 			exit(print_metrics_doc());
@@ -203,7 +218,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 			printf("keepwatchd %s\n", KW_VERSION);
 			exit(0);
 		case 'h':
-			fputs(usage_text, stdout);
+			print_usage(stdout);
 			exit(0);
 		case ':':
 			usage_error("option '%s' needs a value", argv[optind - 1]);

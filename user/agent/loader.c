@@ -63,8 +63,7 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 static int check_kernel(void)
 {
 	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
-		kw_err("kernel BTF not found at /sys/kernel/btf/vmlinux: keepwatch needs "
-		       KW_KERNEL_NEEDED);
+		kw_err("kernel BTF not found at /sys/kernel/btf/vmlinux: keepwatch needs " KW_KERNEL_NEEDED);
 		return -ENOENT;
 	}
 	return 0;
@@ -107,8 +106,7 @@ static int choose_programs(struct kw_bpf *b)
 		 "tp_btf/inet_sock_set_state tp_btf/sock_recv_length "
 		 "tp_btf/tcp_receive_reset");
 	if (tracepoint_params(btf, "sock_recv_length") < 0) {
-		kw_err("this kernel has no sock_recv_length tracepoint: keepwatch needs "
-		       KW_KERNEL_NEEDED);
+		kw_err("this kernel has no sock_recv_length tracepoint: keepwatch needs " KW_KERNEL_NEEDED);
 		err = -EOPNOTSUPP;
 		goto out;
 	}

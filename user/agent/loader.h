@@ -11,7 +11,6 @@
 #include "agent/snapshot.h" /* struct kw_prog_stat */
 
 #define KW_PIN_DIR_DEFAULT "/sys/fs/bpf/keepwatch"
-#define KW_MAX_FILTERS	   64
 
 struct kw_loader_opts {
 	const char *pin_dir; /* NULL: nothing pinned, every start is from zero */

@@ -18,19 +18,12 @@ const struct kw_field kw_fields[KW_F_MAX] = {
 #undef KW_X_ROW
 };
 
-static const double idle_bounds[KW_IDLE_SLOTS - 1] = {
-	0.001, 0.01, 0.1,  0.5,	 0.9,  1.1,  1.9,   2.1,   4.5,	  5.5,
-	9.5,   10.5, 14.5, 15.5, 19.5, 20.5, 29.5,  30.5,  44.5,  45.5,
-	59.5,  60.5, 64.5, 65.5, 74.5, 75.5, 119.5, 120.5, 299.5, 300.5,
-};
-
-static const double reqs_bounds[KW_REQS_SLOTS - 1] = {
-	0, 1, 2, 3, 4, 5, 6, 10, 20, 50, 99, 100, 101, 500, 999, 1000, 1001, 10000,
-};
-
-static const double gap_bounds[KW_GAP_SLOTS - 1] = {
-	0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60,
-};
+/* The kernel's bounds (kw_hist.h) in the unit exposed: seconds, and requests as they are. */
+#define MS_TO_S(v) (v) / 1e3,
+#define US_TO_S(v) (v) / 1e6,
+static const double idle_bounds[KW_IDLE_SLOTS - 1] = { KW_IDLE_BOUNDS_MS(MS_TO_S) };
+static const double reqs_bounds[KW_REQS_SLOTS - 1] = { KW_REQS_BOUNDS(KW_BOUND) };
+static const double gap_bounds[KW_GAP_SLOTS - 1] = { KW_GAP_BOUNDS_US(US_TO_S) };
 
 #define REQS_HELP "Requests carried per connection, counted at close, by who closed first."
 #define IDLE_HELP                                                                                  \

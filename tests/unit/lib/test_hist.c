@@ -14,9 +14,9 @@
 #include "kw_hist.h"
 #include "lib/fields.h"
 
-static const __u64 idle_ms[] = KW_IDLE_BOUNDS_MS;
-static const __u64 reqs[] = KW_REQS_BOUNDS;
-static const __u64 gap_us[] = KW_GAP_BOUNDS_US;
+static const __u64 idle_ms[] = { KW_IDLE_BOUNDS_MS(KW_BOUND) };
+static const __u64 reqs[] = { KW_REQS_BOUNDS(KW_BOUND) };
+static const __u64 gap_us[] = { KW_GAP_BOUNDS_US(KW_BOUND) };
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
