@@ -82,6 +82,20 @@ static void find_ports(const struct kw_census_result *r, const struct kw_upstrea
 		d->ports_ns = *ns;
 }
 
+/* The rules of the upstream's direction, in the table's order. */
+static void run_rules(struct ctx *c)
+{
+	unsigned int dir = c->u->key.direction == KW_DIR_OUTBOUND ? KW_RULE_OUT : KW_RULE_IN;
+	const struct kw_rule *r;
+
+	for (r = kw_doctor_rules; r->id; r++) {
+		if (!(r->dirs & dir))
+			continue;
+		c->rule = r;
+		r->run(c);
+	}
+}
+
 static int cmp_findings(const void *pa, const void *pb)
 {
 	const struct kw_finding *a = pa, *b = pb;
@@ -112,7 +126,7 @@ void kw_doctor_upstream(const struct kw_upstream *u, const struct kw_doctor_opts
 	    kw_addr_format_endpoint(u->key.addr, u->key.port, c.peer, sizeof(c.peer)))
 		snprintf(c.peer, sizeof(c.peer), "other");
 	c.rate = o->uptime > 0 ? u->val[KW_F_CONN] / o->uptime : -1;
-	kw_doctor_rules(&c);
+	run_rules(&c);
 	/* worst first, rule order among equals (insertion sort: stable) */
 	for (i = 1; i < d->nfindings; i++) {
 		struct kw_finding f = d->finding[i];

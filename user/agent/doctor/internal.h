@@ -34,6 +34,7 @@ struct ctx {
 	char window[64];	       /* "since the counts started, 3h12m ago" */
 	char peer[KW_ENDPOINT_STRLEN]; /* "10.0.0.2:80", "[fd77::2]:80", "other" */
 	double rate;		       /* connections opened per s over the window; -1: unknown */
+	const struct kw_rule *rule;    /* the rule running: its finding's id and order */
 };
 
 /* Connections closed by `by` that carried exactly n requests (n with an exact slot). */
@@ -45,7 +46,20 @@ __u64 kw_closed_over(const struct kw_upstream *u, int by, unsigned int n);
 /* Closes by `by` right after a response: idle at most KW_DOCTOR_MIN_IDLE. */
 __u64 kw_prompt_closes(const struct kw_upstream *u, int by);
 
-/* Runs the rules that apply to c->u's direction, adding their findings to c->d. */
-void kw_doctor_rules(struct ctx *c);
+/* The directions a rule looks at. */
+#define KW_RULE_IN   0x1 /* KW_DIR_INBOUND */
+#define KW_RULE_OUT  0x2 /* KW_DIR_OUTBOUND */
+#define KW_RULE_BOTH (KW_RULE_IN | KW_RULE_OUT)
+
+/* One rule: a row of kw_doctor_rules[] (rules.c). */
+struct kw_rule {
+	const char *id;		    /* its findings' id */
+	unsigned int dirs;	    /* KW_RULE_IN, KW_RULE_OUT or KW_RULE_BOTH */
+	enum kw_severity worst;	    /* the most severe finding it reports */
+	void (*run)(struct ctx *c); /* adds at most one finding to c->d */
+};
+
+/* The rules in the order they run; the last row's id is NULL. */
+extern const struct kw_rule kw_doctor_rules[];
 
 #endif /* KW_DOCTOR_INTERNAL_H */

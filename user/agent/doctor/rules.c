@@ -125,8 +125,11 @@ static __u64 val(const struct ctx *c, enum kw_field_id f)
 	return c->u->val[f];
 }
 
-static struct kw_finding *add(struct ctx *c, const char *id, enum kw_severity sev,
-			      const char *failure)
+/*
+ * The running rule's finding, with its id from the table; NULL if the diagnosis is full.
+ * sev is at most the rule's worst (the rules table's column says so).
+ */
+static struct kw_finding *add(struct ctx *c, enum kw_severity sev, const char *failure)
 {
 	struct kw_finding *f;
 
@@ -134,7 +137,8 @@ static struct kw_finding *add(struct ctx *c, const char *id, enum kw_severity se
 		return NULL;
 	f = &c->d->finding[c->d->nfindings++];
 	memset(f, 0, sizeof(*f));
-	f->id = id;
+	f->id = c->rule->id;
+	f->rule = c->rule - kw_doctor_rules;
 	f->severity = sev;
 	f->failure = failure;
 	return f;
@@ -219,7 +223,7 @@ static void rule_keepalive_shorter_than_lb(struct ctx *c)
 	char text[96];
 
 	if (races) {
-		f = add(c, "keepalive_shorter_than_lb", KW_SEV_CRITICAL, "502");
+		f = add(c, KW_SEV_CRITICAL, "502");
 		if (!f)
 			return;
 		snprintf(f->summary, sizeof(f->summary),
@@ -231,7 +235,7 @@ static void rule_keepalive_shorter_than_lb(struct ctx *c)
 			 (unsigned long long)races);
 		cat_race_idle(c, f->evidence, sizeof(f->evidence));
 	} else if (l > 0 && known(ours) && ours->seconds <= l) {
-		f = add(c, "keepalive_shorter_than_lb", KW_SEV_WARNING, "502");
+		f = add(c, KW_SEV_WARNING, "502");
 		if (!f)
 			return;
 		timeout_text(ours, text, sizeof(text));
@@ -241,7 +245,7 @@ static void rule_keepalive_shorter_than_lb(struct ctx *c)
 			 text, l);
 		snprintf(f->evidence, sizeof(f->evidence), "no race seen yet");
 	} else if (l <= 0 && known(ours) && !theirs->idle_closes && val(c, KW_F_REUSE)) {
-		f = add(c, "keepalive_shorter_than_lb", KW_SEV_WARNING, "502");
+		f = add(c, KW_SEV_WARNING, "502");
 		if (!f)
 			return;
 		timeout_text(ours, text, sizeof(text));
@@ -275,7 +279,7 @@ static void rule_upstream_closes_before_pool(struct ctx *c)
 	char text[96];
 
 	if (races) {
-		f = add(c, "upstream_closes_before_pool", KW_SEV_CRITICAL, "502");
+		f = add(c, KW_SEV_CRITICAL, "502");
 		if (!f)
 			return;
 		snprintf(f->summary, sizeof(f->summary),
@@ -288,7 +292,7 @@ static void rule_upstream_closes_before_pool(struct ctx *c)
 			 (unsigned long long)races);
 		cat_race_idle(c, f->evidence, sizeof(f->evidence));
 	} else if (known(backend) && (!known(pool) || pool->seconds >= backend->seconds)) {
-		f = add(c, "upstream_closes_before_pool", KW_SEV_WARNING, "502");
+		f = add(c, KW_SEV_WARNING, "502");
 		if (!f)
 			return;
 		timeout_text(backend, text, sizeof(text));
@@ -331,8 +335,7 @@ static void rule_preopened_closed_unused(struct ctx *c)
 
 	if (!unused)
 		return;
-	f = add(c, "preopened_closed_unused", warn ? KW_SEV_WARNING : KW_SEV_INFO,
-		warn ? "502" : "wasted handshakes");
+	f = add(c, warn ? KW_SEV_WARNING : KW_SEV_INFO, warn ? "502" : "wasted handshakes");
 	if (!f)
 		return;
 	snprintf(f->summary, sizeof(f->summary),
@@ -366,7 +369,7 @@ static void rule_aborted_with_unread(struct ctx *c)
 
 	if (!n)
 		return;
-	f = add(c, "aborted_with_unread", KW_SEV_WARNING, "502");
+	f = add(c, KW_SEV_WARNING, "502");
 	if (!f)
 		return;
 	snprintf(f->summary, sizeof(f->summary),
@@ -490,7 +493,7 @@ static void rule_ports_running_out(struct ctx *c)
 	if (kw_addr_format(p->laddr, local, sizeof(local)))
 		snprintf(local, sizeof(local), "?");
 	if (!p->headroom) {
-		f = add(c, "ports_running_out", KW_SEV_CRITICAL, "connect failures");
+		f = add(c, KW_SEV_CRITICAL, "connect failures");
 		if (!f)
 			return;
 		snprintf(f->summary, sizeof(f->summary),
@@ -499,7 +502,7 @@ static void rule_ports_running_out(struct ctx *c)
 			 c->peer, local);
 	} else if (p->growth_per_s > 0 && p->exhaustion_s <= PORTS_WARN_S &&
 		   pct_at_least(p->held, p->range, PORTS_MIN_HELD_PCT)) {
-		f = add(c, "ports_running_out", KW_SEV_WARNING, "connect failures");
+		f = add(c, KW_SEV_WARNING, "connect failures");
 		if (!f)
 			return;
 		kw_format_duration(p->exhaustion_s, left, sizeof(left));
@@ -524,7 +527,7 @@ static void rule_connect_failures_no_port(struct ctx *c)
 
 	if (!n)
 		return;
-	f = add(c, "connect_failures_no_port", KW_SEV_CRITICAL, "connect failures");
+	f = add(c, KW_SEV_CRITICAL, "connect failures");
 	if (!f)
 		return;
 	snprintf(f->summary, sizeof(f->summary),
@@ -583,7 +586,7 @@ static void rule_server_closes_after_each_response(struct ctx *c)
 
 	if (!share)
 		return;
-	f = add(c, "server_closes_after_each_response", KW_SEV_WARNING, single_failure(c));
+	f = add(c, KW_SEV_WARNING, single_failure(c));
 	if (!f)
 		return;
 	snprintf(f->summary, sizeof(f->summary),
@@ -622,8 +625,7 @@ static void rule_client_closes_after_each_response(struct ctx *c)
 	if (!share)
 		return;
 	/* inbound, the clients are someone else's: worth knowing, rarely ours to fix */
-	f = add(c, "client_closes_after_each_response", out ? KW_SEV_WARNING : KW_SEV_INFO,
-		single_failure(c));
+	f = add(c, out ? KW_SEV_WARNING : KW_SEV_INFO, single_failure(c));
 	if (!f)
 		return;
 	snprintf(f->summary, sizeof(f->summary),
@@ -672,8 +674,7 @@ static void rule_request_cap(struct ctx *c)
 	if (!pct_at_most(over, at, CAP_OVER_PCT) ||
 	    !pct_at_least(kw_prompt_closes(c->u, srv), at, CAP_PCT))
 		return;
-	f = add(c, "request_cap", cap <= CAP_WARN_MAX ? KW_SEV_WARNING : KW_SEV_INFO,
-		"wasted handshakes");
+	f = add(c, cap <= CAP_WARN_MAX ? KW_SEV_WARNING : KW_SEV_INFO, "wasted handshakes");
 	if (!f)
 		return;
 	snprintf(f->summary, sizeof(f->summary),
@@ -775,7 +776,7 @@ static void rule_short_keepalive_internal(struct ctx *c)
 	    pct_at_most(idle, r->closed, SHORT_KEEPALIVE_IDLE_PCT) ||
 	    kw_key_is_overflow(&c->u->key) || !kw_addr_is_private(c->u->key.addr))
 		return;
-	f = add(c, "short_keepalive_internal", KW_SEV_INFO, "wasted handshakes");
+	f = add(c, KW_SEV_INFO, "wasted handshakes");
 	if (!f)
 		return;
 	timeout_text(&c->d->timeout[by], text, sizeof(text));
@@ -799,19 +800,32 @@ static void rule_short_keepalive_internal(struct ctx *c)
 	internal_fix(c, f->fix, sizeof(f->fix));
 }
 
-void kw_doctor_rules(struct ctx *c)
-{
-	if (c->u->key.direction == KW_DIR_OUTBOUND) {
-		rule_connect_failures_no_port(c);
-		rule_ports_running_out(c);
-		rule_upstream_closes_before_pool(c);
-	} else {
-		rule_keepalive_shorter_than_lb(c);
-		rule_preopened_closed_unused(c);
-		rule_aborted_with_unread(c);
-	}
-	rule_server_closes_after_each_response(c);
-	rule_client_closes_after_each_response(c);
-	rule_request_cap(c);
-	rule_short_keepalive_internal(c);
-}
+/*
+ * The rules, in the order findings of equal severity are listed. `worst` is the most
+ * severe finding a rule reports: those marked "or milder" report a lesser severity when
+ * the evidence is weaker (no race seen yet, few unused connections, a large request cap)
+ * or the fix is not ours (inbound, the clients' single-use connections). Adding a rule is
+ * one row here and its function above, which reports at most one finding through add().
+ */
+const struct kw_rule kw_doctor_rules[] = {
+	/* outbound: our pool and our ephemeral ports */
+	{ "connect_failures_no_port", KW_RULE_OUT, KW_SEV_CRITICAL, rule_connect_failures_no_port },
+	{ "ports_running_out", KW_RULE_OUT, KW_SEV_CRITICAL /* or milder */,
+	  rule_ports_running_out },
+	{ "upstream_closes_before_pool", KW_RULE_OUT, KW_SEV_CRITICAL /* or milder */,
+	  rule_upstream_closes_before_pool },
+	/* inbound: the balancer in front of us */
+	{ "keepalive_shorter_than_lb", KW_RULE_IN, KW_SEV_CRITICAL /* or milder */,
+	  rule_keepalive_shorter_than_lb },
+	{ "preopened_closed_unused", KW_RULE_IN, KW_SEV_WARNING /* or milder */,
+	  rule_preopened_closed_unused },
+	{ "aborted_with_unread", KW_RULE_IN, KW_SEV_WARNING, rule_aborted_with_unread },
+	/* both: reuse */
+	{ "server_closes_after_each_response", KW_RULE_BOTH, KW_SEV_WARNING,
+	  rule_server_closes_after_each_response },
+	{ "client_closes_after_each_response", KW_RULE_BOTH, KW_SEV_WARNING /* or milder */,
+	  rule_client_closes_after_each_response },
+	{ "request_cap", KW_RULE_BOTH, KW_SEV_WARNING /* or milder */, rule_request_cap },
+	{ "short_keepalive_internal", KW_RULE_BOTH, KW_SEV_INFO, rule_short_keepalive_internal },
+	{ NULL, 0, KW_SEV_INFO, NULL },
+};
