@@ -96,11 +96,17 @@ static void run_rules(struct ctx *c)
 	}
 }
 
+/*
+ * Worst first, then in rule order. qsort is not stable: the rule's row makes the order
+ * total (a rule reports at most one finding), and so the same as the rules ran in.
+ */
 static int cmp_findings(const void *pa, const void *pb)
 {
 	const struct kw_finding *a = pa, *b = pb;
 
-	return (int)b->severity - (int)a->severity;
+	if (a->severity != b->severity)
+		return (int)b->severity - (int)a->severity;
+	return (a->rule > b->rule) - (a->rule < b->rule);
 }
 
 void kw_doctor_upstream(const struct kw_upstream *u, const struct kw_doctor_opts *o,
@@ -108,7 +114,6 @@ void kw_doctor_upstream(const struct kw_upstream *u, const struct kw_doctor_opts
 {
 	struct ctx c = { .u = u, .o = o, .d = d };
 	char ago[32];
-	unsigned int i, j;
 
 	memset(d, 0, sizeof(*d));
 	d->u = u;
@@ -127,14 +132,7 @@ void kw_doctor_upstream(const struct kw_upstream *u, const struct kw_doctor_opts
 		snprintf(c.peer, sizeof(c.peer), "other");
 	c.rate = o->uptime > 0 ? u->val[KW_F_CONN] / o->uptime : -1;
 	run_rules(&c);
-	/* worst first, rule order among equals (insertion sort: stable) */
-	for (i = 1; i < d->nfindings; i++) {
-		struct kw_finding f = d->finding[i];
-
-		for (j = i; j > 0 && cmp_findings(&d->finding[j - 1], &f) > 0; j--)
-			d->finding[j] = d->finding[j - 1];
-		d->finding[j] = f;
-	}
+	qsort(d->finding, d->nfindings, sizeof(d->finding[0]), cmp_findings);
 }
 
 /* ---- the set ---- */
