@@ -8,7 +8,8 @@
  * single-use connections by who closed them (nginx keepalive_timeout 0, ab without -k, curl
  * per request), a cap on requests per connection (Apache's MaxKeepAliveRequests), ports
  * running out (a census row) and EADDRNOTAVAIL, short keep-alives on internal hops, each at
- * its thresholds, and healthy reuse giving no finding.
+ * its thresholds, and healthy reuse giving no finding. Last, the rules table: one row per
+ * id, and each finding its rule's.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +24,7 @@
 
 #include "lib/addr.h"
 #include "agent/doctor/doctor.h"
+#include "agent/doctor/internal.h"
 #include "lib/duration.h"
 
 #define UPTIME 11520.0 /* 3h12m */
@@ -1552,6 +1554,87 @@ static void test_reuse_json(void **state)
 	json_decref(doc);
 }
 
+/* ---- the rules table ---- */
+
+/*
+ * Each finding is its rule's: the row's id, a direction the row looks at, no worse than
+ * the row's worst; worst first, then in the rows' order. Marks the rules seen.
+ */
+static void assert_findings_of_rules(const struct kw_diagnosis *d, int *seen)
+{
+	unsigned int dir = d->u->key.direction == KW_DIR_OUTBOUND ? KW_RULE_OUT : KW_RULE_IN;
+	const struct kw_finding *f, *prev = NULL;
+	const struct kw_rule *r;
+	unsigned int i;
+
+	for (i = 0; i < d->nfindings; prev = f, i++) {
+		f = &d->finding[i];
+		r = &kw_doctor_rules[f->rule];
+		if (f->id != r->id)
+			fail_msg("finding %s: its row %u is %s", f->id, f->rule, r->id);
+		if (!(r->dirs & dir) || f->severity > r->worst)
+			fail_msg("%s: directions %#x, severity %s; expected direction %#x, at "
+				 "most %s",
+				 f->id, r->dirs, kw_severity_name(f->severity), dir,
+				 kw_severity_name(r->worst));
+		if (prev && (prev->severity < f->severity ||
+			     (prev->severity == f->severity && prev->rule >= f->rule)))
+			fail_msg("%s (%s) after %s (%s)", f->id, kw_severity_name(f->severity),
+				 prev->id, kw_severity_name(prev->severity));
+		seen[f->rule] = 1;
+	}
+}
+
+static void test_rules_table(void **state)
+{
+	struct kw_upstream in = up(KW_DIR_INBOUND, "10.77.1.1", 80);
+	struct kw_upstream out = up(KW_DIR_OUTBOUND, "10.77.2.2", 8080);
+	struct kw_upstream churn = up(KW_DIR_OUTBOUND, "10.77.2.2", 8080);
+	struct kw_doctor_opts o = opts(60);
+	const struct kw_rule *r, *s;
+	struct census_fixture c;
+	struct kw_diagnosis d;
+	int seen[32] = { 0 };
+	unsigned int n;
+
+	(void)state;
+	for (r = kw_doctor_rules; r->id; r++) {
+		if (!r->dirs || r->dirs & ~KW_RULE_BOTH || !r->run || r->worst > KW_SEV_CRITICAL)
+			fail_msg("rule %s: directions %#x, worst %d", r->id, r->dirs, r->worst);
+		for (s = kw_doctor_rules; s < r; s++)
+			if (!strcmp(s->id, r->id))
+				fail_msg("rule %s in rows %td and %td", r->id, s - kw_doctor_rules,
+					 r - kw_doctor_rules);
+	}
+	n = r - kw_doctor_rules;
+	assert_true(n <= sizeof(seen) / sizeof(seen[0]));
+
+	/* inbound: races, an abort, single use, a cap of 5, unused connections */
+	conns(&in, KW_BY_LOCAL, 1, 0.001, 1000);
+	conns(&in, KW_BY_LOCAL, 5, 0.001, 50);
+	conns(&in, KW_BY_LOCAL, 0, 5.004, 10);
+	in.val[KW_F_RACE_SERVER] = 2;
+	in.val[KW_F_ABORTED_UNREAD] = 1;
+	kw_doctor_upstream(&in, &o, &d);
+	assert_findings_of_rules(&d, seen);
+	/* outbound: no port left, races, a client that does not reuse connections */
+	conns(&out, KW_BY_LOCAL, 1, 0.001, 1000);
+	out.val[KW_F_CF_EADDRNOTAVAIL] = 37;
+	out.val[KW_F_RACE_CLIENT] = 3;
+	census_one(&c, "10.77.1.2", "10.77.2.2", 8080, 28300, 28000, 28232, 28232, 0);
+	o.census = &c.r;
+	kw_doctor_upstream(&out, &o, &d);
+	assert_findings_of_rules(&d, seen);
+	/* outbound: a short keep-alive on an internal hop */
+	conns(&churn, KW_BY_PEER, 4, 5.004, 23040);
+	o.census = NULL;
+	kw_doctor_upstream(&churn, &o, &d);
+	assert_findings_of_rules(&d, seen);
+	for (r = kw_doctor_rules; r->id; r++)
+		if (!seen[r - kw_doctor_rules])
+			fail_msg("rule %s gave no finding", r->id);
+}
+
 static void test_duration(void **state)
 {
 	static const struct {
@@ -1608,6 +1691,7 @@ int main(void)
 		cmocka_unit_test(test_short_keepalive_internal),
 		cmocka_unit_test(test_reuse_findings_together),
 		cmocka_unit_test(test_reuse_json),
+		cmocka_unit_test(test_rules_table),
 		cmocka_unit_test(test_duration),
 	};
 

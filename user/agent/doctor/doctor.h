@@ -49,6 +49,7 @@ struct kw_finding {
 	char summary[256];
 	char evidence[1024];
 	char fix[512];
+	unsigned int rule; /* the rule's row in the doctor's table: the order among equals */
 };
 
 /*
