@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <linux/types.h>
+#include "kw_limits.h"
 #include "cli/doctor.h"
 #include "lib/duration.h"
 
@@ -42,7 +43,7 @@ int kw_wrap(struct kw_buf *out, const char *prefix, const char *text, int indent
 	return out->err;
 }
 
-/* "5 s (high confidence: 40 of 40 closes idle over 0.5 s)", or what "null" means. */
+/* "5 s (high confidence: 40 of 40 idle closes)"; what "null" means is in side_lines(). */
 static int timeout_text(const json_t *t, char *out, size_t len)
 {
 	const json_t *range = json_object_get(t, "range");
@@ -76,7 +77,7 @@ static int side_lines(const json_t *up, int outbound, struct kw_buf *out)
 		{ "our pool's idle timeout: ", "the backend's keep-alive timeout: " },
 	};
 	static const char *const unseen[2][2] = {
-		{ "not seen (we closed no connection idle over 0.5 s)",
+		{ "not seen (we closed no connection idle over %g s)",
 		  "not seen (the client or balancer never closed an idle connection)" },
 		{ "not seen (our pool never closed an idle connection)",
 		  "not seen (the backend never closed an idle connection)" },
@@ -94,7 +95,9 @@ static int side_lines(const json_t *up, int outbound, struct kw_buf *out)
 			if (!json_is_object(t) || timeout_text(t, text, sizeof(text)))
 				return -EPROTO;
 		} else {
-			snprintf(text, sizeof(text), "%s", unseen[outbound][i]);
+			/* the one with a %g: the quiet a race needs (kw_limits.h) */
+			snprintf(text, sizeof(text), unseen[outbound][i],
+				 KW_RACE_MIN_QUIET_MS / 1e3);
 		}
 		snprintf(prefix, sizeof(prefix), "  %s", role[outbound][i]);
 		kw_wrap(out, prefix, text, 6, KW_DOCTOR_WIDTH);

@@ -20,7 +20,7 @@
 #include "agent/snapshot.h"
 
 /* Closes with an idle time at or under this are closes right after a response. */
-#define KW_DOCTOR_MIN_IDLE 0.5 /* s */
+#define KW_DOCTOR_MIN_IDLE (KW_RACE_MIN_QUIET_MS / 1e3) /* s: the quiet a race needs */
 
 enum kw_confidence { KW_CONF_NONE, KW_CONF_LOW, KW_CONF_MEDIUM, KW_CONF_HIGH };
 

@@ -15,8 +15,9 @@
 #include "lib/duration.h"
 
 /* Unused closes by us worth a warning: at least this many, and this share of our closes. */
-#define UNUSED_MIN	 5
-#define UNUSED_MIN_SHARE 0.1
+#define NO_IDLE_CLOSE_BY_US "we closed no connection idle over %g s"
+#define UNUSED_MIN	    5
+#define UNUSED_MIN_SHARE    0.1
 
 /* A balancer's idle timeout plus this is the keep-alive we suggest. */
 #define LB_MARGIN 5
@@ -107,7 +108,7 @@ static void timeout_text(const struct kw_timeout *t, char *out, size_t len)
 		snprintf(out, len, "over %g s (about %.4g s)", t->lo, t->seconds);
 }
 
-/* "5 s (high confidence: 40 of 40 closes idle over 0.5 s)" */
+/* "5 s (high confidence: 40 of 40 closes idle over 0.5 s)", 0.5 being KW_DOCTOR_MIN_IDLE */
 static void timeout_basis(const struct kw_timeout *t, char *out, size_t len)
 {
 	char text[96];
@@ -158,6 +159,7 @@ static void __attribute__((format(printf, 3, 4))) cat(char *buf, size_t len, con
 }
 
 /* Evidence about one side's idle closes: "we closed idle connections after 5 s (...)". */
+/* What `by` closed idle after; none says why it is unknown (a %g is the quiet a race needs). */
 static void cat_side(struct ctx *c, char *buf, size_t len, int by, const char *who,
 		     const char *none)
 {
@@ -165,7 +167,8 @@ static void cat_side(struct ctx *c, char *buf, size_t len, int by, const char *w
 	char basis[192];
 
 	if (!known(t)) {
-		cat(buf, len, "; %s", none);
+		snprintf(basis, sizeof(basis), none, KW_DOCTOR_MIN_IDLE);
+		cat(buf, len, "; %s", basis);
 		return;
 	}
 	timeout_basis(t, basis, sizeof(basis));
@@ -260,7 +263,7 @@ static void rule_keepalive_shorter_than_lb(struct ctx *c)
 		return;
 	}
 	cat_side(c, f->evidence, sizeof(f->evidence), KW_BY_LOCAL, "we closed idle connections",
-		 "we closed no connection idle over 0.5 s");
+		 NO_IDLE_CLOSE_BY_US);
 	cat_side(c, f->evidence, sizeof(f->evidence), KW_BY_PEER,
 		 "the peer closed idle connections", "the peer never closed an idle connection");
 	if (l > 0)
@@ -791,8 +794,7 @@ static void rule_short_keepalive_internal(struct ctx *c)
 	cat_rate(c, f->evidence, sizeof(f->evidence));
 	cat_side(c, f->evidence, sizeof(f->evidence), KW_BY_LOCAL,
 		 out ? "our pool closed idle connections" : "we closed idle connections",
-		 out ? "our pool never closed an idle connection" :
-		       "we closed no connection idle over 0.5 s");
+		 out ? "our pool never closed an idle connection" : NO_IDLE_CLOSE_BY_US);
 	cat_side(c, f->evidence, sizeof(f->evidence), KW_BY_PEER,
 		 out ? "the backend closed idle connections" : "the peer closed idle connections",
 		 out ? "the backend never closed an idle connection" :
