@@ -31,21 +31,20 @@
  * Reset reasons as keepwatch names them. The kernel's enum sk_rst_reason (6.10 and later)
  * changes between versions: the BPF side maps it by name through BTF.
  */
-#define KW_RST_UNKNOWN		    0 /* the kernel gives no reason (before 6.10) */
-#define KW_RST_NOT_SPECIFIED	    1
-#define KW_RST_NO_SOCKET	    2 /* no socket for the packet's tuple */
-#define KW_RST_TCP_FLAGS	    3 /* e.g. an ACK to a listener: the connection is gone */
-#define KW_RST_ABORT_ON_DATA	    4 /* data arrived after we closed */
-#define KW_RST_TIMEWAIT_SOCKET	    5 /* data arrived at our timewait socket */
-#define KW_RST_ABORT_ON_CLOSE	    6 /* we closed with data unread */
-#define KW_RST_ABORT_ON_LINGER	    7
-#define KW_RST_ABORT_ON_MEMORY	    8
-#define KW_RST_TCP_STATE	    9 /* close with SO_LINGER 0, or a disconnect */
-#define KW_RST_KEEPALIVE_TIMEOUT    10
-#define KW_RST_DISCONNECT_WITH_DATA 11
-#define KW_RST_INVALID_SYN	    12
-#define KW_RST_OTHER		    13 /* protocol errors: bad ACK, PAWS, MPTCP, ... */
-#define KW_RST_MAX		    14
+#define KW_RST_NOT_SPECIFIED	    0
+#define KW_RST_NO_SOCKET	    1 /* no socket for the packet's tuple */
+#define KW_RST_TCP_FLAGS	    2 /* e.g. an ACK to a listener: the connection is gone */
+#define KW_RST_ABORT_ON_DATA	    3 /* data arrived after we closed */
+#define KW_RST_TIMEWAIT_SOCKET	    4 /* data arrived at our timewait socket */
+#define KW_RST_ABORT_ON_CLOSE	    5 /* we closed with data unread */
+#define KW_RST_ABORT_ON_LINGER	    6
+#define KW_RST_ABORT_ON_MEMORY	    7
+#define KW_RST_TCP_STATE	    8 /* close with SO_LINGER 0, or a disconnect */
+#define KW_RST_KEEPALIVE_TIMEOUT    9
+#define KW_RST_DISCONNECT_WITH_DATA 10
+#define KW_RST_INVALID_SYN	    11
+#define KW_RST_OTHER		    12 /* protocol errors: bad ACK, PAWS, MPTCP, ... */
+#define KW_RST_MAX		    13
 
 /* Our socket's state when a reset arrived. */
 #define KW_RSTATE_ESTABLISHED 0
@@ -119,6 +118,7 @@ struct kw_counters {
 	__u64 adopted;
 	/* connections that closed while no agent ran (pinned maps), found at the next start */
 	__u64 lost;
+	__u64 pad; /* to a whole number of cache lines */
 };
 
 /* kw_globals: index of each value */
@@ -211,11 +211,10 @@ struct kw_census {
 /* Error and loss counters: index of the per-CPU kw_errors array. */
 #define KW_ERR_UPSTREAMS_FULL 0 /* upstream map full: counted in the overflow upstream */
 #define KW_ERR_SOCK_STORAGE   1 /* socket storage could not be created: connection not tracked */
-#define KW_ERR_NO_UPSTREAM    2 /* not even the overflow upstream was found: counts lost */
-#define KW_ERR_FAMILY	      3 /* socket of another address family: not tracked */
-#define KW_ERR_EVENTS_RATE    4 /* events over the rate limit: not sent */
-#define KW_ERR_RINGBUF_FULL   5 /* events lost: the ring buffer was full */
-#define KW_ERR_CONN_TABLE     6 /* kw_conns entry taken: tracked in socket storage (slower) */
-#define KW_ERR_MAX	      7
+#define KW_ERR_FAMILY	      2 /* socket of another address family: not tracked */
+#define KW_ERR_EVENTS_RATE    3 /* events over the rate limit: not sent */
+#define KW_ERR_RINGBUF_FULL   4 /* events lost: the ring buffer was full */
+#define KW_ERR_CONN_TABLE     5 /* kw_conns entry taken: tracked in socket storage (slower) */
+#define KW_ERR_MAX	      6
 
 #endif /* KEEPWATCH_H */

@@ -44,7 +44,6 @@ void kw_collector_fini(struct kw_collector *c)
 
 /* KW_RST_* to its field; the table lists them in its own order. */
 static const enum kw_field_id rst_sent_field[KW_RST_MAX] = {
-	[KW_RST_UNKNOWN] = KW_F_RST_SENT_UNKNOWN,
 	[KW_RST_NOT_SPECIFIED] = KW_F_RST_SENT_NOT_SPECIFIED,
 	[KW_RST_NO_SOCKET] = KW_F_RST_SENT_NO_SOCKET,
 	[KW_RST_TCP_FLAGS] = KW_F_RST_SENT_TCP_FLAGS,

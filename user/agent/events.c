@@ -34,7 +34,6 @@ static const char *const type_names[KW_EV_MAX] = {
 };
 
 static const char *const rst_names[KW_RST_MAX] = {
-	[KW_RST_UNKNOWN] = "unknown",
 	[KW_RST_NOT_SPECIFIED] = "not_specified",
 	[KW_RST_NO_SOCKET] = "no_socket",
 	[KW_RST_TCP_FLAGS] = "tcp_flags",

@@ -20,9 +20,11 @@
 #include "lib/numfmt.h"
 
 static const char *const error_reasons[KW_ERR_MAX] = {
-	[KW_ERR_UPSTREAMS_FULL] = "upstreams_full",   [KW_ERR_SOCK_STORAGE] = "sock_storage",
-	[KW_ERR_NO_UPSTREAM] = "no_upstream",	      [KW_ERR_FAMILY] = "family",
-	[KW_ERR_EVENTS_RATE] = "events_rate_limited", [KW_ERR_RINGBUF_FULL] = "ringbuf_full",
+	[KW_ERR_UPSTREAMS_FULL] = "upstreams_full",
+	[KW_ERR_SOCK_STORAGE] = "sock_storage",
+	[KW_ERR_FAMILY] = "family",
+	[KW_ERR_EVENTS_RATE] = "events_rate_limited",
+	[KW_ERR_RINGBUF_FULL] = "ringbuf_full",
 	[KW_ERR_CONN_TABLE] = "conn_table_full",
 };
 

@@ -101,8 +101,6 @@
 	  "reason", "invalid_syn", NULL, NULL, RST_SENT_HELP, "Resets sent: invalid SYN")                                                \
 	X(RST_SENT_OTHER, "rst_sent_other", "keepwatch_resets_sent_total", "counter", "reason",                                          \
 	  "other", NULL, NULL, RST_SENT_HELP, "Resets sent: protocol error")                                                             \
-	X(RST_SENT_UNKNOWN, "rst_sent_unknown", "keepwatch_resets_sent_total", "counter",                                                \
-	  "reason", "unknown", NULL, NULL, RST_SENT_HELP, "Resets sent: reason unknown")                                                 \
 	X(RST_RCVD_ESTABLISHED, "rst_rcvd_established", "keepwatch_resets_received_total",                                               \
 	  "counter", "state", "established", NULL, NULL, RST_RCVD_HELP,                                                                  \
 	  "Resets received in established")                                                                                              \
