@@ -22,7 +22,10 @@ ifeq ($(SANITIZE),1)
 CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer
 LDFLAGS  += -fsanitize=address,undefined
 endif
-BPF_CFLAGS := -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(ARCH) -Iinclude -I$(OUT)
+# vmlinux.h: the committed one of the target architecture (tools/gen-vmlinux.sh), not the
+# build host's kernel.
+BPF_CFLAGS := -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(ARCH) -Iinclude \
+	      -Ibpf/vmlinux/$(ARCH)
 
 LIB_SRCS := $(filter-out user/keepwatchd.c user/keepwatch.c,$(wildcard user/*.c))
 LIB_OBJS := $(LIB_SRCS:user/%.c=$(OUT)/%.o)
@@ -35,10 +38,7 @@ all: $(OUT)/keepwatchd $(OUT)/keepwatch
 $(OUT):
 	@mkdir -p $@
 
-$(OUT)/vmlinux.h: | $(OUT)
-	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
-
-$(OUT)/keepwatch.bpf.o: bpf/keepwatch.bpf.c $(OUT)/vmlinux.h | $(OUT)
+$(OUT)/keepwatch.bpf.o: bpf/keepwatch.bpf.c | $(OUT)
 	$(CLANG) $(BPF_CFLAGS) -MMD -MP -c $< -o $@
 
 $(OUT)/keepwatch.skel.h: $(OUT)/keepwatch.bpf.o
