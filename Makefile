@@ -123,3 +123,9 @@ clean:
 .SECONDARY:
 
 -include $(wildcard $(OUT)/*.d)
+
+# Debian's own kernels (6.1, 6.12) booted in qemu, an end-to-end run inside each (tests/kernels/).
+.PHONY: test-kernels
+test-kernels: all
+	tools/kernels/kernels.py deps
+	KW_BUILD=$(OUT) $(PYTEST) -v tests/kernels $(PYTEST_ARGS)
