@@ -69,8 +69,8 @@ C_FORMAT   := $(wildcard bpf/*.c bpf/*.h include/*.h user/*/*.[ch] user/*/*/*.[c
 		tests/unit/*/*.c tools/bench/*.c)
 PY_LINT    := $(wildcard tests/*/*.py tools/*.py tools/*/*.py)
 
-.PHONY: all run test check unit e2e deps clean format format-check lint bench render-bench \
-	docs FORCE
+.PHONY: all run test check unit e2e test-kernels deps clean format format-check lint bench \
+	render-bench docs FORCE
 all: $(OUT)/keepwatchd $(OUT)/keepwatch
 
 $(OUT)/keepwatch.bpf.o: bpf/keepwatch.bpf.c
@@ -154,6 +154,12 @@ test: deps all
 	$(MAKE) unit
 	$(MAKE) OUT=$(OUT)/asan SANITIZE=1 unit
 	$(MAKE) e2e
+
+# Debian's own kernels (6.1, 6.12) booted in qemu, an end-to-end run inside each
+# (tests/kernels/); the downloads are cached under $(OUT)/kernels.
+test-kernels: all
+	tools/kernels/kernels.py deps
+	KW_BUILD=$(OUT) $(PYTEST) -v tests/kernels $(PYTEST_ARGS)
 
 # The fast loop: no root, no apt, no kernel.
 check: all
