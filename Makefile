@@ -2,7 +2,9 @@
 # keepwatch build. Every output goes under build/; nothing generated is committed.
 #   make          build/keepwatchd and build/keepwatch (quiet; V=1 shows the commands)
 #   make run      install missing Debian packages, build, start the agent in the foreground
-#   make test     install what the tests need, build, run unit and end-to-end tests
+#   make test     install what the tests need, build, run unit and end-to-end tests (also
+#                 on the older kernels' fallbacks, and inside qemu guests of Debian's 6.1
+#                 and 6.12)
 #   make check    the fast loop, no root and no apt: build, unit tests plain and under
 #                 ASan/UBSan, format check, Python lint
 #   make SANITIZE=1 unit   the unit tests under ASan/UBSan
@@ -69,7 +71,7 @@ C_FORMAT   := $(wildcard bpf/*.c bpf/*.h include/*.h user/*/*.[ch] user/*/*/*.[c
 		tests/unit/*/*.c tools/bench/*.c)
 PY_LINT    := $(wildcard tests/*/*.py tools/*.py tools/*/*.py)
 
-.PHONY: all run test check unit e2e test-kernels deps clean format format-check lint bench \
+.PHONY: all run test check unit e2e e2e-fallbacks test-kernels cross-arm64 deps clean format format-check lint bench \
 	render-bench docs FORCE
 all: $(OUT)/keepwatchd $(OUT)/keepwatch
 
@@ -141,11 +143,18 @@ run: deps all
 	exec $(OUT)/keepwatchd $(ARGS)
 
 unit: $(UNIT_BINS)
-	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $(RUN) $$t; done
 
 e2e: all
 	tools/prepare-host.sh
 	$(PYTEST) -v tests/e2e $(PYTEST_ARGS)
+
+# The end-to-end suite again with the agent on the fallbacks of kernels before 6.3/6.10/6.2
+# (tcp_rcv_space_adjust, inferred reset reasons, bpf_skc_to_tcp_sock): same exact counts.
+FALLBACKS := --fallback requests --fallback reset_reasons --fallback tcp_sock
+e2e-fallbacks: all
+	tools/prepare-host.sh
+	KW_AGENT_ARGS="$(FALLBACKS)" $(PYTEST) -v tests/e2e $(PYTEST_ARGS)
 
 test: DEPS = test
 test: deps all
@@ -154,12 +163,21 @@ test: deps all
 	$(MAKE) unit
 	$(MAKE) OUT=$(OUT)/asan SANITIZE=1 unit
 	$(MAKE) e2e
+	$(MAKE) e2e-fallbacks
+	$(MAKE) test-kernels
 
 # Debian's own kernels (6.1, 6.12) booted in qemu, an end-to-end run inside each
 # (tests/kernels/); the downloads are cached under $(OUT)/kernels.
 test-kernels: all
 	tools/kernels/kernels.py deps
 	KW_BUILD=$(OUT) $(PYTEST) -v tests/kernels $(PYTEST_ARGS)
+
+# The whole project for arm64, from this host: Debian's aarch64 cross compiler and arm64
+# libraries (multiarch), the arm64 vmlinux.h; the unit tests run under qemu-user.
+cross-arm64:
+	tools/install-deps.sh cross-arm64
+	$(MAKE) OUT=$(OUT)/arm64 ARCH=arm64 CC=aarch64-linux-gnu-gcc AR=aarch64-linux-gnu-ar \
+		RUN=qemu-aarch64-static all unit
 
 # The fast loop: no root, no apt, no kernel.
 check: all

@@ -21,9 +21,7 @@
  * which the agent needs anyway). cfg_use_rdonly_cast (keepwatch.bpf.c) at 0 makes it dead.
  * libbpf 1.1 has no bpf_ksym_exists() (1.2 has), hence the flag.
  *
- * TODO(loader): user/loader.c, choose_programs(), should clear cfg_use_rdonly_cast when
- * btf__find_by_name_kind(vmlinux BTF, "bpf_rdonly_cast", BTF_KIND_FUNC) fails, and say so
- * in the attach mode. Until then the default (1) needs a 6.2+ kernel, as before.
+ * The loader clears cfg_use_rdonly_cast when the kernel's BTF has no bpf_rdonly_cast.
  *
  * The helper's result may be NULL (not a full TCP socket), the cast's never is, but the
  * verifier cannot tell which one it got: callers check.
@@ -38,10 +36,62 @@ static __always_inline struct tcp_sock *tcp_of(const struct sock *sk)
 }
 
 /*
- * Not here yet, for the 6.1 fallbacks to come: fexit programs on tcp_recvmsg (for
- * sock_recv_length, 6.3) and kprobes on tcp_v4/v6_send_reset (for the reset reason and the
- * no-socket resets, 6.10); their handlers can share reset.bpf.h and recv.bpf.h.
+ * Requests before sock_recv_length (6.3, "net: socket: add sock_recv_length tracepoint";
+ * sendfile seen from 6.5): the tcp_rcv_space_adjust tracepoint (4.16, "tcp: add
+ * tcp_rcv_space_adjust tracepoint") fires in TCP's receive path each time data has been
+ * copied to the reader (tcp_recvmsg, and tcp_read_sock for splice). It is a tracepoint, so
+ * it loads wherever tp_btf does (fentry may be refused), and the turn logic of
+ * handle_recv() is the same: several fires for one message count once. It knows no
+ * length and no flags: a MSG_PEEK that copies data counts its turn at the peek.
  */
+
+/*
+ * Reset reasons before 6.10: the two-argument tcp_send_reset (sk, skb). keepwatch names the
+ * reason from the socket, as the kernel does since 6.10 for the cases that matter here:
+ * - no socket: NO_SOCKET; a timewait socket: TIMEWAIT_SOCKET; a listener (the
+ *   connection is gone): TCP_FLAGS;
+ * - a reply (skb given) from a full socket the kernel has just closed (tcp_done in
+ *   tcp_rcv_state_process: data after our FIN): ABORT_ON_DATA; other replies:
+ *   NOT_SPECIFIED;
+ * - an active reset (no skb, tcp_send_active_reset): ABORT_ON_CLOSE with data unread (the
+ *   FIN, if one came, takes one sequence number), else TCP_STATE (linger 0, abort).
+ * Keep-alive timeouts, memory pressure and linger2 aborts are then TCP_STATE.
+ */
+static __always_inline __u8 rst_reason_inferred(const struct sock *sk, const struct sk_buff *skb)
+{
+	struct tcp_sock *tp;
+	__u32 unread;
+	int state;
+
+	if (!sk)
+		return KW_RST_NO_SOCKET;
+	state = sk->__sk_common.skc_state;
+	if (state == TCP_TIME_WAIT)
+		return KW_RST_TIMEWAIT_SOCKET;
+	if (state == TCP_LISTEN || state == TCP_NEW_SYN_RECV)
+		return KW_RST_TCP_FLAGS;
+	if (skb)
+		return state == TCP_CLOSE ? KW_RST_ABORT_ON_DATA : KW_RST_NOT_SPECIFIED;
+	tp = tcp_of(sk);
+	if (!tp)
+		return KW_RST_TCP_STATE;
+	unread = tp->rcv_nxt - tp->copied_seq - (sk->sk_shutdown & RCV_SHUTDOWN ? 1 : 0);
+	return (__s32)unread > 0 ? KW_RST_ABORT_ON_CLOSE : KW_RST_TCP_STATE;
+}
+
+/*
+ * Resets without a full socket before 6.10: the two-argument tcp_send_reset fires only
+ * for full sockets (tcp_v4_send_reset: "if (sk && sk_fullsock(sk))"), so the resets a
+ * timewait socket or no socket at all answers (the late request of a keep-alive race)
+ * are seen by fentry on tcp_v4_send_reset and tcp_v6_send_reset, which every reply reset
+ * passes (5.5 on x86_64, 6.0 on arm64: BPF trampolines). Those programs take only what
+ * the tracepoint misses, and the tracepoint's program skips it when they are attached
+ * (cfg_bare_resets_fentry), so that a kernel that fires both counts once.
+ */
+static __always_inline bool rst_bare(const struct sock *sk)
+{
+	return !sk || sk->__sk_common.skc_state == TCP_TIME_WAIT;
+}
 
 /*
  * Reset reasons: enum sk_rst_reason and the reason argument of tcp_send_reset came in 6.10

@@ -108,6 +108,23 @@ static __always_inline void conn_release(struct kw_conn *s)
 	}
 }
 
+/*
+ * Orders the stores to a connection's state before it against those after it, as seen by
+ * user space reading the mmapped table on another CPU. x86 keeps stores in order (TSO)
+ * and needs nothing. Elsewhere (arm64) a fetching atomic is the barrier BPF has: the
+ * kernel's BPF memory model makes atomics with BPF_FETCH fully ordered (the arm64 JIT
+ * emits LDADDAL, or an LL/SC loop with DMB). One per connection start, none per request.
+ */
+static __always_inline void conn_barrier(struct kw_conn *s)
+{
+#ifndef __TARGET_ARCH_x86
+	volatile __u64 sink;
+
+	sink = __sync_fetch_and_add((__u64 *)&s->data_segs_in, 0);
+	(void)sink;
+#endif
+}
+
 /* State for an established connection to the upstream key, with these flags. */
 static __always_inline struct kw_conn *conn_start(struct sock *sk, const struct kw_key *key,
 						  __u8 flags)
@@ -126,10 +143,11 @@ static __always_inline struct kw_conn *conn_start(struct sock *sk, const struct 
 	 * All but the owner: an entry or storage keeps its last connection's state. Seen
 	 * first: the agent's start-up sweep takes an entry only while seen is 0, in one
 	 * compare-and-swap of the word holding seen and flags, so it never takes one this
-	 * has begun to fill (x86 stores are seen in order). The flags last: user space reads
-	 * an entry's requests only once it is not folded.
+	 * has begun to fill. The flags last: user space reads an entry's requests only once
+	 * it is not folded. Both orders need a barrier on weakly ordered CPUs (conn_barrier).
 	 */
 	s->seen = 1;
+	conn_barrier(s);
 	s->close_us = 0;
 	s->key = *key;
 	s->idx = upstream_slot(key);
@@ -139,6 +157,7 @@ static __always_inline struct kw_conn *conn_start(struct sock *sk, const struct 
 	s->data_segs_in = 0;
 	s->closed_by = 0;
 	s->how = 0;
+	conn_barrier(s);
 	s->flags = (s->flags & KW_CONN_STORAGE) | flags;
 	return s;
 }

@@ -47,10 +47,15 @@ const volatile __u32 cfg_events_per_sec = KW_EVENTS_PER_SEC_DEFAULT;
 const volatile __u32 cfg_events_burst = KW_EVENTS_BURST_DEFAULT;
 /*
  * 1: tcp_of() casts with the bpf_rdonly_cast kfunc (6.2+); 0: it calls
- * bpf_skc_to_tcp_sock(). The loader must clear it on a kernel without the kfunc: see
+ * bpf_skc_to_tcp_sock(). The loader clears it on a kernel without the kfunc: see
  * compat.bpf.h.
  */
 const volatile __u32 cfg_use_rdonly_cast = 1;
+/*
+ * 1: the fentry programs on tcp_v4/v6_send_reset count the resets of timewait sockets and
+ * of no socket, and kw_send_reset_noreason leaves them (compat.bpf.h).
+ */
+const volatile __u32 cfg_bare_resets_fentry = 0;
 
 extern int CONFIG_HZ __kconfig;
 
@@ -220,7 +225,42 @@ int BPF_PROG(kw_rcv_reset, struct sock *sk)
 SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(kw_send_reset, const struct sock *sk, const struct sk_buff *skb, int reason)
 {
-	return handle_send_reset(sk, skb, reason);
+	return handle_send_reset(sk, skb, rst_reason(reason));
+}
+
+/* The fallbacks, chosen by the loader where the kernel lacks the above (compat.bpf.h). */
+
+/* Requests before sock_recv_length (6.3). */
+SEC("tp_btf/tcp_rcv_space_adjust")
+int BPF_PROG(kw_recv_rcvspace, struct sock *sk)
+{
+	return handle_recv(sk, 1, 0);
+}
+
+/* Resets sent before the reason argument (6.10). */
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(kw_send_reset_noreason, const struct sock *sk, const struct sk_buff *skb)
+{
+	if (cfg_bare_resets_fentry && rst_bare(sk))
+		return 0;
+	return handle_send_reset(sk, skb, rst_reason_inferred(sk, skb));
+}
+
+/* Resets of timewait sockets and of no socket, where the tracepoint misses them. */
+SEC("fentry/tcp_v4_send_reset")
+int BPF_PROG(kw_v4_send_reset, const struct sock *sk, struct sk_buff *skb)
+{
+	if (!rst_bare(sk))
+		return 0;
+	return handle_send_reset(sk, skb, rst_reason_inferred(sk, skb));
+}
+
+SEC("fentry/tcp_v6_send_reset")
+int BPF_PROG(kw_v6_send_reset, const struct sock *sk, struct sk_buff *skb)
+{
+	if (!rst_bare(sk))
+		return 0;
+	return handle_send_reset(sk, skb, rst_reason_inferred(sk, skb));
 }
 
 /* The TCP census of the reader's network namespace (struct kw_census per socket). */

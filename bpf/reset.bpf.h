@@ -126,11 +126,11 @@ static __always_inline void reset_from_tuple(struct kw_tuple *t, __u8 why)
 	emit(race ? KW_EV_RACE : KW_EV_RESET_SENT, &key, t, why, idle, gap_ns, reqs);
 }
 
+/* A reset we send: why is its reason, the kernel's (6.10+) or inferred (compat.bpf.h). */
 static __always_inline int handle_send_reset(const struct sock *sk, const struct sk_buff *skb,
-					     int reason)
+					     __u8 why)
 {
 	struct kw_tuple t = {};
-	__u8 why = rst_reason(reason);
 	int state;
 
 	if (!sk) {

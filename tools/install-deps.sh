@@ -4,6 +4,8 @@
 # Install the Debian packages keepwatch needs, and only the missing ones.
 #   tools/install-deps.sh [run]   build and run the agent
 #   tools/install-deps.sh test    the above plus what the unit and end-to-end tests use
+#   tools/install-deps.sh cross-arm64   Debian's aarch64 cross compiler, the arm64 libraries
+#                                 (multiarch) and qemu-user to run the arm64 unit tests
 # Idempotent and non-interactive. When everything is present it does not touch apt at all.
 # Server packages (nginx, apache2, haproxy, varnish, prometheus) are installed without
 # starting them on the host: a temporary policy-rc.d denies service starts, and any daemon
@@ -23,7 +25,10 @@ usage() {
 run_pkgs=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libmicrohttpd-dev libjansson-dev
 	  libcurl4-openssl-dev make pkg-config gcc iproute2)
 test_pkgs=(libcmocka-dev clang-format python3-pytest python3-pyflakes "nginx-light|nginx" prometheus curl apache2-utils wrk
-	   nftables apache2 haproxy varnish procps)
+	   nftables apache2 haproxy varnish procps qemu-system-x86 busybox-static zstd)
+cross_arm64_pkgs=(gcc-aarch64-linux-gnu qemu-user-static libbpf-dev:arm64 libelf-dev:arm64
+		  zlib1g-dev:arm64 libmicrohttpd-dev:arm64 libjansson-dev:arm64
+		  libcurl4-openssl-dev:arm64 libcmocka-dev:arm64)
 # Daemons the test packages may start: "service:process" (the name pgrep -x matches).
 daemons=(nginx:nginx apache2:apache2 apache-htcacheclean:htcacheclean haproxy:haproxy
 	 varnish:varnishd varnishncsa:varnishncsa prometheus:prometheus
@@ -34,6 +39,7 @@ mode=${1:-run}
 case $mode in
 run) wanted=("${run_pkgs[@]}") ;;
 test) wanted=("${run_pkgs[@]}" "${test_pkgs[@]}") ;;
+cross-arm64) wanted=("${run_pkgs[@]}" "${cross_arm64_pkgs[@]}") ;;
 -h | --help) usage ;;
 *) echo "$prog: unknown set '$mode'" >&2; usage ;;
 esac
@@ -62,6 +68,12 @@ fi
 command -v apt-get >/dev/null || die "missing packages: ${missing[*]}; apt-get not found"
 
 say "installing: ${missing[*]}"
+
+# arm64 packages need the architecture known to dpkg (multiarch) before apt-get update.
+case " ${missing[*]}" in
+*:arm64*)
+	dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64 ;;
+esac
 
 # Which daemons run now, so that we only stop what this install started.
 daemon_pids() {

@@ -870,7 +870,9 @@ class Agent:
         self.args = [str(KEEPWATCHD), "--listen", f"127.0.0.1:{self.port}"]
         for ns in netns_names:
             self.args += ["--netns", ns]
-        self.args += ["--no-pin", *extra_args]
+        # $KW_AGENT_ARGS: flags for every agent of the run, e.g. the fallbacks of older
+        # kernels ("--fallback requests --fallback reset_reasons --fallback tcp_sock").
+        self.args += ["--no-pin", *extra_args, *os.environ.get("KW_AGENT_ARGS", "").split()]
         self.ready_timeout = ready_timeout
         self.errfile = tempfile.NamedTemporaryFile(prefix="kw-agent-", suffix=".log",
                                                    delete=False)

@@ -478,7 +478,7 @@ static int collect_locked(struct kw_collector *c, struct kw_snapshot *s, int cen
 	s->uptime = now - c->started;
 	s->nprogs = kw_bpf_prog_stats(c->bpf, s->progs, KW_MAX_PROGS);
 	s->bpf_stats_enabled = read_bpf_stats_enabled();
-	s->attach_mode = kw_bpf_attach_mode(c->bpf);
+	s->jobs = kw_bpf_jobs(c->bpf, &s->njobs);
 	s->counters_since = kw_bpf_created_unix(c->bpf);
 	return 0;
 }

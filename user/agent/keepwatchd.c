@@ -74,6 +74,9 @@ static const char usage_text[] =
 	"                            the doctor to check the keep-alive timeouts against\n"
 	"      --events N            notable events kept for /api/v1/events (%u-%u,\n"
 	"                            default %u)\n"
+	"      --fallback JOB        serve JOB (requests, reset_reasons, tcp_sock) with the\n"
+	"                            fallback older kernels use, also where the preferred\n"
+	"                            program exists (repeatable; to test the fallbacks)\n"
 	"      --metrics-doc         print the metric reference (Markdown) and exit\n"
 	"  -v, --verbose             more logging (twice: libbpf debug output)\n"
 	"  -V, --version             print the version and exit\n"
@@ -120,7 +123,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 		OPT_METRICS_DOC,
 		OPT_LB_IDLE_TIMEOUT,
 		OPT_EVENTS,
-		OPT_CONN_TABLE
+		OPT_CONN_TABLE,
+		OPT_FALLBACK
 	};
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, 'l' },
@@ -132,6 +136,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{ "no-pin", no_argument, NULL, OPT_NO_PIN },
 		{ "lb-idle-timeout", required_argument, NULL, OPT_LB_IDLE_TIMEOUT },
 		{ "events", required_argument, NULL, OPT_EVENTS },
+		{ "fallback", required_argument, NULL, OPT_FALLBACK },
 		{ "metrics-doc", no_argument, NULL, OPT_METRICS_DOC },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, 'V' },
@@ -208,6 +213,13 @@ static void parse_options(int argc, char **argv, struct options *o)
 					 &o->events))
 				usage_error("--events: '%s' is not a number from %u to %u", optarg,
 					    KW_EVENTS_MIN_CAPACITY, KW_EVENTS_MAX_CAPACITY);
+			break;
+		case OPT_FALLBACK:
+			if (!kw_fallback_parse(optarg))
+				usage_error("--fallback: '%s' is not requests, reset_reasons or "
+					    "tcp_sock",
+					    optarg);
+			o->bpf.fallback |= kw_fallback_parse(optarg);
 			break;
 		case OPT_METRICS_DOC:
 			exit(print_metrics_doc());

@@ -37,7 +37,9 @@ struct kw_bpf {
 	struct bpf_link *adopt_link;	/* kw_iter_adopt: connections open before the start */
 	__u32 capacity;
 	int pin_lock; /* the pin directory, flock'ed while this agent uses its maps, or -1 */
-	char mode[256];
+	struct kw_bpf_job jobs[KW_MAX_JOBS]; /* what serves each job, see choose_programs() */
+	unsigned int njobs;
+	int fentry; /* fentry programs were chosen */
 };
 
 _Static_assert(sizeof(struct kw_key) == 24, "kw_key layout");
@@ -88,40 +90,140 @@ static int tracepoint_params(const struct btf *btf, const char *name)
 	return t && btf_is_func_proto(t) ? btf_vlen(t) : -1;
 }
 
-/*
- * Chooses the programs this kernel can run. The receive path (6.3+) is essential; the
- * reset reasons (6.10+) are not: without them resets sent and server-side races are not
- * counted, which is said in the log and in the attach mode the agent exports.
- */
-static int choose_programs(struct kw_bpf *b)
+/* A function of the kernel (fentry target) in its BTF. */
+static int kernel_has_func(const struct btf *btf, const char *name)
 {
+	return btf__find_by_name_kind(btf, name, BTF_KIND_FUNC) >= 0;
+}
+
+unsigned int kw_fallback_parse(const char *job)
+{
+	if (!strcmp(job, "requests"))
+		return KW_FALLBACK_REQUESTS;
+	if (!strcmp(job, "reset_reasons"))
+		return KW_FALLBACK_RESET_REASONS;
+	if (!strcmp(job, "tcp_sock"))
+		return KW_FALLBACK_TCP_SOCK;
+	return 0;
+}
+
+static void job(struct kw_bpf *b, const char *name, const char *program)
+{
+	if (b->njobs < KW_MAX_JOBS)
+		b->jobs[b->njobs++] = (struct kw_bpf_job){ name, program };
+}
+
+static void autoload(struct bpf_program *p, bool on)
+{
+	bpf_program__set_autoload(p, on);
+}
+
+/*
+ * Chooses, for each job of the kernel side, the program this kernel can run, by what its
+ * BTF has (never by version number: distributions backport). The states tracepoint and
+ * one of the receive hooks are essential; the rest degrade with a warning. fentry is
+ * asked for only where no tracepoint serves (resets without a socket before 6.10);
+ * with_fentry 0 leaves it out (it failed to load).
+ */
+static int choose_programs(struct kw_bpf *b, unsigned int fallback, int with_fentry)
+{
+	struct keepwatch_bpf *sk = b->skel;
 	struct btf *btf = btf__load_vmlinux_btf();
-	int n, err = 0;
+	int reasons, cast, v4, v6, err = 0;
 
 	if (!btf) {
 		kw_err("read kernel BTF: %s", strerror(errno));
 		return -errno;
 	}
-	snprintf(b->mode, sizeof(b->mode),
-		 "tp_btf/inet_sock_set_state tp_btf/sock_recv_length "
-		 "tp_btf/tcp_receive_reset");
-	if (tracepoint_params(btf, "sock_recv_length") < 0) {
-		kw_err("this kernel has no sock_recv_length tracepoint: keepwatch needs " KW_KERNEL_NEEDED);
+	b->njobs = 0;
+	b->fentry = 0;
+	if (tracepoint_params(btf, "inet_sock_set_state") < 0) {
+		kw_err("this kernel has no inet_sock_set_state tracepoint: keepwatch needs " KW_KERNEL_NEEDED);
 		err = -EOPNOTSUPP;
 		goto out;
 	}
-	n = tracepoint_params(btf, "tcp_send_reset");
-	if (n >= 4) {
-		strcat(b->mode, " tp_btf/tcp_send_reset");
+	job(b, "connections", "tp_btf/inet_sock_set_state");
+
+	/* Requests: sock_recv_length (6.3), else tcp_rcv_space_adjust (4.16). */
+	if (tracepoint_params(btf, "sock_recv_length") >= 0 && !(fallback & KW_FALLBACK_REQUESTS)) {
+		autoload(sk->progs.kw_recv_rcvspace, false);
+		job(b, "requests", "tp_btf/sock_recv_length");
+	} else if (tracepoint_params(btf, "tcp_rcv_space_adjust") >= 0) {
+		autoload(sk->progs.kw_recv, false);
+		job(b, "requests", "tp_btf/tcp_rcv_space_adjust");
 	} else {
-		kw_warn("this kernel gives no reset reasons (Linux 6.10 or later): resets sent and "
-			"server-side races are not counted");
-		bpf_program__set_autoload(b->skel->progs.kw_send_reset, false);
+		kw_err("this kernel has neither the sock_recv_length nor the tcp_rcv_space_adjust "
+		       "tracepoint: keepwatch needs " KW_KERNEL_NEEDED);
+		err = -EOPNOTSUPP;
+		goto out;
 	}
-	strcat(b->mode, " iter/tcp");
+
+	job(b, "resets_received", "tp_btf/tcp_receive_reset");
+
+	/*
+	 * Resets sent: with the reason argument (6.10) the tracepoint gives the kernel's
+	 * reason and fires for every reset, timewait and no-socket ones included; before, it
+	 * has two arguments, fires for full sockets only, and the reason is inferred.
+	 */
+	reasons = tracepoint_params(btf, "tcp_send_reset");
+	if (reasons < 0) {
+		kw_warn("this kernel has no tcp_send_reset tracepoint: resets sent and server-side "
+			"keep-alive races are not counted");
+		autoload(sk->progs.kw_send_reset, false);
+		autoload(sk->progs.kw_send_reset_noreason, false);
+		job(b, "resets_sent", "none");
+	} else if (reasons >= 4 && !(fallback & KW_FALLBACK_RESET_REASONS)) {
+		autoload(sk->progs.kw_send_reset_noreason, false);
+		job(b, "resets_sent", "tp_btf/tcp_send_reset");
+		job(b, "reset_reasons", "kernel");
+	} else {
+		autoload(sk->progs.kw_send_reset, false);
+		job(b, "resets_sent", "tp_btf/tcp_send_reset");
+		job(b, "reset_reasons", "inferred");
+	}
+	v4 = reasons == 3 && with_fentry && kernel_has_func(btf, "tcp_v4_send_reset");
+	v6 = reasons == 3 && with_fentry && kernel_has_func(btf, "tcp_v6_send_reset");
+	autoload(sk->progs.kw_v4_send_reset, v4);
+	autoload(sk->progs.kw_v6_send_reset, v6);
+	b->fentry = v4 || v6;
+	sk->rodata->cfg_bare_resets_fentry = b->fentry;
+	if (reasons >= 4)
+		job(b, "resets_without_socket", "tp_btf/tcp_send_reset");
+	else if (v4 && v6)
+		job(b, "resets_without_socket",
+		    "fentry/tcp_v4_send_reset,fentry/tcp_v6_send_reset");
+	else if (v4 || v6)
+		job(b, "resets_without_socket",
+		    v4 ? "fentry/tcp_v4_send_reset" : "fentry/tcp_v6_send_reset");
+	else if (reasons >= 0) {
+		kw_warn("resets sent by timewait sockets or for no socket are not seen on this kernel "
+			"(no tcp_send_reset reason argument, no fentry): server-side keep-alive races "
+			"whose request comes after the connection's socket is gone are missed");
+		job(b, "resets_without_socket", "none");
+	}
+
+	/* tcp_sock casts: the bpf_rdonly_cast kfunc (6.2), else bpf_skc_to_tcp_sock (5.9). */
+	cast = kernel_has_func(btf, "bpf_rdonly_cast") && !(fallback & KW_FALLBACK_TCP_SOCK);
+	sk->rodata->cfg_use_rdonly_cast = cast;
+	job(b, "tcp_sock", cast ? "kfunc/bpf_rdonly_cast" : "helper/bpf_skc_to_tcp_sock");
+	job(b, "census", "iter/tcp");
 out:
 	btf__free(btf);
 	return err;
+}
+
+/* The jobs as one line for the log: "requests=tp_btf/sock_recv_length ...". */
+static void log_jobs(const struct kw_bpf *b)
+{
+	char line[512];
+	size_t n = 0;
+	unsigned int i;
+
+	line[0] = '\0';
+	for (i = 0; i < b->njobs && n < sizeof(line); i++)
+		n += snprintf(line + n, sizeof(line) - n, "%s%s=%s", i ? " " : "", b->jobs[i].job,
+			      b->jobs[i].program);
+	kw_info("attached: %s", line);
 }
 
 static int check_bpffs(const char *dir)
@@ -385,39 +487,22 @@ static int attach(struct kw_bpf *b)
 	return 0;
 }
 
-struct kw_bpf *kw_bpf_start(const struct kw_loader_opts *o)
+/*
+ * Opens the object, chooses its programs, sizes its maps, pins them and loads it. -EAGAIN
+ * if the fentry programs made the load fail: try again with_fentry 0.
+ */
+static int open_and_load(struct kw_bpf *b, const struct kw_loader_opts *o, int with_fentry)
 {
-	struct kw_bpf *b;
 	unsigned int i;
 	int err;
 
-	libbpf_set_print(libbpf_print);
-	err = check_kernel();
-	if (err)
-		goto fail;
-	if (o->pin_dir) {
-		err = check_bpffs(o->pin_dir);
-		if (err)
-			goto fail;
-	}
-	b = calloc(1, sizeof(*b));
-	if (!b) {
-		err = -ENOMEM;
-		goto fail;
-	}
-	b->pin_lock = -1;
-	if (o->pin_dir) {
-		err = lock_pins(b, o->pin_dir);
-		if (err)
-			goto free_b;
-	}
 	b->skel = keepwatch_bpf__open();
 	if (!b->skel) {
 		err = -errno;
 		kw_err("open BPF object: %s", strerror(errno));
-		goto free_b;
+		return err;
 	}
-	err = choose_programs(b);
+	err = choose_programs(b, o->fallback, with_fentry);
 	if (err)
 		goto destroy_skel;
 	/* The iterators are attached by hand, see attach(). */
@@ -449,11 +534,57 @@ struct kw_bpf *kw_bpf_start(const struct kw_loader_opts *o)
 		goto destroy_skel;
 	}
 	err = keepwatch_bpf__load(b->skel);
+	if (err && b->fentry) {
+		err = -EAGAIN; /* the caller tries again without */
+		goto destroy_skel;
+	}
 	if (err) {
 		kw_err("load BPF programs: %s%s", strerror(-err),
 		       err == -EPERM ? " (keepwatchd needs " KW_CAPS_NEEDED ")" : "");
 		goto destroy_skel;
 	}
+	return 0;
+
+destroy_skel:
+	keepwatch_bpf__destroy(b->skel);
+	b->skel = NULL;
+	return err;
+}
+
+struct kw_bpf *kw_bpf_start(const struct kw_loader_opts *o)
+{
+	struct kw_bpf *b;
+	int err;
+
+	libbpf_set_print(libbpf_print);
+	err = check_kernel();
+	if (err)
+		goto fail;
+	if (o->pin_dir) {
+		err = check_bpffs(o->pin_dir);
+		if (err)
+			goto fail;
+	}
+	b = calloc(1, sizeof(*b));
+	if (!b) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	b->pin_lock = -1;
+	if (o->pin_dir) {
+		err = lock_pins(b, o->pin_dir);
+		if (err)
+			goto free_b;
+	}
+	err = open_and_load(b, o, 1);
+	if (err == -EAGAIN) {
+		kw_warn("fentry programs do not load here: resets sent by timewait sockets or for "
+			"no socket are not seen (server-side keep-alive races whose request comes "
+			"after the connection's socket is gone are missed)");
+		err = open_and_load(b, o, 0);
+	}
+	if (err)
+		goto free_b;
 	err = init_slots(b);
 	if (!err)
 		err = check_counters_map(b);
@@ -464,7 +595,7 @@ struct kw_bpf *kw_bpf_start(const struct kw_loader_opts *o)
 	err = attach(b);
 	if (err)
 		goto destroy_skel;
-	kw_info("attached: %s", kw_bpf_attach_mode(b));
+	log_jobs(b);
 	return b;
 
 destroy_skel:
@@ -731,8 +862,10 @@ unsigned int kw_bpf_prog_stats(const struct kw_bpf *b, struct kw_prog_stat *out,
 		struct bpf_prog_info info = {};
 		__u32 len = sizeof(info);
 
-		if (n >= max || bpf_program__fd(prog) < 0)
+		if (n >= max)
 			break;
+		if (bpf_program__fd(prog) < 0) /* not loaded: not this kernel's choice */
+			continue;
 		if (bpf_program__type(prog) == BPF_PROG_TYPE_TRACING &&
 		    bpf_program__expected_attach_type(prog) == BPF_TRACE_ITER)
 			continue;
@@ -746,7 +879,8 @@ unsigned int kw_bpf_prog_stats(const struct kw_bpf *b, struct kw_prog_stat *out,
 	return n;
 }
 
-const char *kw_bpf_attach_mode(const struct kw_bpf *b)
+const struct kw_bpf_job *kw_bpf_jobs(const struct kw_bpf *b, unsigned int *n)
 {
-	return b->mode;
+	*n = b->njobs;
+	return b->jobs;
 }

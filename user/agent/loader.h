@@ -19,8 +19,17 @@ struct kw_loader_opts {
 	__u16 ports[KW_MAX_FILTERS];
 	unsigned int n_ports; /* 0: every service port */
 	__u32 max_upstreams;
-	__u32 conn_table; /* kw_conns entries, a power of two */
+	__u32 conn_table;      /* kw_conns entries, a power of two */
+	unsigned int fallback; /* KW_FALLBACK_*: use these fallbacks where not needed (tests) */
 };
+
+/* Jobs whose fallback can be chosen on a kernel that has the preferred program. */
+#define KW_FALLBACK_REQUESTS	  0x1 /* tp_btf/tcp_rcv_space_adjust, not sock_recv_length */
+#define KW_FALLBACK_RESET_REASONS 0x2 /* reasons inferred, not the tracepoint's argument */
+#define KW_FALLBACK_TCP_SOCK	  0x4 /* bpf_skc_to_tcp_sock, not the bpf_rdonly_cast kfunc */
+
+/* "requests", "reset_reasons" or "tcp_sock" to its KW_FALLBACK_* bit; 0 if unknown. */
+unsigned int kw_fallback_parse(const char *job);
 
 struct kw_bpf;
 
@@ -84,7 +93,7 @@ int kw_bpf_adopt(const struct kw_bpf *b, const __u32 *netns, unsigned int n,
 		 struct kw_adopted *out);
 /* Fills up to max program statistics; returns how many. */
 unsigned int kw_bpf_prog_stats(const struct kw_bpf *b, struct kw_prog_stat *out, unsigned int max);
-/* A short description of the attach path, for logs and the info metric. */
-const char *kw_bpf_attach_mode(const struct kw_bpf *b);
+/* What serves each job on this kernel, for the log and keepwatch_bpf_attach_info. */
+const struct kw_bpf_job *kw_bpf_jobs(const struct kw_bpf *b, unsigned int *n);
 
 #endif /* KW_LOADER_H */

@@ -365,8 +365,9 @@ static size_t add_upstream(struct render *r, const struct page_text *pt,
 const struct kw_self_family kw_self_families[KW_S_MAX] = {
 	[KW_S_BUILD_INFO] = { "keepwatch_build_info", "gauge", "version",
 			      "keepwatch's version (always 1)." },
-	[KW_S_ATTACH_INFO] = { "keepwatch_bpf_attach_info", "gauge", "programs",
-			       "The BPF programs attached, chosen by probing the kernel (always 1)." },
+	[KW_S_ATTACH_INFO] = { "keepwatch_bpf_attach_info", "gauge", "job, program",
+			       "What serves each job of the kernel side on this kernel, chosen by "
+			       "probing its BTF: a program, a fallback, or none (always 1)." },
 	[KW_S_BPF_ERRORS] = { "keepwatch_bpf_errors_total", "counter", "reason",
 			      "Events the BPF programs could not count as they should, by reason." },
 	[KW_S_UPSTREAMS] = { "keepwatch_upstreams", "gauge", NULL,
@@ -510,7 +511,12 @@ static void render_self(struct kw_expo *e, const struct kw_snapshot *s)
 	self_family(e, KW_S_BUILD_INFO);
 	self_labeled(e, KW_S_BUILD_INFO, KW_VERSION, 1);
 	self_family(e, KW_S_ATTACH_INFO);
-	self_labeled(e, KW_S_ATTACH_INFO, s->attach_mode, 1);
+	for (i = 0; i < s->njobs; i++) {
+		struct kw_label lab[2] = { { "job", s->jobs[i].job },
+					   { "program", s->jobs[i].program } };
+
+		kw_expo_sample(e, kw_self_families[KW_S_ATTACH_INFO].name, lab, 2, 1);
+	}
 	self_family(e, KW_S_BPF_ERRORS);
 	for (i = 0; i < KW_ERR_MAX; i++)
 		self_labeled(e, KW_S_BPF_ERRORS, error_reasons[i], s->errors[i]);

@@ -24,7 +24,15 @@ struct kw_prog_stat {
 	__u64 run_time_ns;
 };
 
-#define KW_MAX_PROGS 8
+#define KW_MAX_PROGS 10
+
+/* A job of the kernel side and what serves it on this kernel (see loader.c's jobs). */
+struct kw_bpf_job {
+	const char *job;     /* "requests", "resets_sent", ... */
+	const char *program; /* "tp_btf/sock_recv_length", a fallback, or "none" */
+};
+
+#define KW_MAX_JOBS 8
 
 #define KW_HIST_MAXSLOTS 32
 
@@ -49,9 +57,10 @@ struct kw_snapshot {
 	double uptime;	    /* s since the agent started */
 	struct kw_prog_stat progs[KW_MAX_PROGS];
 	unsigned int nprogs;
-	int bpf_stats_enabled;	 /* kernel.bpf_stats_enabled, -1 if unreadable */
-	const char *attach_mode; /* the programs attached, see kw_bpf_attach_mode() */
-	__u64 counters_since;	 /* s since the epoch: when the counts started (pinned maps) */
+	int bpf_stats_enabled;	       /* kernel.bpf_stats_enabled, -1 if unreadable */
+	const struct kw_bpf_job *jobs; /* what serves each job, see kw_bpf_jobs() */
+	unsigned int njobs;
+	__u64 counters_since; /* s since the epoch: when the counts started (pinned maps) */
 	/* the latest TCP census (TIME_WAIT, port headroom); owned by the collector, valid
 	 * until the next kw_collect() */
 	const struct kw_census_result *census; /* see census.h */

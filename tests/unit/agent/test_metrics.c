@@ -30,7 +30,7 @@ static struct kw_upstream u[2];
 
 static int render(void **state)
 {
-	struct kw_snapshot s = { .u = u, .n = 2, .attach_mode = "test" };
+	struct kw_snapshot s = { .u = u, .n = 2, .njobs = 0 };
 
 	(void)state;
 	memset(u, 0, sizeof(u));
@@ -129,7 +129,7 @@ static void test_parts(void **state)
 
 	(void)state;
 	for (k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
-		struct kw_snapshot s = { .n = 2, .attach_mode = "test" };
+		struct kw_snapshot s = { .n = 2, .njobs = 0 };
 		struct kw_metrics_stream *m;
 		char *part = malloc(sizes[k]);
 		unsigned int reads = 0;
@@ -172,7 +172,7 @@ static void fill_many(void)
 {
 	size_t i;
 
-	many = (struct kw_snapshot){ .n = MANY, .attach_mode = "test" };
+	many = (struct kw_snapshot){ .n = MANY, .njobs = 0 };
 	many.u = calloc(MANY, sizeof(*many.u));
 	assert_non_null(many.u);
 	for (i = 0; i < MANY; i++) {
