@@ -4,8 +4,8 @@
  * HTTP and prints counters (stat, varnishstat-style), the upstream table (upstreams), the
  * notable events (events, optionally following them) or the doctor's diagnosis (doctor),
  * as text under 80 columns or as JSON with -j. Commands are rows of one table, each with
- * its own option parser. Exit status: 0 done, 1 failed (agent unreachable or answering
- * wrongly), 2 usage error. In JSON mode errors go to stdout as {"error": "..."}.
+ * its options; one parser reads them all. Exit status: 0 done, 1 failed (agent unreachable
+ * or answering wrongly), 2 usage error. In JSON mode errors go to stdout as {"error": "..."}.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -47,34 +47,90 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 /* Everything the options set. */
 struct cli {
-	const char *agent;     /* base URL */
-	int json;	       /* -j: JSON on stdout, errors included */
-	int one;	       /* stat -1 */
-	struct kw_globs globs; /* stat -f */
-	__u32 limit;	       /* upstreams -n, 0 for all; events -n */
-	int follow;	       /* events -f */
-	const char *peer;      /* doctor PEER, or NULL */
+	const char *agent;	   /* base URL */
+	const struct command *cmd; /* the command running */
+	int json;		   /* -j: JSON on stdout, errors included */
+	int one;		   /* stat -1 */
+	struct kw_globs globs;	   /* stat -f */
+	__u32 limit;		   /* upstreams -n, 0 for all; events -n, 0 for the default */
+	int follow;		   /* events -f */
+	const char *peer;	   /* doctor PEER, or NULL */
 };
+
+/*
+ * One option of a command: set() reads it (arg is NULL without an argument) and returns an
+ * exit status when the program should stop (help printed, usage error), or -1 to go on.
+ */
+struct cli_option {
+	int letter;
+	const char *name; /* the long name, or NULL */
+	int has_arg;	  /* no_argument or required_argument */
+	int (*set)(struct cli *c, const char *arg);
+};
+
+/* The most options a command has besides -j and -h, which all have: raise it for more. */
+#define CMD_OPTIONS 2
 
 struct command {
 	const char *name;
 	const char *args;
 	const char *help;
-	int (*run)(struct cli *c, int argc, char **argv); /* returns an exit status */
+	const struct cli_option (*options)[CMD_OPTIONS]; /* unused rows are 0; NULL: none */
+	/* the words after the options, as set(); NULL: there must be none */
+	int (*operands)(struct cli *c, int argc, char **argv);
+	int (*run)(struct cli *c); /* after the options: returns an exit status */
 };
 
-static int cmd_stat(struct cli *c, int argc, char **argv);
-static int cmd_upstreams(struct cli *c, int argc, char **argv);
-static int cmd_events(struct cli *c, int argc, char **argv);
-static int cmd_doctor(struct cli *c, int argc, char **argv);
+static int opt_json(struct cli *c, const char *arg);
+static int opt_help(struct cli *c, const char *arg);
+static int opt_one(struct cli *c, const char *arg);
+static int opt_filter(struct cli *c, const char *arg);
+static int opt_rows(struct cli *c, const char *arg);
+static int opt_follow(struct cli *c, const char *arg);
+static int opt_events(struct cli *c, const char *arg);
+static int doctor_operands(struct cli *c, int argc, char **argv);
+static int cmd_stat(struct cli *c);
+static int cmd_upstreams(struct cli *c);
+static int cmd_events(struct cli *c);
+static int cmd_doctor(struct cli *c);
 
-/* Adding a command is a row here and its function below. */
+/* The options of every command. */
+static const struct cli_option common_options[] = {
+	{ 'j', "json", no_argument, opt_json },
+	{ 'h', "help", no_argument, opt_help },
+};
+
+#define COMMON_OPTIONS (sizeof(common_options) / sizeof(common_options[0]))
+#define MAX_OPTIONS    (COMMON_OPTIONS + CMD_OPTIONS)
+
+static const struct cli_option stat_options[CMD_OPTIONS] = {
+	{ '1', NULL, no_argument, opt_one },
+	{ 'f', "filter", required_argument, opt_filter },
+};
+
+static const struct cli_option upstreams_options[CMD_OPTIONS] = {
+	{ 'n', "limit", required_argument, opt_rows },
+};
+
+static const struct cli_option events_options[CMD_OPTIONS] = {
+	{ 'f', "follow", no_argument, opt_follow },
+	{ 'n', "limit", required_argument, opt_events },
+};
+
+/*
+ * Adding a command is a row here, its options above and its functions below; adding an
+ * option is a row of its command's options and a function.
+ */
 static const struct command commands[] = {
-	{ "stat", "[-1] [-f GLOB[,GLOB...]] [-j]", "counters summed per direction", cmd_stat },
-	{ "upstreams", "[-j] [-n N]", "one row per upstream, busiest first", cmd_upstreams },
-	{ "events", "[-f] [-n N] [-j]", "races, resets and idle closes", cmd_events },
-	{ "doctor", "[PEER] [-j]", "keep-alive timeouts and what to fix", cmd_doctor },
-	{ NULL, NULL, NULL, NULL },
+	{ "stat", "[-1] [-f GLOB[,GLOB...]] [-j]", "counters summed per direction", &stat_options,
+	  NULL, cmd_stat },
+	{ "upstreams", "[-j] [-n N]", "one row per upstream, busiest first", &upstreams_options,
+	  NULL, cmd_upstreams },
+	{ "events", "[-f] [-n N] [-j]", "races, resets and idle closes", &events_options, NULL,
+	  cmd_events },
+	{ "doctor", "[PEER] [-j]", "keep-alive timeouts and what to fix", NULL, doctor_operands,
+	  cmd_doctor },
+	{ NULL, NULL, NULL, NULL, NULL, NULL },
 };
 
 /* Report an error: {"error": msg} on stdout in JSON mode, "keepwatch: msg" otherwise. */
@@ -142,11 +198,6 @@ static void print_usage(FILE *f)
 		DEFAULT_AGENT);
 }
 
-/*
- * The option parsers return an exit status when the program should stop (help printed,
- * usage error), or -1 to go on.
- */
-
 /* Turn getopt's complaint into ours; opterr is 0 and optstring starts with ':'. */
 static int bad_option(const struct cli *c, int opt, char **argv)
 {
@@ -168,6 +219,91 @@ static int wants_json(int argc, char **argv)
 		if (!strcmp(argv[i], "-j") || !strcmp(argv[i], "--json"))
 			return 1;
 	return 0;
+}
+
+/* Option i of a command, -j and -h first; NULL after its last. */
+static const struct cli_option *option_row(const struct command *cmd, unsigned int i)
+{
+	if (i < COMMON_OPTIONS)
+		return &common_options[i];
+	i -= COMMON_OPTIONS;
+	if (!cmd->options || i >= CMD_OPTIONS || !(*cmd->options)[i].letter)
+		return NULL;
+	return &(*cmd->options)[i];
+}
+
+/* The row of a command's option `letter`, or NULL: getopt's ':' and '?' have none. */
+static const struct cli_option *find_option(const struct command *cmd, int letter)
+{
+	const struct cli_option *o;
+	unsigned int i;
+
+	for (i = 0; (o = option_row(cmd, i)); i++)
+		if (o->letter == letter)
+			return o;
+	return NULL;
+}
+
+/* getopt_long's optstring and longopts for a command's options. */
+static void getopt_spec(const struct command *cmd, char *shortopts, struct option *longopts)
+{
+	const struct cli_option *o;
+	unsigned int i;
+
+	/* ':': a missing argument is told apart from an unknown option (see bad_option) */
+	*shortopts++ = ':';
+	for (i = 0; (o = option_row(cmd, i)); i++) {
+		*shortopts++ = o->letter;
+		if (o->has_arg == required_argument)
+			*shortopts++ = ':';
+		if (o->name)
+			*longopts++ = (struct option){ o->name, o->has_arg, NULL, o->letter };
+	}
+	*shortopts = '\0';
+	*longopts = (struct option){ NULL, 0, NULL, 0 };
+}
+
+/*
+ * The running command's options and operands (argv[0] is its name). Returns an exit status
+ * when the program should stop (help printed, usage error), or -1 to go on.
+ */
+static int command_options(struct cli *c, int argc, char **argv)
+{
+	const struct command *cmd = c->cmd;
+	struct option longopts[MAX_OPTIONS + 1];
+	char shortopts[2 * MAX_OPTIONS + 2];
+	const struct cli_option *o;
+	int opt, ret;
+
+	getopt_spec(cmd, shortopts, longopts);
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+		o = find_option(cmd, opt);
+		if (!o)
+			return bad_option(c, opt, argv);
+		ret = o->set(c, optarg);
+		if (ret >= 0)
+			return ret;
+	}
+	if (cmd->operands)
+		return cmd->operands(c, argc - optind, argv + optind);
+	if (optind < argc)
+		return usage_error(c, "unexpected argument '%s'", argv[optind]);
+	return -1;
+}
+
+static int opt_json(struct cli *c, const char *arg)
+{
+	(void)arg;
+	c->json = 1;
+	return -1;
+}
+
+static int opt_help(struct cli *c, const char *arg)
+{
+	(void)arg;
+	printf("usage: keepwatch %s %s\n", c->cmd->name, c->cmd->args);
+	return EXIT_OK;
 }
 
 /* ---- talking to the agent ---- */
@@ -292,41 +428,21 @@ static int print_json(const struct cli *c, const json_t *doc)
 
 /* ---- stat ---- */
 
-static int stat_options(struct cli *c, int argc, char **argv)
+static int opt_one(struct cli *c, const char *arg)
 {
-	static const struct option longopts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "filter", required_argument, NULL, 'f' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int opt, err;
+	(void)arg;
+	c->one = 1;
+	return -1;
+}
 
-	optind = 0;
-	while ((opt = getopt_long(argc, argv, ":1f:jh", longopts, NULL)) != -1) {
-		switch (opt) {
-		case '1':
-			c->one = 1;
-			break;
-		case 'f':
-			err = kw_globs_add(&c->globs, optarg);
-			if (err == -EINVAL)
-				return usage_error(c, "empty glob in -f '%s'", optarg);
-			if (err)
-				return usage_error(c, "-f: %s", strerror(-err));
-			break;
-		case 'j':
-			c->json = 1;
-			break;
-		case 'h':
-			printf("usage: keepwatch stat [-1] [-f GLOB[,GLOB...]] [-j]\n");
-			return EXIT_OK;
-		default:
-			return bad_option(c, opt, argv);
-		}
-	}
-	if (optind < argc)
-		return usage_error(c, "unexpected argument '%s'", argv[optind]);
+static int opt_filter(struct cli *c, const char *arg)
+{
+	int err = kw_globs_add(&c->globs, arg);
+
+	if (err == -EINVAL)
+		return usage_error(c, "empty glob in -f '%s'", arg);
+	if (err)
+		return usage_error(c, "-f: %s", strerror(-err));
 	return -1;
 }
 
@@ -355,15 +471,12 @@ static int stat_matches(const struct cli *c, const struct kw_stat *st)
 	return 0;
 }
 
-static int cmd_stat(struct cli *c, int argc, char **argv)
+static int cmd_stat(struct cli *c)
 {
 	struct kw_stat st;
 	json_t *doc, *out;
 	int ret, err;
 
-	ret = stat_options(c, argc, argv);
-	if (ret >= 0)
-		return ret;
 	ret = agent_get(c, UPSTREAMS_PATH, &doc);
 	if (ret)
 		return ret;
@@ -392,36 +505,11 @@ static int cmd_stat(struct cli *c, int argc, char **argv)
 
 /* ---- upstreams ---- */
 
-static int upstreams_options(struct cli *c, int argc, char **argv)
+/* upstreams -n */
+static int opt_rows(struct cli *c, const char *arg)
 {
-	static const struct option longopts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "limit", required_argument, NULL, 'n' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int opt;
-
-	optind = 0;
-	while ((opt = getopt_long(argc, argv, ":jn:h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'j':
-			c->json = 1;
-			break;
-		case 'n':
-			if (kw_parse_u32(optarg, 1, UINT32_MAX, &c->limit))
-				return usage_error(c, "-n wants a number of rows from 1, not '%s'",
-						   optarg);
-			break;
-		case 'h':
-			printf("usage: keepwatch upstreams [-j] [-n N]\n");
-			return EXIT_OK;
-		default:
-			return bad_option(c, opt, argv);
-		}
-	}
-	if (optind < argc)
-		return usage_error(c, "unexpected argument '%s'", argv[optind]);
+	if (kw_parse_u32(arg, 1, UINT32_MAX, &c->limit))
+		return usage_error(c, "-n wants a number of rows from 1, not '%s'", arg);
 	return -1;
 }
 
@@ -439,16 +527,13 @@ static void upstreams_print(const struct kw_up_row *rows, size_t n)
 			puts(line);
 }
 
-static int cmd_upstreams(struct cli *c, int argc, char **argv)
+static int cmd_upstreams(struct cli *c)
 {
 	struct kw_up_row *rows = NULL;
 	json_t *doc, *sel;
 	size_t n;
 	int ret, err;
 
-	ret = upstreams_options(c, argc, argv);
-	if (ret >= 0)
-		return ret;
 	ret = agent_get(c, UPSTREAMS_PATH, &doc);
 	if (ret)
 		return ret;
@@ -477,43 +562,19 @@ static int cmd_upstreams(struct cli *c, int argc, char **argv)
 
 /* ---- events ---- */
 
-static int events_options(struct cli *c, int argc, char **argv)
+static int opt_follow(struct cli *c, const char *arg)
 {
-	static const struct option longopts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "follow", no_argument, NULL, 'f' },
-		{ "limit", required_argument, NULL, 'n' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int opt;
+	(void)arg;
+	c->follow = 1;
+	return -1;
+}
 
-	optind = 0;
-	c->limit = EVENTS_DEFAULT;
-	while ((opt = getopt_long(argc, argv, ":jfn:h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'j':
-			c->json = 1;
-			break;
-		case 'f':
-			c->follow = 1;
-			break;
-		case 'n':
-			if (kw_parse_u32(optarg, 1, EVENTS_MAX, &c->limit))
-				return usage_error(c,
-						   "-n wants a number of events from 1 to %u, "
-						   "not '%s'",
-						   EVENTS_MAX, optarg);
-			break;
-		case 'h':
-			printf("usage: keepwatch events [-f] [-n N] [-j]\n");
-			return EXIT_OK;
-		default:
-			return bad_option(c, opt, argv);
-		}
-	}
-	if (optind < argc)
-		return usage_error(c, "unexpected argument '%s'", argv[optind]);
+/* events -n */
+static int opt_events(struct cli *c, const char *arg)
+{
+	if (kw_parse_u32(arg, 1, EVENTS_MAX, &c->limit))
+		return usage_error(c, "-n wants a number of events from 1 to %u, not '%s'",
+				   EVENTS_MAX, arg);
 	return -1;
 }
 
@@ -595,7 +656,7 @@ static int events_follow(const struct cli *c, __u64 next)
 	return EXIT_OK;
 }
 
-static int cmd_events(struct cli *c, int argc, char **argv)
+static int cmd_events(struct cli *c)
 {
 	char path[128];
 	__u64 next;
@@ -603,10 +664,7 @@ static int cmd_events(struct cli *c, int argc, char **argv)
 	size_t n;
 	int ret;
 
-	ret = events_options(c, argc, argv);
-	if (ret >= 0)
-		return ret;
-	snprintf(path, sizeof(path), EVENTS_PATH "?limit=%u", c->limit);
+	snprintf(path, sizeof(path), EVENTS_PATH "?limit=%u", c->limit ?: EVENTS_DEFAULT);
 	ret = agent_get(c, path, &doc);
 	if (ret)
 		return ret;
@@ -619,50 +677,30 @@ static int cmd_events(struct cli *c, int argc, char **argv)
 
 /* ---- doctor ---- */
 
-static int doctor_options(struct cli *c, int argc, char **argv)
+/* doctor [PEER]: at most one, checked here so that a typo is a usage error */
+static int doctor_operands(struct cli *c, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	__u8 addr[16];
 	__u16 port;
-	int opt;
 
-	optind = 0;
-	while ((opt = getopt_long(argc, argv, ":jh", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'j':
-			c->json = 1;
-			break;
-		case 'h':
-			printf("usage: keepwatch doctor [PEER] [-j]\n");
-			return EXIT_OK;
-		default:
-			return bad_option(c, opt, argv);
-		}
-	}
-	if (optind < argc)
-		c->peer = argv[optind++];
-	if (optind < argc)
-		return usage_error(c, "unexpected argument '%s'", argv[optind]);
-	if (c->peer && kw_addr_parse_peer(c->peer, addr, &port))
+	if (argc > 1)
+		return usage_error(c, "unexpected argument '%s'", argv[1]);
+	if (!argc)
+		return -1;
+	c->peer = argv[0];
+	if (kw_addr_parse_peer(c->peer, addr, &port))
 		return usage_error(c, "'%s' is not a peer: ADDR, ADDR:PORT or [IPV6]:PORT",
 				   c->peer);
 	return -1;
 }
 
-static int cmd_doctor(struct cli *c, int argc, char **argv)
+static int cmd_doctor(struct cli *c)
 {
 	char path[256], *esc = NULL;
 	struct kw_buf text;
 	json_t *doc;
 	int ret, err;
 
-	ret = doctor_options(c, argc, argv);
-	if (ret >= 0)
-		return ret;
 	if (c->peer) {
 		esc = curl_easy_escape(NULL, c->peer, 0);
 		if (!esc) {
@@ -776,7 +814,10 @@ int main(int argc, char **argv)
 		ret = EXIT_FAIL;
 		goto out;
 	}
-	ret = cmd->run(&c, argc - optind, argv + optind);
+	c.cmd = cmd;
+	ret = command_options(&c, argc - optind, argv + optind);
+	if (ret < 0)
+		ret = cmd->run(&c);
 	curl_global_cleanup();
 out:
 	kw_globs_free(&c.globs);
