@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <linux/magic.h>
+#include <sys/utsname.h>
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
@@ -59,13 +60,23 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
  * What the agent needs of the kernel and of its own privileges, said the same way in every
  * message and in the README's Requirements.
  */
-#define KW_KERNEL_NEEDED "Linux 6.3 or later with BTF (CONFIG_DEBUG_INFO_BTF=y)"
+#define KW_KERNEL_NEEDED "Linux 6.1 or later with BTF (CONFIG_DEBUG_INFO_BTF=y)"
 #define KW_CAPS_NEEDED	 "root, or CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN"
+
+/* The running kernel's release, for messages that say why it does not do. */
+static const char *release(void)
+{
+	static struct utsname u;
+
+	return u.release[0] || !uname(&u) ? u.release : "?";
+}
 
 static int check_kernel(void)
 {
 	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
-		kw_err("kernel BTF not found at /sys/kernel/btf/vmlinux: keepwatch needs " KW_KERNEL_NEEDED);
+		kw_err("kernel BTF not found at /sys/kernel/btf/vmlinux (running Linux %s): "
+		       "keepwatch needs " KW_KERNEL_NEEDED,
+		       release());
 		return -ENOENT;
 	}
 	return 0;
@@ -138,7 +149,9 @@ static int choose_programs(struct kw_bpf *b, unsigned int fallback, int with_fen
 	b->njobs = 0;
 	b->fentry = 0;
 	if (tracepoint_params(btf, "inet_sock_set_state") < 0) {
-		kw_err("this kernel has no inet_sock_set_state tracepoint: keepwatch needs " KW_KERNEL_NEEDED);
+		kw_err("this kernel (Linux %s) has no inet_sock_set_state tracepoint: keepwatch "
+		       "needs " KW_KERNEL_NEEDED,
+		       release());
 		err = -EOPNOTSUPP;
 		goto out;
 	}
@@ -152,8 +165,9 @@ static int choose_programs(struct kw_bpf *b, unsigned int fallback, int with_fen
 		autoload(sk->progs.kw_recv, false);
 		job(b, "requests", "tp_btf/tcp_rcv_space_adjust");
 	} else {
-		kw_err("this kernel has neither the sock_recv_length nor the tcp_rcv_space_adjust "
-		       "tracepoint: keepwatch needs " KW_KERNEL_NEEDED);
+		kw_err("this kernel (Linux %s) has neither the sock_recv_length nor the "
+		       "tcp_rcv_space_adjust tracepoint: keepwatch needs " KW_KERNEL_NEEDED,
+		       release());
 		err = -EOPNOTSUPP;
 		goto out;
 	}
