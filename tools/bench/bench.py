@@ -50,6 +50,11 @@ SWITCH_SETTLE = 0.02  # seconds between the probe switching programs and a windo
 AGENT_LOAD_S = 5  # seconds the agent process is measured under each load (windows)
 
 MODES = {"keepalive": [], "close": ["-H", "Connection: close"]}
+# --agent-args and --floor: the agent's extra flags (e.g. the older kernels' fallbacks) and
+# the empty programs that price the hooks it then uses.
+AGENT_EXTRA = []
+FLOORS = {"default": "floor.bpf.o", "fallbacks": "floor-fallbacks.bpf.o"}
+FLOOR_OBJ = FLOORS["default"]
 TARGET_NS = {"keepalive": 180, "close": 1500}
 
 
@@ -487,7 +492,7 @@ class AgentT(Treatment):
         self.reg, self.netns = reg, netns
 
     def start(self):
-        self.agent = Agent(self.reg, self.netns).start()
+        self.agent = Agent(self.reg, self.netns, AGENT_EXTRA).start()
         self.ids, self.pid = self.agent.ids, self.agent.pid
         return self
 
@@ -531,7 +536,7 @@ class FloorT(_Spawned):
     ready_text = "attached 3"
 
     def command(self):
-        return [PY, BPFLOAD, BUILD / "bench" / "floor.bpf.o"]
+        return [PY, BPFLOAD, BUILD / "bench" / FLOOR_OBJ]
 
 
 class AnchorT(_Spawned):
@@ -1603,6 +1608,12 @@ def parse_args(argv):
     ap.add_argument("--profile", choices=list(MODES), help="only profile the agent's "
                     "programs with perf under this load (lo topology) and exit")
     ap.add_argument("--out", default=str(BUILD / "bench"), help="where the JSON goes")
+    ap.add_argument("--agent-args", default="",
+                    help="extra flags for the agent treatment, e.g. '--fallback requests "
+                    "--fallback reset_reasons --fallback tcp_sock'")
+    ap.add_argument("--floor", choices=list(FLOORS), default="default",
+                    help="the empty programs of the floor: on the default hooks, or on the "
+                    "fallbacks' (tcp_rcv_space_adjust for sock_recv_length)")
     args = ap.parse_args(argv)
     if args.pairs is None:
         args.pairs = (4 if args.quick else 20) if args.method == "runs" else \
@@ -1670,6 +1681,9 @@ def main(argv):
         pool(argv[1:])
         return 0
     args = parse_args(argv)
+    global AGENT_EXTRA, FLOOR_OBJ
+    AGENT_EXTRA = args.agent_args.split()
+    FLOOR_OBJ = FLOORS[args.floor]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tag = os.environ.get("KWB_TAG") or str(os.getpid())
@@ -1682,6 +1696,8 @@ def main(argv):
     stats_saved = stats_file.read_text().strip()
     results = {"env": environment(args)}
     results["env"]["bpf_stats_enabled_before"] = stats_saved
+    results["env"]["agent_args"] = AGENT_EXTRA
+    results["env"]["floor"] = FLOOR_OBJ
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     t_start = time.monotonic()
     ok = False

@@ -41,8 +41,10 @@ done
 
 mkdir -p "$out"
 arch=$(uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
-clang -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_"$arch" -I"$repo/bpf/vmlinux/$arch" \
-	-c "$here/floor.bpf.c" -o "$out/floor.bpf.o"
+for variant in floor:"" floor-fallbacks:-DFALLBACKS; do
+	clang -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_"$arch" -I"$repo/bpf/vmlinux/$arch" \
+		${variant#*:} -c "$here/floor.bpf.c" -o "$out/${variant%%:*}.bpf.o"
+done
 
 # bench.py removes everything it starts, on Ctrl-C and SIGTERM too. Should it die
 # without cleaning up (SIGKILL), remove what it left: its processes (pid file) and its
