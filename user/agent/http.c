@@ -81,9 +81,9 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int status, c
 }
 
 /*
- * The send buffer a stream writes into, sent with one send() each time it is full: a
- * 90 MB page in 1 MiB sends took 10-25% less time than in 256 KiB ones on loopback (a
- * quarter of the calls, and of the client's wake-ups); 2 MiB was no better.
+ * The send buffer a stream writes into, sent with one send() each time it is full: large
+ * sends mean fewer calls, and fewer wake-ups of the client, for pages of tens of MB;
+ * beyond 1 MiB nothing more was gained (BENCHMARKS.md).
  */
 #define STREAM_PART (1024 * 1024)
 

@@ -40,7 +40,7 @@ int kw_json_error(const char *msg, struct kw_buf *out)
 
 /*
  * GET /api/v1/upstreams is written directly, not built with jansson: at 10k upstreams
- * the tree of 1.5 million values took a second and 300 MB. The text is what jansson
+ * the tree would hold 1.5 million values, slow to build and large. The text is what jansson
  * wrote for the tree it replaced (json_dumps, JSON_COMPACT, JSON_REAL_PRECISION(12)):
  * the same keys in the same order, reals as kw_fmt_json_real, integers as json_int_t
  * (so a counter past 2^63 still reads as negative, as before), strings escaped as

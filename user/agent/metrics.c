@@ -707,7 +707,7 @@ static int headers_size(size_t *size)
 /*
  * Everything the page needs of the snapshot, each upstream's record read once, and the
  * page's exact length, so that it can be sent with a Content-Length: clients then read
- * it into one buffer (Python's http.client took twice as long over a chunked 90 MB).
+ * it into one buffer instead of growing one chunk by chunk.
  * The length must follow render_fields and hist_lines to the byte: test_metrics checks
  * it, and http.c cuts a response whose length turns out different.
  */

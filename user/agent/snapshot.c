@@ -18,7 +18,7 @@
  * A snapshot's records, 2 KB an upstream, are written once and then read by every pass
  * over the snapshot. From 2 MB on they get a mapping of their own with huge pages asked
  * for: at 10k upstreams, 10 page faults instead of 4,900 and far fewer TLB misses in
- * the passes after, 15 of the 80 ms a scrape took. Where the kernel has no free huge
+ * the passes after (BENCHMARKS.md has what it saved). Where the kernel has no free huge
  * page it may compact memory first (transparent_hugepage/defrag "madvise", the
  * default) or use small pages. Unmapped whole by kw_snapshot_free: nothing of it stays
  * in the RSS.
