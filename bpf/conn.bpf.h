@@ -94,26 +94,11 @@ static __always_inline struct kw_conn *conn_new(struct sock *sk)
 }
 
 /*
- * The connection's state is done with: user space stops adding its requests, its entry
- * is free for the next connection, and one connection fewer is in socket storage.
- */
-static __always_inline void conn_release(struct kw_conn *s)
-{
-	s->flags |= KW_CONN_FOLDED;
-	if (s->flags & KW_CONN_STORAGE) {
-		__u64 *n = global(KW_GLOBAL_STORAGE_CONNS);
-
-		if (n)
-			__sync_fetch_and_add(n, -1);
-	}
-}
-
-/*
  * Orders the stores to a connection's state before it against those after it, as seen by
  * user space reading the mmapped table on another CPU. x86 keeps stores in order (TSO)
  * and needs nothing. Elsewhere (arm64) a fetching atomic is the barrier BPF has: the
  * kernel's BPF memory model makes atomics with BPF_FETCH fully ordered (the arm64 JIT
- * emits LDADDAL, or an LL/SC loop with DMB). One per connection start, none per request.
+ * emits LDADDAL, or an LL/SC loop with DMB). A few per connection, none per request.
  */
 static __always_inline void conn_barrier(struct kw_conn *s)
 {
@@ -123,6 +108,22 @@ static __always_inline void conn_barrier(struct kw_conn *s)
 	sink = __sync_fetch_and_add((__u64 *)&s->data_segs_in, 0);
 	(void)sink;
 #endif
+}
+
+/*
+ * The connection's state is done with: user space stops adding its requests, its entry
+ * is free for the next connection, and one connection fewer is in socket storage.
+ */
+static __always_inline void conn_release(struct kw_conn *s)
+{
+	s->flags |= KW_CONN_FOLDED;
+	conn_barrier(s); /* folded, before its requests reach the counters */
+	if (s->flags & KW_CONN_STORAGE) {
+		__u64 *n = global(KW_GLOBAL_STORAGE_CONNS);
+
+		if (n)
+			__sync_fetch_and_add(n, -1);
+	}
 }
 
 /* State for an established connection to the upstream key, with these flags. */
