@@ -600,7 +600,9 @@ table inet kw {
             (RST_SENT, in_up, b["TcpOutRsts"]),
             (OPENED, in_up, K),
         ] + hist_slot(RACE_IDLE, in_up, "0.9", "1.1", K - 1)
-          + hist_slot(RACE_GAP, in_up, "0.1", "0.5", K - 1))
+          # 0.3 s after nginx's close plus the start of the client process in its
+          # namespace, which a busy machine stretches past 0.2 s (seen: 0.5-0.66 s).
+          + hist_slot(RACE_GAP, in_up, "0.1", "1", K - 1))
     finally:
         if agent is not None:
             agent.stop()
