@@ -271,4 +271,14 @@ def test_prometheus_rules_are_valid():
                          "keepwatch.rules.yml")
     out = kw.run(["promtool", "check", "rules", rules], check=False)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "SUCCESS: 8 rules found" in out.stdout, out.stdout
+    assert "SUCCESS: 10 rules found" in out.stdout, out.stdout
+
+
+def test_prometheus_rules_unit_tests():
+    """Every recording rule and alert behaves as its unit tests say (promtool test rules):
+    each alert fires with its labels and annotations where it must, and not before."""
+    tests = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "deploy",
+                         "keepwatch.rules.test.yml")
+    out = kw.run(["promtool", "test", "rules", tests], check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "SUCCESS" in out.stdout, out.stdout
