@@ -7,6 +7,8 @@ Every count is exact and checked first against the servers' and the kernel's own
 """
 
 import json
+import subprocess
+import tempfile
 import time
 
 import pytest
@@ -152,6 +154,49 @@ def test_nginx_keepalive_off(netns, nginx, agent, v6):
         f = finding(doc, labels, "server_closes_after_each_response")
         assert "100%" in f["summary"], f"{labels}: not all single-use? {f}"
         assert "keepalive_timeout" in f["fix"], f"{labels}: fix {f['fix']!r}"
+
+
+def test_http10_server_and_curl(netns, agent):
+    """Seed 003's case: python's http.server (HTTP/1.0: it closes after each response)
+    and a new curl per request, which closes as soon as it has read the response: 40
+    connections, one request each, closed by both ends at once, so that neither end
+    closes 90% of them first on either host. The doctor still names single-use traffic
+    on both hosts, and blames the server."""
+    n = 40
+    addr = netns.server_addr()
+    root = tempfile.mkdtemp(prefix="kw-http10-")  # an empty directory to list
+    netns.spawn(netns.server_ns, ["/usr/bin/python3", "-m", "http.server", "--bind", addr,
+                                  "8000", "--directory", root],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while ":8000 " not in netns.ss(netns.server_ns, "-ltn"):
+        assert time.monotonic() < deadline, "python3 -m http.server: not listening in 10 s"
+        time.sleep(0.1)
+    for i in range(n):
+        p = netns.exec(netns.client_ns, ["curl", "-sS", "-o", "/dev/null", "-w",
+                                         "%{http_code} %{http_version}",  # curl prints 1.0 as 1
+                                         f"http://{addr}:8000/"], check=False)
+        assert_eq(f"curl {i + 1}: status and HTTP version", p.stdout, "200 1")
+    inbound, outbound = sides(netns, False)
+    inbound, outbound = dict(inbound, port="8000"), dict(outbound, port="8000")
+    agent.wait_all([(OPENED, inbound, n), (REQS, inbound, n), (REUSED, inbound, 0),
+                    (CLOSED, inbound, n), (OPENED, outbound, n), (REQS, outbound, n),
+                    (REUSED, outbound, 0), (CLOSED, outbound, n),
+                    (PER_CONN + "_count", inbound, n), (PER_CONN + "_count", outbound, n)]
+                   # one request each, whoever closed them (summed over closed_by)
+                   + [(PER_CONN + "_bucket", dict(labels, le=le), want)
+                      for labels in (inbound, outbound) for le, want in (("0", 0), ("1", n))])
+    doc = doctor_json(agent)
+    for labels in (inbound, outbound):
+        ids = [f["id"] for f in findings_of(doc, labels)]
+        single = [i for i in ids if i in ("server_closes_after_each_response",
+                                          "single_use_connections")]
+        assert_eq(f"{labels['direction']}: single-use findings among {ids}", len(single), 1)
+        f = finding(doc, labels, single[0])
+        assert "100%" in f["summary"], f"{labels}: not all single-use? {f}"
+        if single[0] == "single_use_connections":
+            assert ("this server closes" in f["summary"] if labels is inbound
+                    else "the backend closes" in f["summary"]), f"{labels}: blame {f}"
 
 
 def ab_report(text):

@@ -580,6 +580,41 @@ static const char *single_failure(struct ctx *c)
 		       "wasted handshakes";
 }
 
+/* How to make the server keep its connections. */
+static void server_single_fix(struct ctx *c, char *buf, size_t len)
+{
+	if (c->u->key.direction == KW_DIR_OUTBOUND)
+		snprintf(
+			buf, len,
+			"send HTTP/1.1 without Connection: close and keep the connections (nginx: "
+			"proxy_http_version 1.1; proxy_set_header Connection \"\"; keepalive N in "
+			"the upstream block), and keep HTTP/1.1 keep-alive on at the backend (nginx "
+			"keepalive_timeout above 0; Apache KeepAlive On)");
+	else
+		snprintf(buf, len,
+			 "turn HTTP/1.1 keep-alive on and send no Connection: close (nginx "
+			 "keepalive_timeout above 0; Apache KeepAlive On); if the clients send "
+			 "HTTP/1.0 or Connection: close, make them keep connections (ab -k; nginx "
+			 "in front: proxy_http_version 1.1, proxy_set_header Connection \"\", "
+			 "keepalive N in the upstream block)");
+}
+
+/* How to make the client reuse its connections. */
+static void client_single_fix(struct ctx *c, char *buf, size_t len)
+{
+	if (c->u->key.direction == KW_DIR_OUTBOUND)
+		snprintf(buf, len,
+			 "keep connections to the backend open and reuse them: HTTP/1.1 keep-alive "
+			 "with a connection pool (nginx: keepalive N in the upstream block, "
+			 "proxy_http_version 1.1, proxy_set_header Connection \"\"; HAProxy: "
+			 "http-reuse safe, no option httpclose; a client library's pool)");
+	else
+		snprintf(buf, len,
+			 "turn keep-alive on in the client or balancer and reuse connections (a "
+			 "connection pool; ab -k; nginx in front: keepalive N in the upstream "
+			 "block; HAProxy http-reuse)");
+}
+
 /* g. the server closes connections after each response: no keep-alive. */
 static void rule_server_closes_after_each_response(struct ctx *c)
 {
@@ -602,20 +637,7 @@ static void rule_server_closes_after_each_response(struct ctx *c)
 	    "proxy_pass without proxy_http_version 1.1), or keep-alive is off at the server");
 	cat_rate(c, f->evidence, sizeof(f->evidence));
 	cat_time_wait(c, f->evidence, sizeof(f->evidence));
-	if (out)
-		snprintf(
-			f->fix, sizeof(f->fix),
-			"send HTTP/1.1 without Connection: close and keep the connections (nginx: "
-			"proxy_http_version 1.1; proxy_set_header Connection \"\"; keepalive N in "
-			"the upstream block), and keep HTTP/1.1 keep-alive on at the backend (nginx "
-			"keepalive_timeout above 0; Apache KeepAlive On)");
-	else
-		snprintf(f->fix, sizeof(f->fix),
-			 "turn HTTP/1.1 keep-alive on and send no Connection: close (nginx "
-			 "keepalive_timeout above 0; Apache KeepAlive On); if the clients send "
-			 "HTTP/1.0 or Connection: close, make them keep connections (ab -k; nginx "
-			 "in front: proxy_http_version 1.1, proxy_set_header Connection \"\", "
-			 "keepalive N in the upstream block)");
+	server_single_fix(c, f->fix, sizeof(f->fix));
 }
 
 /* h. the client closes connections after each response: it does not reuse them. */
@@ -643,17 +665,56 @@ static void rule_client_closes_after_each_response(struct ctx *c)
 	    "Connection: close the server would close first instead");
 	cat_rate(c, f->evidence, sizeof(f->evidence));
 	cat_time_wait(c, f->evidence, sizeof(f->evidence));
-	if (out)
-		snprintf(f->fix, sizeof(f->fix),
-			 "keep connections to the backend open and reuse them: HTTP/1.1 keep-alive "
-			 "with a connection pool (nginx: keepalive N in the upstream block, "
-			 "proxy_http_version 1.1, proxy_set_header Connection \"\"; HAProxy: "
-			 "http-reuse safe, no option httpclose; a client library's pool)");
+	client_single_fix(c, f->fix, sizeof(f->fix));
+}
+
+/*
+ * h2. nearly every connection carries one request, but neither end closed 90% of them:
+ * both close at once (an HTTP/1.0 server and a client that closes after reading too; curl
+ * against python's http.server). When the two FINs cross, each end sees itself close
+ * first, so the two hosts' closed_by can differ. The likely culprit is the end that
+ * closed more of them, right after the response.
+ */
+static void rule_single_use_connections(struct ctx *c)
+{
+	const struct kw_reuse *r = &c->d->reuse;
+	int out = c->u->key.direction == KW_DIR_OUTBOUND, srv = server_side(c->u), cli = !srv;
+	__u64 single = r->single[KW_BY_LOCAL] + r->single[KW_BY_PEER];
+	__u64 prompt = kw_prompt_closes(c->u, KW_BY_LOCAL) + kw_prompt_closes(c->u, KW_BY_PEER);
+	int by, server_culprit;
+	struct kw_finding *f;
+
+	if (single_use_share(c, KW_BY_LOCAL) || single_use_share(c, KW_BY_PEER))
+		return; /* one end did it: rules g and h name it */
+	if (r->closed < SINGLE_MIN_CONNS || !pct_at_least(single, r->closed, SINGLE_PCT) ||
+	    !pct_at_least(prompt, r->closed, PROMPT_PCT))
+		return;
+	server_culprit = r->single[srv] >= r->single[cli];
+	by = server_culprit ? srv : cli;
+	f = add(c, server_culprit || out ? KW_SEV_WARNING : KW_SEV_INFO, single_failure(c));
+	if (!f)
+		return;
+	snprintf(f->summary, sizeof(f->summary),
+		 "connections are not reused: %.0f%% of closed connections carried a single "
+		 "request, most likely because %s closes them after each response",
+		 100.0 * single / r->closed,
+		 server_culprit ? (out ? "the backend" : "this server") :
+				  (out ? "our client" : "the client"));
+	cat_single(c, f->evidence, sizeof(f->evidence), by,
+		   by == KW_BY_LOCAL ? (out ? "we (the client)" : "we") :
+				       (out ? "the backend" : "the client"));
+	cat(f->evidence, sizeof(f->evidence),
+	    "; the other %llu were closed first by %s: both ends close at once (when their "
+	    "FINs cross, each end counts the close as its own, so the other host may count "
+	    "them the other way round)",
+	    (unsigned long long)r->single[!by],
+	    !by == KW_BY_LOCAL ? "us" : (out ? "the backend" : "the client"));
+	cat_rate(c, f->evidence, sizeof(f->evidence));
+	cat_time_wait(c, f->evidence, sizeof(f->evidence));
+	if (server_culprit)
+		server_single_fix(c, f->fix, sizeof(f->fix));
 	else
-		snprintf(f->fix, sizeof(f->fix),
-			 "turn keep-alive on in the client or balancer and reuse connections (a "
-			 "connection pool; ab -k; nginx in front: keepalive N in the upstream "
-			 "block; HAProxy http-reuse)");
+		client_single_fix(c, f->fix, sizeof(f->fix));
 }
 
 /* i. the server closes connections after a fixed number of requests. */
@@ -827,6 +888,8 @@ const struct kw_rule kw_doctor_rules[] = {
 	  rule_server_closes_after_each_response },
 	{ "client_closes_after_each_response", KW_RULE_BOTH, KW_SEV_WARNING /* or milder */,
 	  rule_client_closes_after_each_response },
+	{ "single_use_connections", KW_RULE_BOTH, KW_SEV_WARNING /* or milder */,
+	  rule_single_use_connections },
 	{ "request_cap", KW_RULE_BOTH, KW_SEV_WARNING /* or milder */, rule_request_cap },
 	{ "short_keepalive_internal", KW_RULE_BOTH, KW_SEV_INFO, rule_short_keepalive_internal },
 	{ NULL, 0, KW_SEV_INFO, NULL },
