@@ -448,13 +448,13 @@ static int opt_filter(struct cli *c, const char *arg)
 
 static int stat_print(const struct cli *c, const struct kw_stat *st)
 {
+	unsigned int i, shown = 0, width = kw_stat_name_width(st, &c->globs);
 	char line[256];
-	unsigned int i, shown = 0;
 
 	for (i = 0; i < KW_STAT_ROWS; i++) {
 		if (!kw_globs_match(&c->globs, st->rows[i].name))
 			continue;
-		if (!kw_stat_format(&st->rows[i], line, sizeof(line)))
+		if (!kw_stat_format(&st->rows[i], width, line, sizeof(line)))
 			puts(line);
 		shown++;
 	}

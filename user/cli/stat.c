@@ -94,12 +94,22 @@ int kw_stat_from_json(const json_t *doc, struct kw_stat *st)
 	return 0;
 }
 
-int kw_stat_format(const struct kw_stat_row *r, char *out, size_t len)
+unsigned int kw_stat_name_width(const struct kw_stat *st, const struct kw_globs *g)
+{
+	unsigned int i, w = KW_STAT_NAME_MIN;
+
+	for (i = 0; i < KW_STAT_ROWS; i++)
+		if (kw_globs_match(g, st->rows[i].name) && strlen(st->rows[i].name) > w)
+			w = strlen(st->rows[i].name);
+	return w;
+}
+
+int kw_stat_format(const struct kw_stat_row *r, unsigned int width, char *out, size_t len)
 {
 	int n, room;
 
-	n = snprintf(out, len, "%-24s %12llu %10.2f  ", r->name, (unsigned long long)r->value,
-		     r->rate);
+	n = snprintf(out, len, "%-*s %12llu %10.2f  ", (int)width, r->name,
+		     (unsigned long long)r->value, r->rate);
 	if (n < 0 || (size_t)n >= len)
 		return -ENOSPC;
 	room = KW_STAT_LINE_MAX - n;

@@ -15,6 +15,8 @@
 #include "lib/fields.h"
 
 #define KW_STAT_NAME_MAX 48
+/* The name column is at least this wide, and as wide as the longest name shown. */
+#define KW_STAT_NAME_MIN 24
 #define KW_STAT_ROWS	 (KW_DIR_MAX * KW_F_MAX)
 /* Longest line kw_stat_format writes, without its NUL: output stays under 80 columns. */
 #define KW_STAT_LINE_MAX 79
@@ -40,10 +42,11 @@ struct kw_stat {
 int kw_stat_from_json(const json_t *doc, struct kw_stat *st);
 
 /*
- * "name value rate description" as `%-24s %12llu %10.2f  %s`, the description cut so the
- * line fits KW_STAT_LINE_MAX columns. Returns 0 or -ENOSPC if out is too small.
+ * "name value rate description" as `%-*s %12llu %10.2f  %s` with the name padded to width
+ * (kw_stat_name_width), the description cut so the line fits KW_STAT_LINE_MAX columns.
+ * Returns 0 or -ENOSPC if out is too small.
  */
-int kw_stat_format(const struct kw_stat_row *r, char *out, size_t len);
+int kw_stat_format(const struct kw_stat_row *r, unsigned int width, char *out, size_t len);
 
 /* fnmatch globs from -f options; an empty set matches every name. */
 struct kw_globs {
@@ -56,6 +59,8 @@ void kw_globs_init(struct kw_globs *g);
 int kw_globs_add(struct kw_globs *g, const char *list);
 /* 1 if name matches one glob or there are none, else 0. */
 int kw_globs_match(const struct kw_globs *g, const char *name);
+/* The width of the name column for the rows g shows: every value column then aligns. */
+unsigned int kw_stat_name_width(const struct kw_stat *st, const struct kw_globs *g);
 void kw_globs_free(struct kw_globs *g);
 
 /*

@@ -173,27 +173,41 @@ static void test_stat_format(void **state)
 		.name = "backend_conn", .value = 3, .rate = 0.24, .desc = "Connections opened"
 	};
 	struct kw_stat st;
+	struct kw_globs g;
 	char line[256];
 	json_t *doc = load(doc_text);
-	unsigned int i;
+	unsigned int i, width;
 
 	(void)state;
-	assert_int_equal(kw_stat_format(&r, line, sizeof(line)), 0);
+	assert_int_equal(kw_stat_format(&r, KW_STAT_NAME_MIN, line, sizeof(line)), 0);
 	assert_string_equal(line,
 			    "backend_conn                        3       0.24  Connections opened");
-	assert_int_equal(kw_stat_format(&r, line, 20), -ENOSPC);
+	assert_int_equal(kw_stat_format(&r, KW_STAT_NAME_MIN, line, 20), -ENOSPC);
 
-	/* every real row fits 79 columns, long descriptions cut */
+	/*
+	 * every real row fits 79 columns, long descriptions cut, and the value column ends
+	 * at the same column on every line, the longest name included
+	 * (backend_rst_sent_disconnect_with_data)
+	 */
 	assert_int_equal(kw_stat_from_json(doc, &st), 0);
+	kw_globs_init(&g);
+	width = kw_stat_name_width(&st, &g);
+	assert_int_equal(width, strlen("backend_rst_sent_disconnect_with_data"));
 	for (i = 0; i < KW_STAT_ROWS; i++) {
-		assert_int_equal(kw_stat_format(&st.rows[i], line, sizeof(line)), 0);
+		assert_int_equal(kw_stat_format(&st.rows[i], width, line, sizeof(line)), 0);
 		if (strlen(line) > KW_STAT_LINE_MAX)
 			fail_msg("%zu columns: %s", strlen(line), line);
 		assert_true(!strncmp(line, st.rows[i].name, strlen(st.rows[i].name)));
+		if (line[width + 12] == ' ' || line[width + 13] != ' ')
+			fail_msg("value not right-aligned at column %u: %s", width + 13, line);
 	}
+	/* filtered to short names, the column is the usual 24 */
+	assert_int_equal(kw_globs_add(&g, "backend_conn,client_req"), 0);
+	assert_int_equal(kw_stat_name_width(&st, &g), KW_STAT_NAME_MIN);
+	kw_globs_free(&g);
 	r.value = UINT64_MAX;
 	r.rate = 1e30;
-	assert_int_equal(kw_stat_format(&r, line, sizeof(line)), 0);
+	assert_int_equal(kw_stat_format(&r, KW_STAT_NAME_MIN, line, sizeof(line)), 0);
 	assert_true(strlen(line) > KW_STAT_LINE_MAX); /* numbers are never cut... */
 	assert_null(strstr(line, "Connections"));     /* ...the description is */
 	json_decref(doc);
