@@ -38,6 +38,15 @@ const volatile __u32 cfg_netns[KW_MAX_FILTERS] = {};
 const volatile __u32 cfg_n_netns = 0;
 const volatile __u32 cfg_ports[KW_MAX_FILTERS] = {};
 const volatile __u32 cfg_n_ports = 0;
+/*
+ * The agent's own HTTP server: its namespace, port (0: count it like any other, with
+ * --watch-self) and address (network order, IPv4 v4-mapped); cfg_self_any: it listens on
+ * every address.
+ */
+const volatile __u32 cfg_self_netns = 0;
+const volatile __u32 cfg_self_port = 0;
+const volatile __u32 cfg_self_addr[4] = {};
+const volatile __u32 cfg_self_any = 0;
 /* kw_conns entries minus one (a power of two minus one; the agent sets it). */
 const volatile __u32 cfg_conns_mask = KW_CONN_TABLE_DEFAULT - 1;
 /* Slots in kw_counters: --max-upstreams plus the overflow slots (the agent sets it). */

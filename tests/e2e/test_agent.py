@@ -282,3 +282,40 @@ def test_prometheus_rules_unit_tests():
     out = kw.run(["promtool", "test", "rules", tests], check=False)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "SUCCESS" in out.stdout, out.stdout
+
+
+def self_upstreams(agent):
+    """The upstreams of the agent's own port, from one GET (itself a connection to it)."""
+    doc = agent.upstreams()
+    return [u for u in doc["upstreams"] if u["port"] == agent.port]
+
+
+@pytest.mark.parametrize("watch_self", [False, True], ids=["default", "watch-self"])
+def test_own_port_left_out(watch_self):
+    """The agent's own HTTP port (here its only service port, --port) is no upstream by
+    default: three CLI runs and the test's own GETs leave none. With --watch-self they
+    count like any other: between two GETs, 3 CLI connections and the second GET's own,
+    each with one request, inbound (the server) and outbound (the clients)."""
+    agent = kw.Agent([])
+    agent.args += ["--port", str(agent.port)] + (["--watch-self"] if watch_self else [])
+    agent.start()
+    try:
+        before = self_upstreams(agent)
+        for _ in range(3):
+            p = kw.cli("--agent", agent.url, "stat", "-1", "-f", "backend_conn")
+            assert_eq(f"keepwatch stat exit status\n{p.stderr}", p.returncode, 0)
+        after = self_upstreams(agent)
+        if not watch_self:
+            assert_eq("upstreams of the agent's own port", before + after, [])
+            return
+        for direction in ("inbound", "outbound"):
+            b = {u["peer"]: u for u in before if u["direction"] == direction}
+            a = {u["peer"]: u for u in after if u["direction"] == direction}
+            assert_eq(f"{direction} peers", sorted(a), ["127.0.0.1"])
+            old = b.get("127.0.0.1", {"conn": 0, "req": 0})
+            assert_eq(f"{direction} connections opened since the first GET",
+                      a["127.0.0.1"]["conn"] - old["conn"], 4)
+            assert_eq(f"{direction} requests since the first GET",
+                      a["127.0.0.1"]["req"] - old["req"], 4)
+    finally:
+        agent.stop()

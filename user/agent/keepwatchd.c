@@ -43,6 +43,7 @@ struct options {
 	int no_pin;
 	__u32 lb_idle_timeout; /* s, 0 when not given */
 	__u32 events;	       /* capacity of the event log */
+	int watch_self;	       /* --watch-self: count our own HTTP port too */
 };
 
 /* What the routes read. */
@@ -74,6 +75,8 @@ static const char usage_text[] =
 	"                            the doctor to check the keep-alive timeouts against\n"
 	"      --events N            notable events kept for /api/v1/events (%u-%u,\n"
 	"                            default %u)\n"
+	"      --watch-self          count the agent's own HTTP port (scrapes, the CLI) as\n"
+	"                            an upstream too; by default it is left out\n"
 	"      --fallback JOB        serve JOB (requests, reset_reasons, tcp_sock) with the\n"
 	"                            fallback older kernels use, also where the preferred\n"
 	"                            program exists (repeatable; to test the fallbacks)\n"
@@ -115,6 +118,18 @@ static int print_metrics_doc(void)
 	return err ? 1 : 0;
 }
 
+/*
+ * Leave our own HTTP server out of the upstreams: every scrape and CLI request would be one
+ * (and the doctor would blame "our client" for the CLI's single-use connections). A
+ * wildcard or a host name listens on more than one address: loopback stands for them.
+ */
+static void self_filter(struct options *o)
+{
+	o->bpf.self_port = o->port;
+	o->bpf.self_any = !strcmp(o->host, "0.0.0.0") || !strcmp(o->host, "::") ||
+			  !strcmp(o->host, "") || kw_addr_parse(o->host, o->bpf.self_addr);
+}
+
 static void parse_options(int argc, char **argv, struct options *o)
 {
 	enum {
@@ -124,7 +139,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 		OPT_LB_IDLE_TIMEOUT,
 		OPT_EVENTS,
 		OPT_CONN_TABLE,
-		OPT_FALLBACK
+		OPT_FALLBACK,
+		OPT_WATCH_SELF
 	};
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, 'l' },
@@ -137,6 +153,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{ "lb-idle-timeout", required_argument, NULL, OPT_LB_IDLE_TIMEOUT },
 		{ "events", required_argument, NULL, OPT_EVENTS },
 		{ "fallback", required_argument, NULL, OPT_FALLBACK },
+		{ "watch-self", no_argument, NULL, OPT_WATCH_SELF },
 		{ "metrics-doc", no_argument, NULL, OPT_METRICS_DOC },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, 'V' },
@@ -221,6 +238,9 @@ static void parse_options(int argc, char **argv, struct options *o)
 					    optarg);
 			o->bpf.fallback |= kw_fallback_parse(optarg);
 			break;
+		case OPT_WATCH_SELF:
+			o->watch_self = 1;
+			break;
 		case OPT_METRICS_DOC:
 			exit(print_metrics_doc());
 		case 'v':
@@ -242,6 +262,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 	if (optind < argc)
 		usage_error("unexpected argument '%s'", argv[optind]);
 	o->bpf.pin_dir = o->no_pin ? NULL : o->pin_dir;
+	if (!o->watch_self)
+		self_filter(o);
 	kw_log_set_level(KW_LOG_INFO + verbose);
 }
 

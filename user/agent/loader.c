@@ -501,6 +501,26 @@ static int attach(struct kw_bpf *b)
 	return 0;
 }
 
+/* The agent's own HTTP server, which the programs leave out (see filter.bpf.h). */
+static int set_self(struct kw_bpf *b, const struct kw_loader_opts *o)
+{
+	struct stat st;
+
+	if (!o->self_port)
+		return 0;
+	if (stat("/proc/self/ns/net", &st)) {
+		int err = -errno;
+
+		kw_err("read the agent's network namespace: %s", strerror(errno));
+		return err;
+	}
+	b->skel->rodata->cfg_self_netns = st.st_ino;
+	b->skel->rodata->cfg_self_port = o->self_port;
+	memcpy((void *)b->skel->rodata->cfg_self_addr, o->self_addr, 16);
+	b->skel->rodata->cfg_self_any = o->self_any;
+	return 0;
+}
+
 /*
  * Opens the object, chooses its programs, sizes its maps, pins them and loads it. -EAGAIN
  * if the fentry programs made the load fail: try again with_fentry 0.
@@ -529,6 +549,9 @@ static int open_and_load(struct kw_bpf *b, const struct kw_loader_opts *o, int w
 	for (i = 0; i < o->n_ports; i++)
 		((__u32 *)b->skel->rodata->cfg_ports)[i] = o->ports[i];
 	b->skel->rodata->cfg_n_ports = o->n_ports;
+	err = set_self(b, o);
+	if (err)
+		goto destroy_skel;
 	b->capacity = o->max_upstreams + KW_DIR_MAX;
 	b->skel->rodata->cfg_capacity = b->capacity;
 	err = bpf_map__set_max_entries(b->skel->maps.kw_upstreams, b->capacity);

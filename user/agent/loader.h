@@ -21,6 +21,14 @@ struct kw_loader_opts {
 	__u32 max_upstreams;
 	__u32 conn_table;      /* kw_conns entries, a power of two */
 	unsigned int fallback; /* KW_FALLBACK_*: use these fallbacks where not needed (tests) */
+	/*
+	 * The agent's own HTTP server, left out of the upstreams: its port (0: counted like
+	 * any other), its address (v4-mapped) or self_any for every address; in the agent's
+	 * own namespace.
+	 */
+	__u16 self_port;
+	__u8 self_addr[16];
+	int self_any;
 };
 
 /* Jobs whose fallback can be chosen on a kernel that has the preferred program. */
