@@ -133,8 +133,9 @@ __u64 kw_event_ring_first(const struct kw_event_ring *r)
 /* "2026-11-23T13:05:01.123Z" */
 static void format_time(__s64 time_ns, char *out, size_t len)
 {
-	__s64 ms = time_ns >= 0 ? time_ns / 1000000 : -((-time_ns + 999999) / 1000000);
-	time_t sec = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
+	/* floor divisions that never negate (INT64_MIN has no positive) */
+	__s64 ms = time_ns / 1000000 - (time_ns % 1000000 < 0);
+	time_t sec = ms / 1000 - (ms % 1000 < 0);
 	struct tm tm;
 	size_t n;
 

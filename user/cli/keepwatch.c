@@ -26,6 +26,7 @@
 #include "cli/upstreams.h"
 #include "lib/log.h"
 #include "lib/parse.h"
+#include "lib/text.h"
 
 #ifndef KW_VERSION
 #define KW_VERSION "unknown"
@@ -144,6 +145,7 @@ cli_error(const struct cli *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	kw_text_safe(msg, 0); /* it may quote the agent's answer */
 	if (!c->json) {
 		kw_err("%s", msg);
 		return;
@@ -306,6 +308,12 @@ static int opt_help(struct cli *c, const char *arg)
 	return EXIT_OK;
 }
 
+/* A line of text built from the agent's answer, made safe for the terminal first. */
+static void print_line(char *line)
+{
+	puts(kw_text_safe(line, 0));
+}
+
 /* ---- talking to the agent ---- */
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ctx)
@@ -332,6 +340,8 @@ static CURL *agent_handle(const char *url, struct kw_buf *body, char *errbuf)
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, TOTAL_TIMEOUT);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "keepwatch/" KW_VERSION);
+	/* the agent is asked directly: $http_proxy and friends are for the web, not for it */
+	curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
 #if LIBCURL_VERSION_NUM >= 0x075500
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 #else
@@ -353,6 +363,35 @@ static const char *agent_error_text(const struct kw_buf *body)
 			 json_string_value(json_object_get(doc, "error")));
 	json_decref(doc);
 	return text;
+}
+
+/* Why a request to the agent failed; the hint to start it only where none answered. */
+static void transfer_error(const struct cli *c, CURLcode rc, const char *errbuf)
+{
+	const char *why = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+
+	switch (rc) {
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_COULDNT_RESOLVE_HOST:
+		cli_error(c, "cannot reach the agent at %s: %s", c->agent, why);
+		fprintf(stderr, "start it with 'make run' or 'build/keepwatchd' (needs root)\n");
+		break;
+	case CURLE_OPERATION_TIMEDOUT:
+		cli_error(c, "the agent at %s did not answer within %ld s: %s", c->agent,
+			  TOTAL_TIMEOUT / 1000, why);
+		break;
+	case CURLE_WRITE_ERROR:
+		cli_error(c, "the agent at %s sent more than %u MiB: not read", c->agent,
+			  MAX_BODY >> 20);
+		break;
+	case CURLE_PARTIAL_FILE:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+		cli_error(c, "the agent at %s cut its answer short: %s", c->agent, why);
+		break;
+	default:
+		cli_error(c, "request to the agent at %s failed: %s", c->agent, why);
+	}
 }
 
 /* GET agent + path and parse the JSON answer into *doc; returns an exit status. */
@@ -381,9 +420,7 @@ static int agent_get(const struct cli *c, const char *path, json_t **doc)
 	curl_easy_cleanup(h);
 
 	if (rc != CURLE_OK) {
-		cli_error(c, "cannot reach the agent at %s: %s", c->agent,
-			  errbuf[0] ? errbuf : curl_easy_strerror(rc));
-		fprintf(stderr, "start it with 'make run' or 'build/keepwatchd' (needs root)\n");
+		transfer_error(c, rc, errbuf);
 		goto fail;
 	}
 	if (status != 200) {
@@ -455,7 +492,7 @@ static int stat_print(const struct cli *c, const struct kw_stat *st)
 		if (!kw_globs_match(&c->globs, st->rows[i].name))
 			continue;
 		if (!kw_stat_format(&st->rows[i], width, line, sizeof(line)))
-			puts(line);
+			print_line(line);
 		shown++;
 	}
 	return shown;
@@ -521,10 +558,10 @@ static void upstreams_print(const struct kw_up_row *rows, size_t n)
 
 	kw_up_widths(rows, n, &w);
 	if (!kw_up_format_header(&w, line, sizeof(line)))
-		puts(line);
+		print_line(line);
 	for (i = 0; i < n; i++)
 		if (!kw_up_format_row(&rows[i], &w, line, sizeof(line)))
-			puts(line);
+			print_line(line);
 }
 
 static int cmd_upstreams(struct cli *c)
@@ -601,7 +638,7 @@ static int events_print(const struct cli *c, const json_t *doc, int compact, __u
 		err = kw_ev_format(ev, line, sizeof(line));
 		if (err)
 			return bad_document(c, err);
-		puts(line);
+		print_line(line);
 	}
 	return EXIT_OK;
 }
@@ -726,7 +763,7 @@ static int cmd_doctor(struct cli *c)
 	else if (err)
 		bad_document(c, err);
 	else
-		fputs(text.data, stdout);
+		fputs(kw_text_safe(text.data, 1), stdout);
 	kw_buf_free(&text);
 	return err ? EXIT_FAIL : EXIT_OK;
 }

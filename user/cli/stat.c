@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fnmatch.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +59,11 @@ static int stat_add_upstream(struct kw_stat *st, const json_t *up)
 			continue;
 		if (!json_is_integer(v) || json_integer_value(v) < 0)
 			return -EPROTO;
-		st->rows[block * KW_F_MAX + f].value += (__u64)json_integer_value(v);
+		/* saturates: a sum beyond 2^64 - 1 shows as 18446744073709551615 */
+		if (__builtin_add_overflow(st->rows[block * KW_F_MAX + f].value,
+					   (__u64)json_integer_value(v),
+					   &st->rows[block * KW_F_MAX + f].value))
+			st->rows[block * KW_F_MAX + f].value = UINT64_MAX;
 	}
 	return 0;
 }

@@ -361,6 +361,12 @@ static void test_json_time(void **state)
 		{ 1999999999, "1970-01-01T00:00:01.999Z" },
 		{ T0, "2026-11-23T13:05:01.123Z" },
 		{ 951782400LL * 1000000000, "2000-02-29T00:00:00.000Z" },
+		/* before the epoch: floored, and the extremes without overflow (UBSan) */
+		{ -1, "1969-12-31T23:59:59.999Z" },
+		{ -1000000, "1969-12-31T23:59:59.999Z" },
+		{ -1000001, "1969-12-31T23:59:59.998Z" },
+		{ INT64_MIN, "1677-09-21T00:12:43.145Z" },
+		{ INT64_MAX, "2262-04-11T23:47:16.854Z" },
 	};
 	struct kw_event ev = ev_v4(KW_EV_IDLE_CLOSE, KW_DIR_INBOUND, 0);
 	struct kw_event_ring r;

@@ -167,6 +167,29 @@ static void test_stat_bad_documents(void **state)
 	stat_rejects("[]", -EPROTO);
 }
 
+/* Sums that would pass 2^64 - 1 stop there instead of wrapping round to small numbers. */
+static void test_stat_saturates(void **state)
+{
+	static const char text[] =
+		"{\"version\": 1, \"uptime_seconds\": 1, \"upstreams\": ["
+		" {\"direction\": \"outbound\", \"conn\": 9223372036854775807, \"req\": 5},"
+		" {\"direction\": \"outbound\", \"conn\": 9223372036854775807, \"req\": 6},"
+		" {\"direction\": \"outbound\", \"conn\": 9, \"req\": 7}]}";
+	json_t *doc = load(text);
+	struct kw_stat st;
+	unsigned int i;
+
+	(void)state;
+	assert_int_equal(kw_stat_from_json(doc, &st), 0);
+	for (i = 0; i < KW_STAT_ROWS; i++) {
+		if (!strcmp(st.rows[i].name, "backend_conn"))
+			assert_true(st.rows[i].value == UINT64_MAX);
+		if (!strcmp(st.rows[i].name, "backend_req"))
+			assert_int_equal(st.rows[i].value, 18);
+	}
+	json_decref(doc);
+}
+
 static void test_stat_format(void **state)
 {
 	struct kw_stat_row r = {
@@ -416,6 +439,7 @@ int main(void)
 		cmocka_unit_test(test_stat_unknown_direction),
 		cmocka_unit_test(test_stat_bad_documents),
 		cmocka_unit_test(test_stat_format),
+		cmocka_unit_test(test_stat_saturates),
 		cmocka_unit_test(test_globs),
 		cmocka_unit_test(test_stat_json),
 		cmocka_unit_test(test_upstream_rows),
