@@ -215,4 +215,7 @@ clean:
 
 .SECONDARY:
 
--include $(shell find $(OUT) -name '*.d' 2>/dev/null)
+# Not under $(OUT)/kernels: the guests' Debian packages are extracted there, and their
+# rt_tables.d-like folders are no makefiles.
+-include $(shell find $(OUT) -path $(OUT)/kernels -prune -o -name '*.d' -type f -print \
+	2>/dev/null)
