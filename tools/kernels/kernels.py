@@ -384,22 +384,43 @@ def foreign_shared_libs(binaries, a, roots):
     return libs
 
 
-def installed(pkg, a):
-    p = subprocess.run(["dpkg-query", "-W", "-f=${db:Status-Abbrev}", f"{pkg}:{a.deb}"],
-                       capture_output=True, text=True)
-    return p.returncode == 0 and p.stdout.startswith("ii")
+def foreign_packages(pkgs, a):
+    """Packages pkgs of arch a extracted under build/kernels/<deb arch>/<package>/, with
+    the libraries they depend on that the host has not installed for a, recursively
+    (their first alternatives; libc6 and the like are there with the cross build): the
+    roots to look into, pkgs' first. One apt-cache call a level: each takes a second."""
+    roots, done, level = {}, set(pkgs), list(pkgs)
+    while level:
+        out = run(["apt-cache", "show", "--no-all-versions",
+                   *[f"{p}:{a.deb}" for p in level]]).decode()
+        deps = []
+        for record in out.strip().split("\n\n"):
+            pkg = re.search(r"^Package:\s*(\S+)", record, re.M).group(1)
+            version = re.search(r"^Version:\s*(\S+)", record, re.M).group(1)
+            roots[pkg] = extract_package(pkg, version, a)
+            for field in re.findall(r"^(?:Pre-)?Depends:\s*(.*)$", record, re.M):
+                for alt in field.split(","):
+                    dep = alt.split("|")[0].split("(")[0].strip().split(":")[0]
+                    if dep.startswith("lib") and dep not in done:
+                        done.add(dep)
+                        deps.append(dep)
+        level = not_installed(deps, a)
+    return [roots[p] for p in pkgs] + [r for p, r in roots.items() if p not in pkgs]
 
 
-def foreign_package(pkg, a, done=None):
-    """Package pkg of arch a extracted under build/kernels/<deb arch>/, with the
-    libraries it depends on that the host has not installed for a, recursively (their
-    first alternatives; libc6 and the like are there when the cross build is): a list of
-    the roots to look into."""
-    done = set() if done is None else done
-    done.add(pkg)
-    version = run(["apt-cache", "show", "--no-all-versions", f"{pkg}:{a.deb}"]).decode()
-    depends = re.search(r"^(?:Pre-)?Depends:\s*(.*)$", version, re.M)
-    version = re.search(r"^Version:\s*(\S+)", version, re.M).group(1)
+def not_installed(pkgs, a):
+    """The packages of pkgs that dpkg has not installed for arch a."""
+    if not pkgs:
+        return []
+    out = subprocess.run(["dpkg-query", "-W", "-f=${Package} ${db:Status-Abbrev}\n",
+                          *[f"{p}:{a.deb}" for p in pkgs]], capture_output=True, text=True)
+    ok = {line.split()[0] for line in out.stdout.splitlines()
+          if line.split()[1:2] == ["ii"]}
+    return [p for p in pkgs if p not in ok]
+
+
+def extract_package(pkg, version, a):
+    """The folder package pkg (of arch a, at version) is extracted in, once a version."""
     deb = download(pkg, version, a)
     root = BUILD / "kernels" / a.deb / pkg
     stamp = root / ".extracted"
@@ -409,12 +430,7 @@ def foreign_package(pkg, a, done=None):
         root.mkdir(parents=True)
         run(["dpkg-deb", "-x", deb, root])
         stamp.write_text(deb.name)
-    roots = [root]
-    for alt in (depends.group(1).split(",") if depends else []):
-        dep = alt.split("|")[0].split("(")[0].strip().split(":")[0]
-        if dep.startswith("lib") and dep not in done and not installed(dep, a):
-            roots += foreign_package(dep, a, done)
-    return roots
+    return root
 
 
 def userland(a):
@@ -427,11 +443,10 @@ def userland(a):
         applets = subprocess.run([busybox, "--list"], capture_output=True,
                                  text=True).stdout.split()
         return busybox, ip, ["/"], applets
-    bb_root = foreign_package("busybox-static", a)[0]
-    roots = foreign_package("iproute2", a)
-    busybox = bb_root / "bin" / "busybox"
-    ip = next(r / d / "ip" for r in roots[:1] for d in ("bin", "sbin", "usr/bin", "usr/sbin")
-              if (r / d / "ip").is_file() and not (r / d / "ip").is_symlink())
+    roots = foreign_packages(["busybox-static", "iproute2"], a)
+    busybox = roots[0] / "bin" / "busybox"
+    ip = next(roots[1] / d / "ip" for d in ("bin", "sbin", "usr/bin", "usr/sbin")
+              if (roots[1] / d / "ip").is_file() and not (roots[1] / d / "ip").is_symlink())
     qemu_user = f"qemu-{a.triplet.split('-')[0]}-static"
     applets = run([qemu_user, busybox, "--list"]).decode().split()
     return busybox, ip, roots + ["/"], applets
