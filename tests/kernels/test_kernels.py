@@ -431,7 +431,7 @@ def hist_summary(h):
     """(count, lo, hi): the observations and the narrowest (lo, hi] of the bucket bounds
     that holds them all."""
     lo = hi = None
-    for le, n in h["buckets"]:
+    for le, n in h.get("buckets", []):
         if n == 0:
             lo = le
         elif n == h["count"] and hi is None:
@@ -460,8 +460,11 @@ def test_counts(guests, name, scenario):
                 if v != want.get(f, 0):
                     wrong.append(f"{direction} {f}: actual {v}, expected {want.get(f, 0)}")
         hists = getattr(scenario, direction + "_hists")
+        # A histogram has a count; an empty one has no buckets in the JSON.
+        found = {f for f, v in u.items() if isinstance(v, dict) and "count" in v}
+        wrong += [f"{direction} {f}: no such histogram" for f in sorted(set(hists) - found)]
         for f, v in u.items():
-            if isinstance(v, dict) and "buckets" in v:
+            if f in found:
                 count, lo, hi = hist_summary(v)
                 if f not in hists:
                     if count:
@@ -470,7 +473,7 @@ def test_counts(guests, name, scenario):
                     continue
                 n, elo, ehi = hists[f]
                 # All in (elo, ehi]: the bucket at elo holds none, the one at ehi all.
-                b = dict((le, c) for le, c in v["buckets"])
+                b = dict((le, c) for le, c in v.get("buckets", []))
                 ok = count == n and b.get(ehi) == n and (elo is None or b.get(elo) == 0)
                 if not ok:
                     wrong.append(f"{direction} {f}: actual {count} in ({lo}, {hi}], "
