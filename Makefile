@@ -5,6 +5,8 @@
 #   make test     install what the tests need, build, run unit and end-to-end tests (also
 #                 on the older kernels' fallbacks, and inside qemu guests of Debian's 6.1
 #                 and 6.12)
+#   make test-kernels-arm64   the qemu guests' suite in Debian's arm64 6.1 and 6.12
+#   make cross-arm64  build for arm64 into build/arm64, unit tests under qemu-user
 #   make check    the fast loop, no root and no apt: build, unit tests plain and under
 #                 ASan/UBSan, format check, Python lint
 #   make SANITIZE=1 unit   the unit tests under ASan/UBSan
@@ -71,7 +73,7 @@ C_FORMAT   := $(wildcard bpf/*.c bpf/*.h include/*.h user/*/*.[ch] user/*/*/*.[c
 		tests/unit/*/*.c tools/bench/*.c)
 PY_LINT    := $(wildcard tests/*/*.py tools/*.py tools/*/*.py)
 
-.PHONY: all run test check unit e2e e2e-fallbacks test-kernels cross-arm64 deps clean format format-check lint bench \
+.PHONY: all run test check unit e2e e2e-fallbacks test-kernels test-kernels-arm64 cross-arm64 deps clean format format-check lint bench \
 	render-bench docs FORCE
 all: $(OUT)/keepwatchd $(OUT)/keepwatch
 
@@ -169,15 +171,24 @@ test: deps all
 # Debian's own kernels (6.1, 6.12) booted in qemu, an end-to-end run inside each
 # (tests/kernels/); the downloads are cached under $(OUT)/kernels.
 test-kernels: all
-	tools/kernels/kernels.py deps
-	KW_BUILD=$(OUT) $(PYTEST) -v tests/kernels $(PYTEST_ARGS)
+	tools/kernels/kernels.py deps x86
+	KW_BUILD=$(OUT) KW_ARCHES=x86 $(PYTEST) -v tests/kernels $(PYTEST_ARGS)
+
+# The same suite in Debian's arm64 kernels (6.1, 6.12) under qemu-system-aarch64 (TCG),
+# with the arm64 build of $(OUT)/arm64.
+test-kernels-arm64:
+	tools/install-deps.sh cross-arm64
+	$(CROSS_ARM64) all
+	tools/kernels/kernels.py deps arm64
+	KW_BUILD=$(OUT) KW_ARCHES=arm64 $(PYTEST) -v tests/kernels $(PYTEST_ARGS)
 
 # The whole project for arm64, from this host: Debian's aarch64 cross compiler and arm64
 # libraries (multiarch), the arm64 vmlinux.h; the unit tests run under qemu-user.
+CROSS_ARM64 = $(MAKE) OUT=$(OUT)/arm64 ARCH=arm64 CC=aarch64-linux-gnu-gcc \
+	AR=aarch64-linux-gnu-ar RUN=qemu-aarch64-static
 cross-arm64:
 	tools/install-deps.sh cross-arm64
-	$(MAKE) OUT=$(OUT)/arm64 ARCH=arm64 CC=aarch64-linux-gnu-gcc AR=aarch64-linux-gnu-ar \
-		RUN=qemu-aarch64-static all unit
+	$(CROSS_ARM64) all unit
 
 # The fast loop: no root, no apt, no kernel.
 check: all
@@ -215,4 +226,7 @@ clean:
 
 .SECONDARY:
 
--include $(shell find $(OUT) -name '*.d' 2>/dev/null)
+# Not under $(OUT)/kernels: the guests' Debian packages are extracted there, and their
+# rt_tables.d-like folders are no makefiles.
+-include $(shell find $(OUT) -path $(OUT)/kernels -prune -o -name '*.d' -type f -print \
+	2>/dev/null)

@@ -7,7 +7,8 @@
 # fd66::2); the agent watches both. One kwtraffic server per scenario of /etc/kw-scenarios
 # in `web`, then every scenario's client at once in `lb`; then the agent's answers.
 #
-# Everything the host checks goes to the second serial port (/dev/ttyS1) as
+# Everything the host checks goes to the guest's second port, $KW_RESULTS (the kernel's
+# command line sets it: /dev/ttyS1 on x86, a PCI 16550 on arm64's virt board) as
 #   KW <key> <value>                       one line
 #   KW-BEGIN <name> ... KW-END <name>      a document (JSON, Prometheus text, a log)
 # and the guest powers off at the end, or at the first failed step ("KW fail <why>").
@@ -15,7 +16,7 @@
 export PATH=/sbin:/bin:/usr/bin
 # Debian's busybox sh runs its own applets before PATH: name iproute2's ip by its path.
 IP=/sbin/ip
-OUT=/dev/ttyS1
+OUT=${KW_RESULTS:-/dev/ttyS1}
 AGENT=127.0.0.1:9479
 
 say() { echo "KW $*" >$OUT; }
@@ -39,7 +40,6 @@ mount -t tmpfs tmp /tmp
 mount -t bpf bpf /sys/fs/bpf
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 echo 1 >/proc/sys/kernel/printk # keep the console quiet but for panics
-OUT=/dev/ttyS1
 say "kernel $(uname -r)"
 say "booted $(uptime_s)"
 
