@@ -167,6 +167,7 @@ test: deps all
 	$(MAKE) e2e
 	$(MAKE) e2e-fallbacks
 	$(MAKE) test-kernels
+	$(MAKE) test-kernels-arm64
 
 # Debian's own kernels (6.1, 6.12) booted in qemu, an end-to-end run inside each
 # (tests/kernels/); the downloads are cached under $(OUT)/kernels.

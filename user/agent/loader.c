@@ -40,7 +40,8 @@ struct kw_bpf {
 	int pin_lock; /* the pin directory, flock'ed while this agent uses its maps, or -1 */
 	struct kw_bpf_job jobs[KW_MAX_JOBS]; /* what serves each job, see choose_programs() */
 	unsigned int njobs;
-	int fentry; /* fentry programs were chosen */
+	int fentry;			  /* fentry programs were chosen */
+	struct bpf_link *fentry_links[2]; /* and attached: kw_v4_send_reset, kw_v6_send_reset */
 };
 
 _Static_assert(sizeof(struct kw_key) == 24, "kw_key layout");
@@ -481,6 +482,46 @@ int kw_bpf_open_requests(const struct kw_bpf *b, __u64 *req, __u64 *used)
 	return 0;
 }
 
+/* What serves the job now: the fentry programs may be chosen, load, and not attach. */
+static void job_set(struct kw_bpf *b, const char *name, const char *program)
+{
+	unsigned int i;
+
+	for (i = 0; i < b->njobs; i++)
+		if (!strcmp(b->jobs[i].job, name))
+			b->jobs[i].program = program;
+}
+
+/*
+ * The fentry programs, attached by hand: a kernel whose BPF trampolines cannot attach to a
+ * kernel function (arm64 without ftrace direct calls: Debian's 6.1) loads them and then
+ * refuses the attach with ENOTSUPP. Then the agent goes on without them, and says so.
+ */
+static void attach_fentry(struct kw_bpf *b)
+{
+	struct bpf_program *progs[] = { b->skel->progs.kw_v4_send_reset,
+					b->skel->progs.kw_v6_send_reset };
+	unsigned int i;
+
+	for (i = 0; i < 2; i++) {
+		if (bpf_program__fd(progs[i]) < 0)
+			continue;
+		b->fentry_links[i] = bpf_program__attach(progs[i]);
+		if (b->fentry_links[i])
+			continue;
+		kw_warn("attach %s: %s: resets sent by timewait sockets or for no socket are not "
+			"seen (server-side keep-alive races whose request comes after the "
+			"connection's socket is gone are missed)",
+			bpf_program__section_name(progs[i]), strerror(errno));
+		for (i = 0; i < 2; i++) {
+			bpf_link__destroy(b->fentry_links[i]);
+			b->fentry_links[i] = NULL;
+		}
+		job_set(b, "resets_without_socket", "none");
+		return;
+	}
+}
+
 static int attach(struct kw_bpf *b)
 {
 	int err;
@@ -490,6 +531,7 @@ static int attach(struct kw_bpf *b)
 		kw_err("attach tracepoints: %s", strerror(-err));
 		return err;
 	}
+	attach_fentry(b);
 	/* Attached once; each bpf_iter_create() takes the namespace of the thread calling it. */
 	b->tcp_iter_link = bpf_program__attach_iter(b->skel->progs.kw_iter_tcp, NULL);
 	b->adopt_link = bpf_program__attach_iter(b->skel->progs.kw_iter_adopt, NULL);
@@ -539,9 +581,11 @@ static int open_and_load(struct kw_bpf *b, const struct kw_loader_opts *o, int w
 	err = choose_programs(b, o->fallback, with_fentry);
 	if (err)
 		goto destroy_skel;
-	/* The iterators are attached by hand, see attach(). */
+	/* The iterators and the fentry programs are attached by hand, see attach(). */
 	bpf_program__set_autoattach(b->skel->progs.kw_iter_tcp, false);
 	bpf_program__set_autoattach(b->skel->progs.kw_iter_adopt, false);
+	bpf_program__set_autoattach(b->skel->progs.kw_v4_send_reset, false);
+	bpf_program__set_autoattach(b->skel->progs.kw_v6_send_reset, false);
 	_Static_assert(sizeof(b->skel->rodata->cfg_netns) / sizeof(__u32) == KW_MAX_FILTERS,
 		       "filters: BPF and loader agree");
 	memcpy((void *)b->skel->rodata->cfg_netns, o->netns, o->n_netns * sizeof(__u32));
@@ -636,6 +680,8 @@ struct kw_bpf *kw_bpf_start(const struct kw_loader_opts *o)
 	return b;
 
 destroy_skel:
+	bpf_link__destroy(b->fentry_links[0]);
+	bpf_link__destroy(b->fentry_links[1]);
 	bpf_link__destroy(b->adopt_link);
 	bpf_link__destroy(b->tcp_iter_link);
 	keepwatch_bpf__destroy(b->skel);
@@ -652,6 +698,8 @@ void kw_bpf_destroy(struct kw_bpf *b)
 {
 	if (!b)
 		return;
+	bpf_link__destroy(b->fentry_links[0]);
+	bpf_link__destroy(b->fentry_links[1]);
 	bpf_link__destroy(b->adopt_link);
 	bpf_link__destroy(b->tcp_iter_link);
 	keepwatch_bpf__destroy(b->skel);
