@@ -12,6 +12,12 @@
  * one outbound port; clients or backends: N of one kind; legacy: the figures used until
  * the cardinality work (tools/bench's many-peers shape, every 16th upstream IPv6 and
  * outbound), to compare with older BENCHMARKS.md sections.
+ *
+ * /metrics is rendered from the exposition view of the snapshot, made anew each time (on
+ * a copy, untimed) by one view kept across iterations, as the agent does: -P per-peer
+ * histograms, -k N inbound peers per port, -s N series at most (the agent's defaults
+ * otherwise); -B renders the snapshot itself, every peer with its own histograms, as
+ * before the view.
  * -r times one route only (both by default); -p reads /metrics in parts of BYTES into
  * one buffer, as the agent streams it.
  * -o writes DIR/metrics.txt and DIR/upstreams.json of the last iteration (with -p, of
@@ -31,6 +37,7 @@
 #include "agent/collector.h"
 #include "agent/json.h"
 #include "agent/metrics.h"
+#include "agent/view.h"
 #include "lib/parse.h"
 
 struct job {
@@ -38,7 +45,8 @@ struct job {
 	int json;
 	size_t part; /* /metrics in parts of this size through one reused buffer, or 0 */
 	unsigned int iterations;
-	const char *dump; /* file to write the last output to, or NULL */
+	const char *dump;     /* file to write the last output to, or NULL */
+	struct kw_view *view; /* /metrics of its view, as the agent serves it; NULL: of s */
 	double best, total;
 	size_t bytes;
 	size_t series; /* sample lines of /metrics (not HELP/TYPE) */
@@ -252,7 +260,8 @@ static int dump(const char *path, const struct kw_buf *b)
  * part by part into one buffer of part bytes, as libmicrohttpd's send buffer. *total: the
  * page's size. f: where the page goes too, or NULL.
  */
-static int in_parts(const struct kw_snapshot *s, size_t part, char *buf, size_t *total, FILE *f)
+static int in_parts(const struct kw_snapshot *s, struct kw_view *view, size_t part, char *buf,
+		    size_t *total, FILE *f)
 {
 	struct kw_metrics_stream *m;
 	struct kw_snapshot copy = *s;
@@ -261,6 +270,11 @@ static int in_parts(const struct kw_snapshot *s, size_t part, char *buf, size_t 
 	if (kw_snapshot_alloc(&copy, s->n))
 		return -ENOMEM;
 	memcpy(copy.u, s->u, s->n * sizeof(*s->u));
+	n = view ? kw_view_apply(view, &copy) : 0;
+	if (n) {
+		kw_snapshot_free(&copy);
+		return n;
+	}
 	m = kw_metrics_stream_new(&copy); /* frees copy.u, also when it fails */
 	if (!m)
 		return -errno;
@@ -278,7 +292,8 @@ static int in_parts(const struct kw_snapshot *s, size_t part, char *buf, size_t 
 }
 
 /* The page read in parts into a file, untimed, to compare with another version's. */
-static int dump_parts(const struct kw_snapshot *s, size_t part, char *buf, const char *path)
+static int dump_parts(const struct kw_snapshot *s, struct kw_view *view, size_t part, char *buf,
+		      const char *path)
 {
 	FILE *f = fopen(path, "w");
 	size_t total = 0;
@@ -286,7 +301,7 @@ static int dump_parts(const struct kw_snapshot *s, size_t part, char *buf, const
 
 	if (!f)
 		return -errno;
-	err = in_parts(s, part, buf, &total, f);
+	err = in_parts(s, view, part, buf, &total, f);
 	if (fclose(f) && !err)
 		err = -errno;
 	return err;
@@ -304,17 +319,30 @@ static void *run(void *arg)
 	if (j->part && !part)
 		j->err = -ENOMEM;
 	for (it = 0; it < j->iterations && !j->err; it++) {
-		double t0 = now_s(), dt;
+		struct kw_snapshot copy = *j->s;
+		double t0, dt;
 
+		/* the view works on the snapshot in place: on a copy, made untimed */
+		if (!j->json && !j->part && j->view) {
+			j->err = kw_snapshot_alloc(&copy, j->s->n);
+			if (j->err)
+				break;
+			memcpy(copy.u, j->s->u, j->s->n * sizeof(*copy.u));
+		}
 		kw_buf_init(&b);
 		j->bytes = 0;
+		t0 = now_s();
 		if (j->json)
 			j->err = kw_json_upstreams(j->s, &b);
 		else if (j->part)
-			j->err = in_parts(j->s, j->part, part, &j->bytes, NULL);
+			j->err = in_parts(j->s, j->view, j->part, part, &j->bytes, NULL);
+		else if (j->view && (j->err = kw_view_apply(j->view, &copy)))
+			;
 		else
-			j->err = kw_metrics_render(j->s, &b);
+			j->err = kw_metrics_render(&copy, &b);
 		dt = now_s() - t0;
+		if (!j->json && !j->part && j->view)
+			kw_snapshot_free(&copy);
 		j->total += dt;
 		if (dt < j->best)
 			j->best = dt;
@@ -327,16 +355,18 @@ static void *run(void *arg)
 		kw_buf_free(&b);
 	}
 	if (!j->err && j->dump && j->part)
-		j->err = dump_parts(j->s, j->part, part, j->dump);
+		j->err = dump_parts(j->s, j->view, j->part, part, j->dump);
 	free(part);
 	return NULL;
 }
 
-static int time_route(const struct kw_snapshot *s, int json, size_t part, unsigned int iterations,
-		      const char *dir)
+static int time_route(const struct kw_snapshot *s, struct kw_view *view, int json, size_t part,
+		      unsigned int iterations, const char *dir)
 {
 	char path[4096];
-	struct job j = { .s = s, .json = json, .part = part, .iterations = iterations };
+	struct job j = {
+		.s = s, .view = view, .json = json, .part = part, .iterations = iterations
+	};
 	pthread_t t;
 	int err;
 
@@ -367,12 +397,30 @@ int main(int argc, char **argv)
 {
 	const char *dir = NULL, *route = NULL;
 	struct kw_snapshot s;
-	__u64 n = 10000, iterations = 5, part = 0;
+	__u64 n = 10000, iterations = 5, part = 0, max_series;
+	struct kw_view_opts vo = { .max_peers_per_port = KW_VIEW_PEERS_PER_PORT_DEFAULT,
+				   .max_series = KW_VIEW_SERIES_DEFAULT };
 	enum model model = M_MIXED;
-	int c, err;
+	struct kw_view *view = NULL;
+	int c, err, raw = 0;
 
-	while ((c = getopt(argc, argv, "n:i:p:r:o:m:")) != -1) {
+	while ((c = getopt(argc, argv, "n:i:p:r:o:m:BPk:s:")) != -1) {
 		switch (c) {
+		case 'B':
+			raw = 1;
+			break;
+		case 'P':
+			vo.per_peer_hists = 1;
+			break;
+		case 'k':
+			if (kw_parse_u32(optarg, 0, 1u << 20, &vo.max_peers_per_port))
+				goto usage;
+			break;
+		case 's':
+			if (kw_parse_u64(optarg, KW_VIEW_SERIES_MIN, 1000000000, &max_series))
+				goto usage;
+			vo.max_series = max_series;
+			break;
 		case 'm':
 			for (model = 0; model <= M_LEGACY; model++)
 				if (!strcmp(optarg, model_names[model]))
@@ -413,10 +461,14 @@ int main(int argc, char **argv)
 	       (unsigned long long)n, model_names[model], sizeof(struct kw_upstream),
 	       status_kb("VmRSS"));
 	err = 0;
-	if (!route || !strcmp(route, "metrics"))
-		err = time_route(&s, 0, part, iterations, dir);
+	view = raw ? NULL : kw_view_new(&vo);
+	if (!raw && !view)
+		err = -errno;
+	if (!err && (!route || !strcmp(route, "metrics")))
+		err = time_route(&s, view, 0, part, iterations, dir);
 	if (!err && (!route || !strcmp(route, "json")))
-		err = time_route(&s, 1, 0, iterations, dir);
+		err = time_route(&s, NULL, 1, 0, iterations, dir);
+	kw_view_free(view);
 	kw_snapshot_free(&s);
 	if (err)
 		goto fail;
@@ -427,7 +479,7 @@ fail:
 	return 1;
 usage:
 	fprintf(stderr,
-		"usage: render_bench [-n UPSTREAMS] [-m MODEL] [-i ITERATIONS] [-p BYTES] [-r metrics|json] "
-		"[-o DIR]\n");
+		"usage: render_bench [-n UPSTREAMS] [-m MODEL] [-B | -P -k N -s N] [-i ITERATIONS] "
+		"[-p BYTES] [-r metrics|json] [-o DIR]\n");
 	return 2;
 }
