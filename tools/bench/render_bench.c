@@ -8,8 +8,9 @@
  *   build/render_bench [-n UPSTREAMS] [-m MODEL] [-i ITERATIONS] [-p BYTES]
  *                      [-r metrics|json] [-o DIR]
  *
- * -m mixed (the default): N/2 client addresses on one inbound port and N/2 backends on
- * one outbound port; clients or backends: N of one kind; legacy: the figures used until
+ * -m proxy (the default): a proxy facing clients, 9N/10 client addresses on one inbound
+ * port and N/10 backends on one outbound port; mixed: N/2 of each; clients or backends:
+ * N of one kind; legacy: the figures used until
  * the cardinality work (tools/bench's many-peers shape, every 16th upstream IPv6 and
  * outbound), to compare with older BENCHMARKS.md sections.
  *
@@ -79,9 +80,9 @@ static long status_kb(const char *key)
 }
 
 /* -m: which population the snapshot holds. */
-enum model { M_MIXED, M_CLIENTS, M_BACKENDS, M_LEGACY };
+enum model { M_PROXY, M_MIXED, M_CLIENTS, M_BACKENDS, M_LEGACY };
 
-static const char *const model_names[] = { "mixed", "clients", "backends", "legacy" };
+static const char *const model_names[] = { "proxy", "mixed", "clients", "backends", "legacy" };
 
 /* Today's figures until this commit: IPv4 clients, every 16th upstream IPv6, outbound. */
 static void fill_legacy(struct kw_upstream *u, size_t i)
@@ -186,6 +187,9 @@ static void fill_upstream(struct kw_upstream *u, size_t i, size_t n, enum model 
 		break;
 	case M_MIXED:
 		fill_peer(u, i < n / 2 ? i : i - n / 2, i >= n / 2);
+		break;
+	case M_PROXY:
+		fill_peer(u, i < n - n / 10 ? i : i - (n - n / 10), i >= n - n / 10);
 		break;
 	}
 }
@@ -400,7 +404,7 @@ int main(int argc, char **argv)
 	__u64 n = 10000, iterations = 5, part = 0, max_series;
 	struct kw_view_opts vo = { .max_peers_per_port = KW_VIEW_PEERS_PER_PORT_DEFAULT,
 				   .max_series = KW_VIEW_SERIES_DEFAULT };
-	enum model model = M_MIXED;
+	enum model model = M_PROXY;
 	struct kw_view *view = NULL;
 	int c, err, raw = 0;
 
