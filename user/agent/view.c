@@ -279,19 +279,22 @@ static size_t count_series(const struct kw_view *v, const struct kw_snapshot *s,
 		g->star_fmask = g->star_hmask = g->hmask = 0;
 		g->has_star = 0;
 	}
+	/* evicted peers' counts: the group's histograms keep them, and "*" its folded ones' */
 	for (i = 0; i < v->nbase; i++) {
 		struct gkey g = v->base[i].g;
 
-		if (!v->base[i].has_star)
-			continue;
 		if (v->collapsed[g.key.direction & 1])
 			g = group_of(v, &g.key, 0);
-		for (k = 0; k < p->ng; k++)
-			if (!gkey_cmp(&p->g[k].g, &g)) {
-				p->g[k].has_star = 1;
-				p->g[k].star_fmask |= field_mask(&v->base[i].star);
-				p->g[k].star_hmask |= hist_mask(&v->base[i].star);
-			}
+		for (k = 0; k < p->ng; k++) {
+			if (gkey_cmp(&p->g[k].g, &g))
+				continue;
+			p->g[k].hmask |= hist_mask(&v->base[i].all);
+			if (!v->base[i].has_star)
+				continue;
+			p->g[k].has_star = 1;
+			p->g[k].star_fmask |= field_mask(&v->base[i].star) & v->counters;
+			p->g[k].star_hmask |= hist_mask(&v->base[i].star);
+		}
 	}
 	for (i = 0; i < s->n; i++) {
 		const struct row *r = &p->r[i];

@@ -289,7 +289,9 @@ static void test_sticky_and_evicted(void **state)
 	const struct kw_upstream *star;
 	int shown[200] = { 0 };
 	__u64 star_req, star_conn, want;
+	struct kw_buf page;
 	unsigned int a;
+	double sum;
 	size_t i;
 
 	(void)state;
@@ -331,6 +333,11 @@ static void test_sticky_and_evicted(void **state)
 			want += u->val[KW_F_REQ];
 	}
 	assert_int_equal(star->val[KW_F_REQ], want);
+	/* the page, with an evicted peer's counts in its sums, has the series counted */
+	kw_buf_init(&page);
+	assert_int_equal(kw_metrics_render(&v2, &page), 0);
+	assert_int_equal(page_series(page.data, NULL, &sum), kw_view_series(view));
+	kw_buf_free(&page);
 	kw_snapshot_free(&v);
 	kw_snapshot_free(&s);
 	kw_snapshot_free(&v2);
