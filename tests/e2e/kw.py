@@ -809,6 +809,12 @@ def _label_matches(have, want):
     return True
 
 
+def per_port(labels):
+    """A histogram's labels by default: per port, summed over the peers (no peer label;
+    --per-peer-histograms keeps it)."""
+    return {k: v for k, v in labels.items() if k != "peer"}
+
+
 def select(samples, name, **labels):
     """[(labels dict, value)] of the series `name` whose labels include `labels`."""
     return [(dict(ls), v) for (n, ls), v in samples.items()

@@ -73,8 +73,9 @@ def test_adopts_connections_open_before_start(netns, nginx):
             exp += [(ADOPTED, labels, 5), (OPENED, labels, 0), (ACTIVE, labels, 0),
                     (REQS, labels, 5), (REUSED, labels, 3), (UNUSED, labels, 0),
                     (CLOSED, labels, 5), (CLOSED, dict(labels, closed_by=closed_by), 5),
-                    (PER_CONN + "_count", labels, 2), (PER_CONN + "_sum", labels, 2),
-                    (PER_CONN + "_bucket", dict(labels, le="1"), 2)]
+                    (PER_CONN + "_count", kw.per_port(labels), 2),
+                    (PER_CONN + "_sum", kw.per_port(labels), 2),
+                    (PER_CONN + "_bucket", dict(kw.per_port(labels), le="1"), 2)]
         agent.wait_all(exp)
     finally:
         agent.stop()
@@ -85,13 +86,15 @@ def test_race_on_connection_open_before_start(netns, nginx):
     """A balancer's pool open before keepwatch started: 3 connections, one request each,
     then idle. The agent starts and adopts them; nginx closes them after 5 s idle and the
     client's second requests, 0.3 s later, meet the closes (nginx's timewait sockets
-    answer with resets): 3 races on each side, as if the agent had seen them open."""
+    answer with resets): 3 races on each side, as if the agent had seen them open.
+    With --per-peer-histograms: the race histograms per peer, as before the per-port
+    default, and none per port."""
     n = 3
     inbound, outbound = sides(netns, False)
     client = kw.ControlledClient(netns, netns.client_ns, netns.server_v4, "--conns", n,
                                  "--wait", 3)
     client.wait_ready()
-    agent = kw.Agent([netns.client_ns, netns.server_ns])
+    agent = kw.Agent([netns.client_ns, netns.server_ns], extra_args=("--per-peer-histograms",))
     try:
         agent.start()
         agent.wait_all([(ADOPTED, inbound, n), (ADOPTED, outbound, n)])
@@ -118,6 +121,9 @@ def test_race_on_connection_open_before_start(netns, nginx):
             (ACTIVE, inbound, 0),
             (ACTIVE, outbound, 0),
         ])
+        per_port = [ls for (name, ls) in agent.metrics()
+                    if name.startswith(RACE_IDLE) and "peer" not in dict(ls)]
+        assert_eq("race histogram series without a peer label", per_port, [])
     finally:
         agent.stop()
 
@@ -261,6 +267,79 @@ def test_full_map_goes_to_overflow(netns, nginx):
             (P + "upstreams", {}, 18),
             (P + "upstreams_capacity", {}, 18),
         ])
+    finally:
+        agent.stop()
+
+
+CLIENTS = 12
+SHOWN = 5
+
+
+def test_peers_beyond_limit_folded(netns, nginx):
+    """--max-peers-per-port 5 and 12 client addresses on nginx's port 80, address i
+    making 1 + i % 4 connections of one request each: 5 peers shown on their own with
+    their exact counts, the other 7 summed exactly in peer="*" (and counted in
+    keepwatch_peers_folded), the total that of all 12. A second round from every address
+    keeps the same peers shown (sticky) and every counter exact; the histograms are one
+    per port, summing all 12."""
+    base = netns.client_v4.rsplit(".", 1)[0]
+    addrs = [f"{base}.{100 + i}" for i in range(CLIENTS)]
+    conns = {a: 1 + i % 4 for i, a in enumerate(addrs)}
+    for a in addrs:
+        netns.exec(netns.client_ns, ["ip", "addr", "add", f"{a}/24", "dev", "veth0"])
+        netns.exec(netns.server_ns, ["ip", "neigh", "replace", a, "lladdr",
+                                     netns.client_mac, "dev", "veth0", "nud", "permanent"])
+    script = (
+        "import socket, sys\n"
+        "for arg in sys.argv[2:]:\n"
+        "    src, n = arg.split('=')\n"
+        "    for _ in range(int(n)):\n"
+        "        s = socket.socket()\n"
+        "        s.settimeout(5)\n"
+        "        s.bind((src, 0))\n"
+        "        s.connect((sys.argv[1], 80))\n"
+        "        s.sendall(b'GET / HTTP/1.1\\r\\nHost: t\\r\\nConnection: close\\r\\n\\r\\n')\n"
+        "        while s.recv(4096):\n"
+        "            pass\n"
+        "        s.close()\n")
+    inbound = dict(direction="inbound", port="80", netns=netns.server_ns)
+    agent = kw.Agent([netns.client_ns, netns.server_ns],
+                     extra_args=("--max-peers-per-port", str(SHOWN)))
+    try:
+        agent.start()
+        shown = None
+        for rnd in (1, 2):
+            netns.exec(netns.client_ns, ["/usr/bin/python3", "-c", script, netns.server_v4,
+                                         *(f"{a}={n}" for a, n in conns.items())], timeout=60)
+            total = rnd * sum(conns.values())
+            samples = agent.wait_all([(OPENED, inbound, total), (REQS, inbound, total),
+                                      (CLOSED, inbound, total),
+                                      (PER_CONN + "_count", inbound, total)])
+            peers = {ls["peer"]: v for ls, v in kw.select(samples, OPENED, **inbound)}
+            now = sorted(p for p in peers if p != "*")
+            assert_eq("peers shown on their own", len(now), SHOWN)
+            if shown is not None:
+                assert_eq("peers shown after a second round (sticky)", now, shown)
+            shown = now
+            folded = [a for a in addrs if a not in shown]
+            for a in shown:
+                for m in (OPENED, REQS, CLOSED):
+                    assert_eq(f"{m}{{peer={a}}}", agent.value(m, samples, peer=a, **inbound),
+                              rnd * conns[a])
+            for m in (OPENED, REQS, CLOSED):
+                assert_eq(f'{m}{{peer="*"}}', agent.value(m, samples, peer="*", **inbound),
+                          rnd * sum(conns[a] for a in folded))
+            assert_eq("keepwatch_peers_folded{inbound}",
+                      agent.value(P + "peers_folded", samples, direction="inbound"),
+                      CLIENTS - SHOWN)
+            assert_eq("histogram series of port 80 with a peer label",
+                      [ls for ls, _ in kw.select(samples, PER_CONN + "_count", **inbound)
+                       if "peer" in ls], [])
+            series = sum(1 for (name, ls) in samples
+                         if name.startswith(P) and "direction" in dict(ls)
+                         and name != P + "peers_folded")
+            assert_eq("keepwatch_exposition_series",
+                      agent.value(P + "exposition_series", samples), series)
     finally:
         agent.stop()
 

@@ -52,10 +52,10 @@ def side(labels, *, opened, reqs, reused, unused, closed, closed_by, how="fin",
         (CLOSED, labels, closed),
         (CLOSED, dict(labels, closed_by=closed_by, how=how), closed),
         (ACTIVE, labels, 0),
-        (PER_CONN + "_count", labels, opened),
-        (PER_CONN + "_sum", labels, reqs),
+        (PER_CONN + "_count", kw.per_port(labels), opened),
+        (PER_CONN + "_sum", kw.per_port(labels), reqs),
     ]
-    exp += [(PER_CONN + "_bucket", dict(labels, le=le), n) for le, n in per_conn]
+    exp += [(PER_CONN + "_bucket", dict(kw.per_port(labels), le=le), n) for le, n in per_conn]
     return exp
 
 
@@ -227,7 +227,7 @@ def test_idle_close_by_server(netns, nginx, agent, v6):
     exp += side(outbound, opened=1, reqs=1, reused=0, unused=0, closed=1, closed_by="peer",
                 per_conn=per_conn)
     for labels, closed_by in ((inbound, "local"), (outbound, "peer")):
-        lb = dict(labels, closed_by=closed_by)
+        lb = dict(kw.per_port(labels), closed_by=closed_by)
         exp += [(IDLE + "_bucket", dict(lb, le="0.9"), 0),
                 (IDLE + "_bucket", dict(lb, le="1.1"), 1),
                 (IDLE + "_count", lb, 1)]

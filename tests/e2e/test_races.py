@@ -55,7 +55,9 @@ table inet kw {
 
 
 def hist_slot(name, labels, lo, hi, n):
-    """Expectations that the histogram `name` holds n values, all in the slot (lo, hi]."""
+    """Expectations that the histogram `name` holds n values, all in the slot (lo, hi]
+    (histograms per port: each port of these tests has one peer)."""
+    labels = kw.per_port(labels)
     return [(name + "_bucket", dict(labels, le=lo), 0),
             (name + "_bucket", dict(labels, le=hi), n),
             (name + "_count", labels, n)]

@@ -40,7 +40,7 @@ FINDING_PORTS = "ports_running_out"
 
 def per_conn_slot(labels, closed_by, lo, hi, n):
     """requests_per_connection{closed_by} holds n connections in the slot (lo, hi]."""
-    lb = dict(labels, closed_by=closed_by)
+    lb = dict(kw.per_port(labels), closed_by=closed_by)
     return [(PER_CONN + "_bucket", dict(lb, le=lo), 0),
             (PER_CONN + "_bucket", dict(lb, le=hi), n)]
 
@@ -106,7 +106,7 @@ def test_apache_max_keepalive_requests(netns, apache_cap5, agent, v6):
         [(OPENED, inbound, 4), (REQS, inbound, 23), (REUSED, inbound, 19),
          (CLOSED, dict(inbound, closed_by="local"), 3),
          (CLOSED, dict(inbound, closed_by="peer"), 1),
-         (PER_CONN + "_count", dict(inbound, closed_by="local"), 3),
+         (PER_CONN + "_count", dict(kw.per_port(inbound), closed_by="local"), 3),
          (OPENED, outbound, 4), (REQS, outbound, 23), (REUSED, outbound, 19)]
         + per_conn_slot(inbound, "local", "5", "6", 3)
         + per_conn_slot(inbound, "peer", "4", "5", 1)
@@ -145,7 +145,8 @@ def test_nginx_keepalive_off(netns, nginx, agent, v6):
          (CLOSED, dict(inbound, closed_by="local", how="fin"), 10), (CLOSED, inbound, 10),
          (OPENED, outbound, 10), (REQS, outbound, 10), (REUSED, outbound, 0),
          (CLOSED, dict(outbound, closed_by="peer", how="fin"), 10), (CLOSED, outbound, 10),
-         (PER_CONN + "_count", inbound, 10), (PER_CONN + "_count", outbound, 10)]
+         (PER_CONN + "_count", kw.per_port(inbound), 10),
+         (PER_CONN + "_count", kw.per_port(outbound), 10)]
         + per_conn_slot(inbound, "local", "0", "1", 10)
         + per_conn_slot(outbound, "peer", "0", "1", 10))
     # single-use, all of them, and the doctor says the server is why, on both hosts

@@ -520,7 +520,7 @@ static int free_slot(struct kw_collector *c, struct kw_counters *counters,
 	return 0;
 }
 
-static int evict_locked(struct kw_collector *c)
+static int evict_locked(struct kw_collector *c, kw_evicted_fn *gone, void *ctx)
 {
 	struct kw_counters *counters = NULL;
 	struct kw_upstream **cand = NULL;
@@ -561,8 +561,11 @@ static int evict_locked(struct kw_collector *c)
 		}
 	}
 	for (i = 0; i < n && s.n - evicted > low; i++)
-		if (!free_slot(c, counters, cand[i]))
+		if (!free_slot(c, counters, cand[i])) {
+			if (gone)
+				gone(ctx, cand[i]);
 			evicted++;
+		}
 	kw_bpf_counters_unmap(c->bpf, counters, kw_bpf_upstreams_capacity(c->bpf));
 	c->evicted += evicted;
 	if (evicted) {
@@ -578,12 +581,12 @@ out:
 	return err ? err : evicted;
 }
 
-int kw_collector_evict(struct kw_collector *c)
+int kw_collector_evict(struct kw_collector *c, kw_evicted_fn *gone, void *ctx)
 {
 	int ret;
 
 	pthread_mutex_lock(&c->lock);
-	ret = evict_locked(c);
+	ret = evict_locked(c, gone, ctx);
 	pthread_mutex_unlock(&c->lock);
 	return ret;
 }

@@ -49,7 +49,9 @@ int kw_collector_init(struct kw_collector *c, const struct kw_bpf *bpf, const __
 void kw_collector_fini(struct kw_collector *c);
 /* Takes a snapshot; free it with kw_snapshot_free. 0 or -errno. */
 int kw_collect(struct kw_collector *c, struct kw_snapshot *s);
-/* Deletes idle upstreams once the map is over 90% full; returns how many. */
-int kw_collector_evict(struct kw_collector *c);
+/* Told of each upstream evicted, with its counts as they were last read. */
+typedef void kw_evicted_fn(void *ctx, const struct kw_upstream *u);
+/* Deletes idle upstreams once the map is over 90% full; returns how many. gone: or NULL. */
+int kw_collector_evict(struct kw_collector *c, kw_evicted_fn *gone, void *ctx);
 
 #endif /* KW_COLLECTOR_H */

@@ -24,7 +24,8 @@ int kw_metrics_doc(struct kw_buf *out)
 
 	kw_buf_puts(out, KW_DOCS_BEGIN);
 	kw_buf_puts(out, "Per upstream (labels `direction` = inbound|outbound, `peer`, `port`, "
-			 "`netns`):\n\n");
+			 "`netns`; `peer=\"*\"`: the peers folded, see "
+			 "[Cardinality](#cardinality)); histograms per port:\n\n");
 	kw_buf_puts(out, "| metric | type | labels | `keepwatch stat` field | meaning |\n");
 	kw_buf_puts(out, "|---|---|---|---|---|\n");
 	for (i = 0; i < KW_F_MAX; i++) {
@@ -47,8 +48,8 @@ int kw_metrics_doc(struct kw_buf *out)
 		if (i > 0 && !strcmp(h->family, kw_hists[i - 1].family))
 			continue;
 		kw_buf_printf(out,
-			      "| `%s` | histogram | direction, peer, port, "
-			      "netns%s%s | | %s |\n",
+			      "| `%s` | histogram | direction, port, netns%s%s "
+			      "(peer with --per-peer-histograms) | | %s |\n",
 			      h->family, h->lname ? ", " : "", h->lname ? h->lname : "", h->help);
 	}
 	kw_buf_puts(out, "\nThe agent's own:\n\n| metric | type | labels | meaning |\n"

@@ -25,6 +25,7 @@
 #include "lib/log.h"
 #include "agent/metrics.h"
 #include "agent/netns.h"
+#include "agent/view.h"
 #include "lib/parse.h"
 
 #define DEFAULT_LISTEN	    "127.0.0.1:9479"
@@ -34,6 +35,8 @@
 #define MAX_CONN_TABLE	    (1U << 22)
 #define MAINTENANCE_SECONDS 10
 #define MAX_LB_IDLE_TIMEOUT 86400 /* s */
+#define MAX_PEERS_PER_PORT  (1U << 20)
+#define MAX_MAX_SERIES	    1000000000
 
 struct options {
 	char host[256];
@@ -44,6 +47,7 @@ struct options {
 	__u32 lb_idle_timeout; /* s, 0 when not given */
 	__u32 events;	       /* capacity of the event log */
 	int watch_self;	       /* --watch-self: count our own HTTP port too */
+	struct kw_view_opts view;
 };
 
 /* What the routes read. */
@@ -51,6 +55,13 @@ struct agent {
 	struct kw_collector col;
 	struct kw_events *events;
 	const struct options *opts;
+	/*
+	 * /metrics's view and what it keeps between scrapes. Held from a snapshot's taking
+	 * to its view, and around evictions: views are made in the order of the snapshots,
+	 * and learn of every eviction between two.
+	 */
+	pthread_mutex_t view_lock;
+	struct kw_view *view;
 };
 
 static const char usage_text[] =
@@ -77,6 +88,14 @@ static const char usage_text[] =
 	"                            default %u)\n"
 	"      --watch-self          count the agent's own HTTP port (scrapes, the CLI) as\n"
 	"                            an upstream too; by default it is left out\n"
+	"      --max-peers-per-port N\n"
+	"                            inbound peers of a port /metrics shows on their own\n"
+	"                            (default %u); more are summed as peer=\"*\"\n"
+	"      --max-series N        per-upstream series of /metrics at most (%u to\n"
+	"                            %u, default %u); beyond it more peers\n"
+	"                            are summed as peer=\"*\"\n"
+	"      --per-peer-histograms\n"
+	"                            histograms per peer on /metrics, not per port\n"
 	"      --fallback JOB        serve JOB (requests, reset_reasons, tcp_sock) with the\n"
 	"                            fallback older kernels use, also where the preferred\n"
 	"                            program exists (repeatable; to test the fallbacks)\n"
@@ -90,7 +109,9 @@ static void print_usage(FILE *f)
 {
 	fprintf(f, usage_text, KW_MAX_UPSTREAMS_DEFAULT, MIN_CONN_TABLE, MAX_CONN_TABLE,
 		sizeof(struct kw_conn), KW_CONN_TABLE_DEFAULT, MAX_LB_IDLE_TIMEOUT,
-		KW_EVENTS_MIN_CAPACITY, KW_EVENTS_MAX_CAPACITY, KW_EVENTS_DEFAULT_CAPACITY);
+		KW_EVENTS_MIN_CAPACITY, KW_EVENTS_MAX_CAPACITY, KW_EVENTS_DEFAULT_CAPACITY,
+		KW_VIEW_PEERS_PER_PORT_DEFAULT, KW_VIEW_SERIES_MIN, MAX_MAX_SERIES,
+		KW_VIEW_SERIES_DEFAULT);
 }
 
 static void __attribute__((format(printf, 1, 2), noreturn)) usage_error(const char *fmt, ...)
@@ -140,7 +161,10 @@ static void parse_options(int argc, char **argv, struct options *o)
 		OPT_EVENTS,
 		OPT_CONN_TABLE,
 		OPT_FALLBACK,
-		OPT_WATCH_SELF
+		OPT_WATCH_SELF,
+		OPT_MAX_PEERS_PER_PORT,
+		OPT_MAX_SERIES,
+		OPT_PER_PEER_HISTOGRAMS
 	};
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, 'l' },
@@ -154,6 +178,9 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{ "events", required_argument, NULL, OPT_EVENTS },
 		{ "fallback", required_argument, NULL, OPT_FALLBACK },
 		{ "watch-self", no_argument, NULL, OPT_WATCH_SELF },
+		{ "max-peers-per-port", required_argument, NULL, OPT_MAX_PEERS_PER_PORT },
+		{ "max-series", required_argument, NULL, OPT_MAX_SERIES },
+		{ "per-peer-histograms", no_argument, NULL, OPT_PER_PEER_HISTOGRAMS },
 		{ "metrics-doc", no_argument, NULL, OPT_METRICS_DOC },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, 'V' },
@@ -168,6 +195,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 	o->bpf.max_upstreams = KW_MAX_UPSTREAMS_DEFAULT;
 	o->bpf.conn_table = KW_CONN_TABLE_DEFAULT;
 	o->events = KW_EVENTS_DEFAULT_CAPACITY;
+	o->view.max_peers_per_port = KW_VIEW_PEERS_PER_PORT_DEFAULT;
+	o->view.max_series = KW_VIEW_SERIES_DEFAULT;
 	snprintf(o->pin_dir, sizeof(o->pin_dir), "%s", KW_PIN_DIR_DEFAULT);
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":l:n:p:m:vVh", longopts, NULL)) != -1) {
@@ -241,6 +270,22 @@ static void parse_options(int argc, char **argv, struct options *o)
 		case OPT_WATCH_SELF:
 			o->watch_self = 1;
 			break;
+		case OPT_MAX_PEERS_PER_PORT:
+			if (kw_parse_u32(optarg, 0, MAX_PEERS_PER_PORT,
+					 &o->view.max_peers_per_port))
+				usage_error(
+					"--max-peers-per-port: '%s' is not a number from 0 to %u",
+					optarg, MAX_PEERS_PER_PORT);
+			break;
+		case OPT_MAX_SERIES:
+			if (kw_parse_u64(optarg, KW_VIEW_SERIES_MIN, MAX_MAX_SERIES, &v))
+				usage_error("--max-series: '%s' is not a number from %u to %u",
+					    optarg, KW_VIEW_SERIES_MIN, MAX_MAX_SERIES);
+			o->view.max_series = v;
+			break;
+		case OPT_PER_PEER_HISTOGRAMS:
+			o->view.per_peer_hists = 1;
+			break;
 		case OPT_METRICS_DOC:
 			exit(print_metrics_doc());
 		case 'v':
@@ -289,7 +334,14 @@ static int route_metrics(void *ctx, const struct kw_request *req, struct kw_buf 
 	struct kw_snapshot s;
 	int err;
 
+	pthread_mutex_lock(&a->view_lock);
 	err = kw_collect(&a->col, &s);
+	if (!err) {
+		err = kw_view_apply(a->view, &s);
+		if (err)
+			kw_snapshot_free(&s);
+	}
+	pthread_mutex_unlock(&a->view_lock);
 	if (err) {
 		kw_buf_printf(body, "collect: %s\n", strerror(-err));
 		return 500;
@@ -400,8 +452,15 @@ static const struct kw_route routes[] = {
 	{ "/healthz", route_healthz },
 };
 
+static void evicted(void *ctx, const struct kw_upstream *u)
+{
+	struct agent *a = ctx;
+
+	kw_view_evicted(a->view, u, 1);
+}
+
 /* Waits for SIGINT/SIGTERM, evicting idle upstreams from a nearly full map meanwhile. */
-static void serve_until_signal(struct kw_collector *col)
+static void serve_until_signal(struct agent *a)
 {
 	struct timespec tick = { .tv_sec = MAINTENANCE_SECONDS };
 	sigset_t set;
@@ -416,8 +475,11 @@ static void serve_until_signal(struct kw_collector *col)
 			kw_info("%s: stopping", strsignal(sig));
 			return;
 		}
-		if (sig < 0 && errno == EAGAIN)
-			kw_collector_evict(col);
+		if (sig < 0 && errno == EAGAIN) {
+			pthread_mutex_lock(&a->view_lock);
+			kw_collector_evict(&a->col, evicted, a);
+			pthread_mutex_unlock(&a->view_lock);
+		}
 	}
 }
 
@@ -494,10 +556,17 @@ int main(int argc, char **argv)
 		kw_err("start the event log: %s", strerror(errno));
 		goto destroy_bpf;
 	}
+	pthread_mutex_init(&agent.view_lock, NULL);
+	agent.view = kw_view_new(&opts.view);
+	if (!agent.view) {
+		err = -errno;
+		kw_err("start the exposition view: %s", strerror(errno));
+		goto stop_events;
+	}
 	err = kw_collector_init(&agent.col, bpf, opts.bpf.netns, opts.bpf.n_netns);
 	if (err) {
 		kw_err("start collector: %s", strerror(-err));
-		goto stop_events;
+		goto free_view;
 	}
 	http = kw_http_start(opts.host, opts.port, routes, sizeof(routes) / sizeof(routes[0]),
 			     &agent);
@@ -510,10 +579,12 @@ int main(int argc, char **argv)
 		strchr(opts.host, ':') ? "[" : "", opts.host, strchr(opts.host, ':') ? "]" : "",
 		opts.port, opts.bpf.n_netns, opts.bpf.n_ports,
 		opts.bpf.pin_dir ? opts.bpf.pin_dir : "off");
-	serve_until_signal(&agent.col);
+	serve_until_signal(&agent);
 	kw_http_stop(http);
 fini_collector:
 	kw_collector_fini(&agent.col);
+free_view:
+	kw_view_free(agent.view);
 stop_events:
 	kw_events_stop(agent.events);
 destroy_bpf:

@@ -84,9 +84,14 @@ _Static_assert(KW_H_MAX <= 8, "struct up's hists has a bit per histogram");
 struct render {
 	struct kw_buf text; /* every upstream's labels, one after the other */
 	struct up *up;
+	/* the records histograms are written for: s->u, or an exposition view's groups */
+	const struct kw_upstream *hu;
+	struct up *hup;
+	size_t hn;
 	/* per histogram, the _sum value of each of its series in page order: length, text */
 	struct kw_buf sums[KW_H_MAX];
 	size_t sum_at;	/* the next of sums[k] */
+	size_t series;	/* per-upstream series of the page */
 	unsigned int k; /* the field or histogram being written */
 	size_t i;	/* its next upstream */
 	int begun;	/* its HELP/TYPE written */
@@ -140,8 +145,11 @@ static char *put_piece(char *p, const struct piece *s)
 	return put(p, s->s, s->len);
 }
 
-/* The label values of one upstream, escaped, appended to r->text. */
-static int add_labels(struct render *r, struct up *up, const struct kw_upstream *u)
+/*
+ * The label values of one upstream, escaped, appended to r->text; without peer for a
+ * group's histograms (an exposition view's, snapshot.h).
+ */
+static int add_labels(struct render *r, struct up *up, const struct kw_upstream *u, int peer)
 {
 	struct kw_upstream_labels l;
 	struct kw_buf *t = &r->text;
@@ -151,8 +159,10 @@ static int add_labels(struct render *r, struct up *up, const struct kw_upstream 
 	up->labels = t->len;
 	kw_buf_puts(t, "direction=\"");
 	kw_buf_puts(t, l.direction);
-	kw_buf_puts(t, "\",peer=\"");
-	kw_expo_escape_label(t, l.peer);
+	if (peer) {
+		kw_buf_puts(t, "\",peer=\"");
+		kw_expo_escape_label(t, l.peer);
+	}
 	kw_buf_puts(t, "\",port=\"");
 	kw_buf_puts(t, l.port);
 	kw_buf_puts(t, "\",netns=\"");
@@ -328,6 +338,7 @@ static size_t hist_size(struct render *r, const struct page_text *pt, const stru
 		return 0;
 	up->hists |= 1u << k;
 	total = nslots * (t->bucket.len + labels + t->le.len + 1) + t->bounds;
+	r->series += nslots + 2;
 	for (cum = 0, j = 0; j < nslots; j++) {
 		cum += u->hist[k][j];
 		total += len_u64(cum);
@@ -338,27 +349,47 @@ static size_t hist_size(struct render *r, const struct page_text *pt, const stru
 	return total + t->count.len + labels + t->tail.len + len_u64(cum) + 1;
 }
 
-/* Notes what upstream i's lines need; returns their length. */
+/*
+ * Notes what upstream i's lines need (its histograms' too when hists); returns their
+ * length.
+ */
 static size_t add_upstream(struct render *r, const struct page_text *pt,
-			   const struct kw_upstream *u, struct up *up, int *err)
+			   const struct kw_upstream *u, struct up *up, int hists, int *err)
 {
 	size_t total = 0, labels;
 	unsigned int k;
 
-	*err = add_labels(r, up, u);
+	*err = add_labels(r, up, u, 1);
 	labels = up->labels_len;
-	if (kw_key_is_overflow(&u->key))
+	if (kw_upstream_is_overflow(u))
 		up->flags |= UP_OVERFLOW;
 	up->flags |= u->key.direction == KW_DIR_INBOUND ? UP_INBOUND : 0;
 	up->flags |= u->key.direction == KW_DIR_OUTBOUND ? UP_OUTBOUND : 0;
 	for (k = 0; k < KW_F_MAX; k++) {
 		__u64 v = u->val[k];
 
-		if (!skip_field(pt->rule[k], up->flags, v))
+		if (!skip_field(pt->rule[k], up->flags, v)) {
 			total += pt->head[k].len + labels + pt->tail[k].len + len_u64(v) + 1;
+			r->series++;
+		}
 	}
-	for (k = 0; k < KW_H_MAX; k++)
+	for (k = 0; hists && k < KW_H_MAX; k++)
 		total += hist_size(r, pt, u, up, k);
+	return total;
+}
+
+/* Notes what a group's histograms need (an exposition view's); returns their length. */
+static size_t add_group(struct render *r, const struct page_text *pt, const struct kw_upstream *g,
+			struct up *up, int *err)
+{
+	size_t total = 0;
+	unsigned int k;
+
+	*err = add_labels(r, up, g, 0);
+	if (kw_upstream_is_overflow(g))
+		up->flags |= UP_OVERFLOW;
+	for (k = 0; k < KW_H_MAX; k++)
+		total += hist_size(r, pt, g, up, k);
 	return total;
 }
 /* The agent's own families: declared once here, rendered below, documented by docs.c. */
@@ -410,6 +441,12 @@ const struct kw_self_family kw_self_families[KW_S_MAX] = {
 				  "How long the last TCP census took." },
 	[KW_S_UPTIME] = { "keepwatch_agent_uptime_seconds", "gauge", NULL,
 			  "Seconds since the agent started." },
+	[KW_S_EXPO_SERIES] = { "keepwatch_exposition_series", "gauge", NULL,
+			       "Per-upstream series on this page, the agent's own excluded (at "
+			       "most --max-series)." },
+	[KW_S_PEERS_FOLDED] = { "keepwatch_peers_folded", "gauge", "direction",
+				"Peers shown only in their group's peer=\"*\" upstream now, by "
+				"direction (--max-peers-per-port, --max-series)." },
 };
 
 static const char *self_family(struct kw_expo *e, enum kw_self_id id)
@@ -504,7 +541,7 @@ static void render_census(struct kw_expo *e, const struct kw_snapshot *s)
 	kw_expo_sample(e, self_family(e, KW_S_CENSUS_SECONDS), NULL, 0, s->census_seconds);
 }
 
-static void render_self(struct kw_expo *e, const struct kw_snapshot *s)
+static void render_self(struct kw_expo *e, const struct kw_snapshot *s, size_t series)
 {
 	unsigned int i;
 
@@ -534,6 +571,10 @@ static void render_self(struct kw_expo *e, const struct kw_snapshot *s)
 	kw_expo_sample(e, self_family(e, KW_S_UPTIME), NULL, 0, s->uptime);
 	kw_expo_u64(e, self_family(e, KW_S_EVENTS_RECEIVED), NULL, 0, s->events_received);
 	kw_expo_u64(e, self_family(e, KW_S_EVENTS_DROPPED), NULL, 0, s->events_dropped);
+	kw_expo_u64(e, self_family(e, KW_S_EXPO_SERIES), NULL, 0, series);
+	self_family(e, KW_S_PEERS_FOLDED);
+	self_labeled(e, KW_S_PEERS_FOLDED, "inbound", s->peers_folded[KW_DIR_INBOUND]);
+	self_labeled(e, KW_S_PEERS_FOLDED, "outbound", s->peers_folded[KW_DIR_OUTBOUND]);
 	render_census(e, s);
 }
 
@@ -644,7 +685,6 @@ static int render_fields(struct kw_metrics_stream *m, struct out *o)
 /* Every upstream's series of every histogram, from where the last read stopped. */
 static int render_hists(struct kw_metrics_stream *m, struct out *o)
 {
-	const struct kw_snapshot *s = &m->s;
 	struct render *r = &m->r;
 
 	for (; r->k < KW_H_MAX; r->k++, r->i = 0, r->begun = 0, r->sum_at = 0) {
@@ -656,8 +696,8 @@ static int render_hists(struct kw_metrics_stream *m, struct out *o)
 			r->begun = 1;
 			return kw_expo_family(&m->e, hd->family, "histogram", hd->help);
 		}
-		for (; r->i < s->n; r->i++) {
-			const struct up *up = &r->up[r->i];
+		for (; r->i < r->hn; r->i++) {
+			const struct up *up = &r->hup[r->i];
 			/* each line: the text, the labels, a number of at most KW_NUM_MAX, '\n' */
 			size_t line = t->line_max + up->labels_len + KW_NUM_MAX + 1;
 			const char *sum;
@@ -666,8 +706,8 @@ static int render_hists(struct kw_metrics_stream *m, struct out *o)
 
 			if (o->p == o->end)
 				return 0;
-			if (r->i + PREFETCH_AHEAD < s->n && (up[PREFETCH_AHEAD].hists & (1u << k)))
-				prefetch_hist(s->u[r->i + PREFETCH_AHEAD].hist[k], hd->nslots);
+			if (r->i + PREFETCH_AHEAD < r->hn && (up[PREFETCH_AHEAD].hists & (1u << k)))
+				prefetch_hist(r->hu[r->i + PREFETCH_AHEAD].hist[k], hd->nslots);
 			if (!(up->hists & (1u << k)))
 				continue;
 			sum = r->sums[k].data + r->sum_at;
@@ -675,7 +715,7 @@ static int render_hists(struct kw_metrics_stream *m, struct out *o)
 			if (!p)
 				return m->spill.err;
 			p = hist_lines(p, t, hd->nslots, r->text.data + up->labels, up->labels_len,
-				       s->u[r->i].hist[k], sum + 1, (unsigned char)sum[0]);
+				       r->hu[r->i].hist[k], sum + 1, (unsigned char)sum[0]);
 			r->sum_at += 1 + (unsigned char)sum[0];
 			if (placed(m, o, p, spilled))
 				return 0;
@@ -722,17 +762,23 @@ static int stream_init(struct kw_metrics_stream *m, const struct kw_snapshot *s)
 	if (err)
 		return err;
 	m->r.up = calloc(s->n ? s->n : 1, sizeof(*m->r.up));
-	if (!m->r.up)
+	m->r.hup = s->hist_by_group ? calloc(s->ngroups ? s->ngroups : 1, sizeof(*m->r.hup)) :
+				      m->r.up;
+	if (!m->r.up || !m->r.hup)
 		return -ENOMEM;
+	m->r.hu = s->hist_by_group ? s->groups : s->u;
+	m->r.hn = s->hist_by_group ? s->ngroups : s->n;
 	err = headers_size(&size);
 	for (i = 0; !err && i < s->n; i++)
-		size += add_upstream(&m->r, &m->pt, &s->u[i], &m->r.up[i], &err);
+		size += add_upstream(&m->r, &m->pt, &s->u[i], &m->r.up[i], !s->hist_by_group, &err);
+	for (i = 0; !err && s->hist_by_group && i < s->ngroups; i++)
+		size += add_group(&m->r, &m->pt, &s->groups[i], &m->r.hup[i], &err);
 	for (i = 0; !err && i < KW_H_MAX; i++)
 		err = m->r.sums[i].err;
 	if (err)
 		return err;
 	kw_expo_init(&m->e, &m->self);
-	render_self(&m->e, s);
+	render_self(&m->e, s, m->r.series);
 	err = m->e.err ? m->e.err : m->self.err;
 	m->e.buf = &m->spill;
 	m->size = size + m->self.len;
@@ -746,6 +792,8 @@ static void stream_fini(struct kw_metrics_stream *m)
 	kw_buf_free(&m->r.text);
 	for (k = 0; k < KW_H_MAX; k++)
 		kw_buf_free(&m->r.sums[k]);
+	if (m->r.hup != m->r.up)
+		free(m->r.hup);
 	free(m->r.up);
 	kw_buf_free(&m->self);
 	kw_buf_free(&m->spill);

@@ -58,6 +58,7 @@ void kw_snapshot_free(struct kw_snapshot *s)
 		munmap(s->u, s->u_mapped);
 	else
 		free(s->u);
+	free(s->groups);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -73,19 +74,32 @@ int kw_key_is_overflow(const struct kw_key *k)
 	return k->netns == 0 && k->port == 0 && !memcmp(k->addr, zero, sizeof(zero));
 }
 
+int kw_upstream_is_overflow(const struct kw_upstream *u)
+{
+	return !u->flags && kw_key_is_overflow(&u->key);
+}
+
 void kw_upstream_labels(const struct kw_upstream *u, struct kw_upstream_labels *l)
 {
 	char port[KW_NUM_MAX];
 	size_t n;
 
 	l->direction = u->key.direction == KW_DIR_OUTBOUND ? "outbound" : "inbound";
-	if (kw_key_is_overflow(&u->key)) {
+	if (u->flags & KW_UP_COLLAPSED) {
+		snprintf(l->peer, sizeof(l->peer), "*");
+		snprintf(l->port, sizeof(l->port), "*");
+		snprintf(l->netns, sizeof(l->netns), "*");
+		return;
+	}
+	if (kw_upstream_is_overflow(u)) {
 		snprintf(l->peer, sizeof(l->peer), "other");
 		snprintf(l->port, sizeof(l->port), "other");
 		snprintf(l->netns, sizeof(l->netns), "other");
 		return;
 	}
-	if (kw_addr_format(u->key.addr, l->peer, sizeof(l->peer)))
+	if (u->flags & KW_UP_FOLDED)
+		snprintf(l->peer, sizeof(l->peer), "*");
+	else if (kw_addr_format(u->key.addr, l->peer, sizeof(l->peer)))
 		snprintf(l->peer, sizeof(l->peer), "?");
 	/* "%u" without printf: this runs for every upstream of every scrape */
 	n = kw_fmt_u64(port, u->key.port);

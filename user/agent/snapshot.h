@@ -44,7 +44,14 @@ struct kw_upstream {
 	double hist_sum[KW_H_MAX];		/* in the exposed unit */
 	double single_idle_sum[KW_BY_MAX]; /* s, idle before close of one-request connections */
 	double last_change;		   /* s, CLOCK_MONOTONIC: for eviction */
+	/* in an exposition view (view.h) only: */
+	__u32 folded;	    /* peers summed in this peer="*" record */
+	unsigned int flags; /* KW_UP_* */
 };
+
+/* kw_upstream.flags: what a record of an exposition view stands for. */
+#define KW_UP_FOLDED	0x1 /* peer="*": the folded peers of its group */
+#define KW_UP_COLLAPSED 0x2 /* port="*", netns="*": every such record of its direction */
 
 struct kw_snapshot {
 	struct kw_upstream *u; /* sorted by key */
@@ -67,6 +74,14 @@ struct kw_snapshot {
 	double census_seconds;		       /* how long that census took */
 	__u64 events_received;		       /* filled by the agent from its event log */
 	__u64 events_dropped;
+	/*
+	 * An exposition view's (view.h): histograms per group (direction, netns, port; no
+	 * peer), summed over its peers, instead of per upstream; and the peers folded.
+	 */
+	int hist_by_group;
+	struct kw_upstream *groups; /* sorted; freed by kw_snapshot_free */
+	size_t ngroups;
+	__u64 peers_folded[KW_DIR_MAX];
 };
 
 /*
@@ -81,6 +96,8 @@ void kw_snapshot_free(struct kw_snapshot *s);
 int kw_key_cmp(const struct kw_key *a, const struct kw_key *b);
 /* The overflow upstream of a direction: counts the map had no room for. */
 int kw_key_is_overflow(const struct kw_key *k);
+/* The overflow upstream's record (not a view's record of a collapsed direction). */
+int kw_upstream_is_overflow(const struct kw_upstream *u);
 
 /* Label values of one upstream, formatted once per snapshot. */
 struct kw_upstream_labels {
@@ -90,7 +107,10 @@ struct kw_upstream_labels {
 	char netns[64];
 };
 
-/* The labels every per-upstream series and JSON record carries ("other" for overflow). */
+/*
+ * The labels every per-upstream series and JSON record carries ("other" for overflow,
+ * "*" for what a view folded).
+ */
 void kw_upstream_labels(const struct kw_upstream *u, struct kw_upstream_labels *l);
 
 #endif /* KW_SNAPSHOT_H */
