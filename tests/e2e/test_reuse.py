@@ -183,9 +183,10 @@ def test_http10_server_and_curl(netns, agent):
     agent.wait_all([(OPENED, inbound, n), (REQS, inbound, n), (REUSED, inbound, 0),
                     (CLOSED, inbound, n), (OPENED, outbound, n), (REQS, outbound, n),
                     (REUSED, outbound, 0), (CLOSED, outbound, n),
-                    (PER_CONN + "_count", inbound, n), (PER_CONN + "_count", outbound, n)]
+                    (PER_CONN + "_count", kw.per_port(inbound), n),
+                    (PER_CONN + "_count", kw.per_port(outbound), n)]
                    # one request each, whoever closed them (summed over closed_by)
-                   + [(PER_CONN + "_bucket", dict(labels, le=le), want)
+                   + [(PER_CONN + "_bucket", dict(kw.per_port(labels), le=le), want)
                       for labels in (inbound, outbound) for le, want in (("0", 0), ("1", n))])
     doc = doctor_json(agent)
     for labels in (inbound, outbound):
