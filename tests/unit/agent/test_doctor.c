@@ -1644,10 +1644,11 @@ static void test_rules_table(void **state)
 /*
  * Seed 003's case: python's HTTP/1.0 http.server and a curl per request. Every connection
  * carries one request and both ends close at once, 96 first by the server, 24 by the
- * client: neither end reaches the 90% the one-sided rules want, and the doctor still says
- * the connections are not reused, and who most likely is to blame (the server, inbound:
- * our fix) with the split as evidence. From the client's host, the same traffic seen the
- * other way round (our client closed 96) blames our client.
+ * client (or the other way round: crossing FINs): neither end reaches the 90% the
+ * one-sided rules want, and the doctor still says the connections are not reused, and
+ * blames the server, which no keep-alive server would be if it closed even 10% of them
+ * right after the response. Seen from the client's host, the backend is blamed the same
+ * way. A server that closed only 5% promptly leaves the client as the likely cause.
  */
 static void test_single_use_both_ends(void **state)
 {
@@ -1669,13 +1670,30 @@ static void test_single_use_both_ends(void **state)
 	assert_non_null(strstr(d.finding[0].evidence, "96 of the 120 connections closed"));
 	assert_non_null(strstr(d.finding[0].evidence, "the other 24 were closed first by the "
 						      "client"));
+	/* the split the other way round (22 of 40 by the client): the server still */
+	in = up(KW_DIR_INBOUND, "10.77.1.1", 8000);
+	conns(&in, KW_BY_LOCAL, 1, 0.001, 18);
+	conns(&in, KW_BY_PEER, 1, 0.001, 22);
+	kw_doctor_upstream(&in, &o, &d);
+	assert_int_equal(d.nfindings, 1);
+	assert_non_null(strstr(d.finding[0].summary, "most likely because this server closes"));
+	/* from the client's host */
 	conns(&out, KW_BY_LOCAL, 1, 0.001, 96);
 	conns(&out, KW_BY_PEER, 1, 0.001, 24);
 	kw_doctor_upstream(&out, &o, &d);
 	assert_int_equal(d.nfindings, 1);
 	assert_string_equal(d.finding[0].id, "single_use_connections");
 	assert_int_equal(d.finding[0].severity, KW_SEV_WARNING);
-	assert_non_null(strstr(d.finding[0].summary, "most likely because our client closes"));
+	assert_non_null(strstr(d.finding[0].summary, "most likely because the backend closes"));
+	/* a server that closed 5% promptly: the client, info inbound */
+	in = up(KW_DIR_INBOUND, "10.77.1.1", 8000);
+	conns(&in, KW_BY_LOCAL, 1, 0.001, 5);
+	conns(&in, KW_BY_PEER, 1, 0.001, 88);
+	conns(&in, KW_BY_PEER, 3, 0.001, 7);
+	kw_doctor_upstream(&in, &o, &d);
+	assert_int_equal(d.nfindings, 1);
+	assert_int_equal(d.finding[0].severity, KW_SEV_INFO);
+	assert_non_null(strstr(d.finding[0].summary, "most likely because the client closes"));
 	/* 80% single use is not "nearly all": no finding */
 	in = up(KW_DIR_INBOUND, "10.77.1.1", 8000);
 	conns(&in, KW_BY_LOCAL, 1, 0.001, 60);

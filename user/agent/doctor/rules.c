@@ -39,6 +39,11 @@
  * timeout rules to judge, not a refusal to keep the connection.
  */
 #define PROMPT_PCT 90
+/*
+ * single_use_connections: a server that closed this % of the connections first, right
+ * after the response, closes after each response.
+ */
+#define SERVER_PROMPT_PCT 10
 
 /* request_cap: at least this many connections the server closed after 2 requests or more... */
 #define CAP_MIN_CONNS 3
@@ -672,8 +677,10 @@ static void rule_client_closes_after_each_response(struct ctx *c)
  * h2. nearly every connection carries one request, but neither end closed 90% of them:
  * both close at once (an HTTP/1.0 server and a client that closes after reading too; curl
  * against python's http.server). When the two FINs cross, each end sees itself close
- * first, so the two hosts' closed_by can differ. The likely culprit is the end that
- * closed more of them, right after the response.
+ * first, so the two hosts' closed_by can differ, and the split says little. What does
+ * say something: a server that keeps connections alive never closes one right after the
+ * response, so if it did that for SERVER_PROMPT_PCT% of the connections or more, it closes
+ * after each response (and the client may also close at once); else the client does.
  */
 static void rule_single_use_connections(struct ctx *c)
 {
@@ -689,7 +696,7 @@ static void rule_single_use_connections(struct ctx *c)
 	if (r->closed < SINGLE_MIN_CONNS || !pct_at_least(single, r->closed, SINGLE_PCT) ||
 	    !pct_at_least(prompt, r->closed, PROMPT_PCT))
 		return;
-	server_culprit = r->single[srv] >= r->single[cli];
+	server_culprit = pct_at_least(kw_prompt_closes(c->u, srv), r->closed, SERVER_PROMPT_PCT);
 	by = server_culprit ? srv : cli;
 	f = add(c, server_culprit || out ? KW_SEV_WARNING : KW_SEV_INFO, single_failure(c));
 	if (!f)
