@@ -371,7 +371,12 @@ def test_cli_stat_matches_metrics(netns, nginx, agent):
     (["--bogus"], "bogus"),
     (["--max-upstreams", "abc"], None),
     (["--listen", "127.0.0.1:99999"], None),
-], ids=["unknown-flag", "max-upstreams-abc", "listen-port-99999"])
+    (["--pin-dir", "/sys/fs/bpf/kw.test"], "takes no dot in a name"),
+    (["--pin-dir", "/" + "x" * 250], "is longer than 199 characters"),
+    (["--pin-dir", "relative/dir"], "is not an absolute path"),
+    (["--fallback", "everything"], "is not requests, reset_reasons or tcp_sock"),
+], ids=["unknown-flag", "max-upstreams-abc", "listen-port-99999", "pin-dir-dot",
+        "pin-dir-long", "pin-dir-relative", "fallback-unknown"])
 def test_agent_usage_errors(args, mention):
     kw.require_binary(kw.KEEPWATCHD)
     p = kw.run([kw.KEEPWATCHD, *args, "--no-pin"], timeout=10, check=False)

@@ -241,8 +241,15 @@ static void parse_options(int argc, char **argv, struct options *o)
 					optarg, MIN_CONN_TABLE, MAX_CONN_TABLE);
 			break;
 		case OPT_PIN_DIR:
-			if (optarg[0] != '/' || strlen(optarg) >= sizeof(o->pin_dir))
+			if (optarg[0] != '/')
 				usage_error("--pin-dir: '%s' is not an absolute path", optarg);
+			if (strlen(optarg) >= sizeof(o->pin_dir))
+				usage_error("--pin-dir: '%.40s...' is longer than %zu characters",
+					    optarg, sizeof(o->pin_dir) - 1);
+			if (strchr(strrchr(optarg, '/'), '.'))
+				usage_error("--pin-dir: '%s': the bpf filesystem takes no dot in a "
+					    "name",
+					    optarg);
 			snprintf(o->pin_dir, sizeof(o->pin_dir), "%s", optarg);
 			break;
 		case OPT_NO_PIN:

@@ -257,13 +257,25 @@ static int check_bpffs(const char *dir)
 		       parent, parent);
 		return -ENOTDIR;
 	}
-	if (mkdir(dir, 0700) && errno != EEXIST) {
+	if (mkdir(dir, 0700)) {
 		int err = -errno;
 
-		kw_err("create pin directory %s: %s", dir, strerror(errno));
+		if (errno == EEXIST)
+			return 0;
+		kw_err("create pin directory %s: %s%s", dir, strerror(errno),
+		       errno == EPERM && strchr(strrchr(dir, '/'), '.') ?
+			       " (the bpf filesystem takes no dot in a name)" :
+			       "");
 		return err;
 	}
-	return 0;
+	return 1; /* created: removed again if the start fails (rmdir_created) */
+}
+
+/* A pin directory this start created, left empty by a failed start, goes again. */
+static void rmdir_created(const char *dir, int created)
+{
+	if (created == 1 && rmdir(dir) && errno != ENOTEMPTY)
+		kw_dbg("remove pin directory %s: %s", dir, strerror(errno));
 }
 
 /*
@@ -635,15 +647,15 @@ destroy_skel:
 struct kw_bpf *kw_bpf_start(const struct kw_loader_opts *o)
 {
 	struct kw_bpf *b;
-	int err;
+	int err, created = 0;
 
 	libbpf_set_print(libbpf_print);
 	err = check_kernel();
 	if (err)
 		goto fail;
 	if (o->pin_dir) {
-		err = check_bpffs(o->pin_dir);
-		if (err)
+		created = err = check_bpffs(o->pin_dir);
+		if (err < 0)
 			goto fail;
 	}
 	b = calloc(1, sizeof(*b));
@@ -690,6 +702,8 @@ free_b:
 		close(b->pin_lock);
 	free(b);
 fail:
+	if (o->pin_dir)
+		rmdir_created(o->pin_dir, created);
 	errno = -err;
 	return NULL;
 }
