@@ -9,6 +9,7 @@ Exact counts, in namespaces of the test's own, against real nginx.
 
 import os
 import shutil
+import socket
 
 import pytest
 
@@ -398,3 +399,23 @@ def test_own_port_left_out(watch_self):
                       a["127.0.0.1"]["req"] - old["req"], 4)
     finally:
         agent.stop()
+
+
+def test_port_in_use_stops_before_bpf():
+    """The HTTP port is bound first: with it in use, the agent exits 1 naming it, before
+    it has loaded, pinned or created anything (a new pin directory stays absent)."""
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    port = holder.getsockname()[1]
+    pins = f"/sys/fs/bpf/kwtest-{os.getpid()}"
+    try:
+        p = kw.run([kw.KEEPWATCHD, "--listen", f"127.0.0.1:{port}", "--pin-dir", pins],
+                   timeout=20, check=False)
+        assert_eq(f"exit status\n{p.stderr}", p.returncode, 1)
+        assert f"listen on 127.0.0.1:{port}: Address already in use" in p.stderr, p.stderr
+        assert "attached" not in p.stderr, f"BPF was loaded first:\n{p.stderr}"
+        assert_eq("pin directory left behind", os.path.exists(pins), False)
+    finally:
+        holder.close()
+        shutil.rmtree(pins, ignore_errors=True)

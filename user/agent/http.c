@@ -12,13 +12,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <unistd.h>
 #include <microhttpd.h>
 
 #include "agent/http.h"
 #include "lib/log.h"
 
 struct kw_http {
-	struct MHD_Daemon *d;
+	struct MHD_Daemon *d; /* closes the listening socket when stopped */
+	unsigned short port;  /* the one it listens on */
 	const struct kw_route *routes;
 	unsigned int nroutes;
 	void *ctx;
@@ -230,63 +233,111 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	kw_dbg("http: %s", msg);
 }
 
-struct kw_http *kw_http_start(const char *host, unsigned short port, const struct kw_route *routes,
-			      unsigned int nroutes, void *ctx)
+int kw_http_listen(const char *host, unsigned short port)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE };
-	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	struct sockaddr_in6 any = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
+	struct sockaddr *addr = (struct sockaddr *)&any;
+	socklen_t addrlen = sizeof(any);
 	struct addrinfo *ai = NULL;
+	int fd, err, one = 1, zero = 0;
+
+	if (*host) {
+		err = getaddrinfo(host, NULL, &hints, &ai);
+		if (err) {
+			kw_err("listen address %s: %s", host, gai_strerror(err));
+			return -EINVAL;
+		}
+		addr = ai->ai_addr;
+		addrlen = ai->ai_addrlen;
+		if (addr->sa_family == AF_INET6)
+			((struct sockaddr_in6 *)addr)->sin6_port = htons(port);
+		else
+			((struct sockaddr_in *)addr)->sin_port = htons(port);
+	}
+	fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* every address: IPv4 too, through the v4-mapped ones */
+	if (!ai && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)))
+		goto fail;
+	if (bind(fd, addr, addrlen) || listen(fd, 64))
+		goto fail;
+	if (ai)
+		freeaddrinfo(ai);
+	return fd;
+fail:
+	err = -errno;
+	if (fd >= 0)
+		close(fd);
+	if (ai)
+		freeaddrinfo(ai);
+	return err;
+}
+
+struct kw_http *kw_http_serve(int fd, const struct kw_route *routes, unsigned int nroutes,
+			      void *ctx)
+{
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
 	struct kw_http *h;
 	int err;
 
+	if (getsockname(fd, (struct sockaddr *)&ss, &len))
+		return NULL;
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return NULL;
 	h->routes = routes;
 	h->nroutes = nroutes;
 	h->ctx = ctx;
-	if (*host) {
-		err = getaddrinfo(host, NULL, &hints, &ai);
-		if (err) {
-			kw_err("listen address %s: %s", host, gai_strerror(err));
-			free(h);
-			errno = EINVAL;
-			return NULL;
-		}
-		if (ai->ai_family == AF_INET6) {
-			flags |= MHD_USE_IPv6;
-			((struct sockaddr_in6 *)ai->ai_addr)->sin6_port = htons(port);
-		} else {
-			((struct sockaddr_in *)ai->ai_addr)->sin_port = htons(port);
-		}
+	if (ss.ss_family == AF_INET6) {
+		flags |= MHD_USE_IPv6;
+		h->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 	} else {
-		flags |= MHD_USE_DUAL_STACK;
+		h->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
 	}
-	h->d = MHD_start_daemon(flags, port, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER,
+	h->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER,
 				mhd_log, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64,
 				/* a connection's buffers: streamed bodies go out in chunks of
 				 * about half of it (the default 32 KiB made 16 KiB sends) */
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
-				ai ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_END, ai ? ai->ai_addr : NULL,
-				MHD_OPTION_END);
-	err = errno;
-	if (ai)
-		freeaddrinfo(ai);
+				MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_END);
 	if (!h->d) {
+		err = errno;
 		free(h);
-		errno = err ? err : EADDRINUSE;
+		errno = err ? err : EINVAL;
 		return NULL;
+	}
+	return h;
+}
+
+struct kw_http *kw_http_start(const char *host, unsigned short port, const struct kw_route *routes,
+			      unsigned int nroutes, void *ctx)
+{
+	struct kw_http *h;
+	int fd, err;
+
+	fd = kw_http_listen(host, port);
+	if (fd < 0) {
+		errno = -fd;
+		return NULL;
+	}
+	h = kw_http_serve(fd, routes, nroutes, ctx);
+	if (!h) {
+		err = errno;
+		close(fd);
+		errno = err;
 	}
 	return h;
 }
 
 unsigned short kw_http_port(const struct kw_http *h)
 {
-	const union MHD_DaemonInfo *info;
-
-	info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
-	return info ? info->port : 0;
+	return h->port;
 }
 
 void kw_http_stop(struct kw_http *h)

@@ -54,9 +54,18 @@ struct kw_route {
 struct kw_http;
 
 /*
- * Starts serving on host:port (host "" for every address, port 0 for any free port);
- * routes must outlive the server. NULL with errno set.
+ * A socket listening on host:port (host "" for every address, IPv6 and IPv4; port 0 for
+ * any free port): bound before anything else is set up, so that a port in use stops a
+ * start before it has done anything. The fd, or -errno.
  */
+int kw_http_listen(const char *host, unsigned short port);
+/*
+ * Starts serving on a socket of kw_http_listen(), which it then owns (closed with the
+ * server); routes must outlive the server. NULL with errno set (fd still the caller's).
+ */
+struct kw_http *kw_http_serve(int fd, const struct kw_route *routes, unsigned int nroutes,
+			      void *ctx);
+/* kw_http_listen, then kw_http_serve. NULL with errno set. */
 struct kw_http *kw_http_start(const char *host, unsigned short port, const struct kw_route *routes,
 			      unsigned int nroutes, void *ctx);
 /* The port it listens on, or 0 if unknown. */

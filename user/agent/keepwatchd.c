@@ -4,6 +4,7 @@
  * Prometheus text on /metrics and JSON under /api/v1/ until SIGINT or SIGTERM.
  */
 #include <errno.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <getopt.h>
 #include <malloc.h>
@@ -545,7 +546,7 @@ int main(int argc, char **argv)
 	struct agent agent = { .opts = &opts };
 	struct kw_http *http;
 	struct kw_bpf *bpf;
-	int err;
+	int err, listen_fd;
 
 	kw_log_set_prog("keepwatchd");
 	malloc_policy();
@@ -553,9 +554,17 @@ int main(int argc, char **argv)
 	err = block_signals();
 	if (err)
 		return 1;
-	bpf = kw_bpf_start(&opts.bpf);
-	if (!bpf)
+	/* The port first: one in use stops the start before BPF is loaded or pinned. */
+	listen_fd = kw_http_listen(opts.host, opts.port);
+	if (listen_fd < 0) {
+		kw_err("listen on %s:%u: %s", opts.host, opts.port, strerror(-listen_fd));
 		return 1;
+	}
+	bpf = kw_bpf_start(&opts.bpf);
+	if (!bpf) {
+		close(listen_fd);
+		return 1;
+	}
 	adopt(bpf, &opts);
 	agent.events = kw_events_start(kw_bpf_events_fd(bpf), opts.events);
 	if (!agent.events) {
@@ -575,13 +584,13 @@ int main(int argc, char **argv)
 		kw_err("start collector: %s", strerror(-err));
 		goto free_view;
 	}
-	http = kw_http_start(opts.host, opts.port, routes, sizeof(routes) / sizeof(routes[0]),
-			     &agent);
+	http = kw_http_serve(listen_fd, routes, sizeof(routes) / sizeof(routes[0]), &agent);
 	if (!http) {
 		err = -errno;
-		kw_err("listen on %s:%u: %s", opts.host, opts.port, strerror(errno));
+		kw_err("serve on %s:%u: %s", opts.host, opts.port, strerror(errno));
 		goto fini_collector;
 	}
+	listen_fd = -1; /* the server's now */
 	kw_info("serving http://%s%s%s:%u/metrics (%u namespaces, %u ports filtered; pins %s)",
 		strchr(opts.host, ':') ? "[" : "", opts.host, strchr(opts.host, ':') ? "]" : "",
 		opts.port, opts.bpf.n_netns, opts.bpf.n_ports,
@@ -596,5 +605,7 @@ stop_events:
 	kw_events_stop(agent.events);
 destroy_bpf:
 	kw_bpf_destroy(bpf);
+	if (listen_fd >= 0)
+		close(listen_fd);
 	return err ? 1 : 0;
 }
