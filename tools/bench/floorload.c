@@ -12,6 +12,11 @@
  *	"stats K" (K counts the reports from 1); at SIGTERM (or SIGINT, SIGHUP) the same
  *	report, and it detaches and exits 0. Reports at both ends of a load give its cost
  *	without the warm-up before it (under qemu's TCG, code runs slowly until translated).
+ *   floorload -l
+ *	lists every BPF program loaded in the system, one line each: "info ID NAME
+ *	XLATED_INSNS CALLS JITED_BYTES RUN_CNT RUN_TIME_NS", CALLS the calls left in the
+ *	program the verifier produced (helpers and kfunc calls it did not inline, and
+ *	subprograms). What the agent's programs became on this kernel.
  *
  * Exit status: 1 on any open, load, attach or info error, with a message on stderr.
  */
@@ -20,7 +25,9 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_PROGS 16
 
@@ -47,6 +54,54 @@ static int print_stats(struct bpf_object *obj)
 	return 0;
 }
 
+/* One program's line of `floorload -l`; 0, or -1 if its info could not be read. */
+static int list_program(int fd)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info), i, n, calls = 0;
+	struct bpf_insn *insns;
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return -1;
+	n = info.xlated_prog_len / sizeof(*insns);
+	insns = calloc(n ? n : 1, sizeof(*insns));
+	if (!insns)
+		return -1;
+	/* The instructions themselves: a second call with a buffer for them. */
+	info = (struct bpf_prog_info){ .xlated_prog_len = n * sizeof(*insns),
+				       .xlated_prog_insns = (__u64)(unsigned long)insns };
+	len = sizeof(info);
+	if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
+		free(insns);
+		return -1;
+	}
+	for (i = 0; i < info.xlated_prog_len / sizeof(*insns); i++)
+		calls += insns[i].code == (BPF_JMP | BPF_CALL);
+	printf("info %u %s %u %u %u %llu %llu\n", info.id, info.name, n, calls, info.jited_prog_len,
+	       (unsigned long long)info.run_cnt, (unsigned long long)info.run_time_ns);
+	free(insns);
+	return 0;
+}
+
+static int list_programs(void)
+{
+	__u32 id = 0;
+	int fd;
+
+	while (bpf_prog_get_next_id(id, &id) == 0) {
+		fd = bpf_prog_get_fd_by_id(id);
+		if (fd < 0)
+			continue; /* unloaded meanwhile */
+		if (list_program(fd)) {
+			fprintf(stderr, "floorload: info of program %u: %s\n", id, strerror(errno));
+			close(fd);
+			return -1;
+		}
+		close(fd);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct bpf_link *links[MAX_PROGS];
@@ -56,9 +111,11 @@ int main(int argc, char **argv)
 	sigset_t stop; /* and SIGUSR1: report */
 
 	if (argc != 2) {
-		fprintf(stderr, "usage: floorload OBJ\n");
+		fprintf(stderr, "usage: floorload OBJ | floorload -l\n");
 		return 2;
 	}
+	if (!strcmp(argv[1], "-l"))
+		return list_programs() ? 1 : 0;
 	/* Blocked before anything is attached: a SIGTERM early waits for sigwait(). */
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGTERM);
