@@ -11,6 +11,7 @@
 #                 ASan/UBSan, format check, Python lint
 #   make SANITIZE=1 unit   the unit tests under ASan/UBSan
 #   make render-bench ARGS='-n 10000'   time /metrics and JSON rendering (no kernel needed)
+#   make bench-kernels   BPF cost of the 6.1 fallbacks and of 6.12's programs in qemu guests
 #
 # The layers, each built from its own folder, each using only those below it:
 #   user/lib     (libkw.a)       plain helpers and the table of figures; no BPF, no HTTP
@@ -74,7 +75,7 @@ C_FORMAT   := $(wildcard bpf/*.c bpf/*.h include/*.h user/*/*.[ch] user/*/*/*.[c
 PY_LINT    := $(wildcard tests/*/*.py tools/*.py tools/*/*.py)
 
 .PHONY: all run test check unit e2e e2e-fallbacks test-kernels test-kernels-arm64 cross-arm64 deps clean format format-check lint bench \
-	render-bench docs FORCE
+	bench-kernels render-bench docs FORCE
 all: $(OUT)/keepwatchd $(OUT)/keepwatch
 
 $(OUT)/keepwatch.bpf.o: bpf/keepwatch.bpf.c
@@ -203,6 +204,12 @@ docs: $(OUT)/keepwatchd
 
 bench: all
 	tools/bench/run.sh
+
+# The BPF cost in Debian's 6.1 (the fallbacks) and 6.12 booted in qemu, against empty
+# programs on the same hooks (tools/bench/kernels-cost.py; about 4 minutes).
+bench-kernels: all
+	tools/kernels/kernels.py deps x86
+	tools/bench/kernels-cost.py $(BENCH_ARGS)
 
 # Scrape rendering alone, without the kernel: build/render_bench -n 10000
 $(OUT)/render_bench: $(OUT)/obj/tools/bench/render_bench.o $(LIBAGENT) $(LIBKW)

@@ -238,34 +238,6 @@ KERNELS = {name: k for name, k in ALL_KERNELS.items() if k.arch in ARCHES}
 
 # --- the guests ------------------------------------------------------------------------------
 
-def build_kwtraffic(a):
-    """kwtraffic for arch a, static: the guests have no libc of their own."""
-    out = BUILD / "kernels" / ("kwtraffic" if a.native else f"{a.deb}/kwtraffic")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    kernels.run([a.cc, "-std=gnu11", "-O2", "-g", "-Wall", "-Wextra", "-Werror",
-                 "-Wmissing-prototypes", "-Wstrict-prototypes", "-static",
-                 REPO / "tests/kernels/kwtraffic.c", "-o", out])
-    return out
-
-
-def parse(text):
-    """The guest's report: {'lines': {key: [values]}, 'docs': {name: text}}."""
-    lines, docs, cur, buf = {}, {}, None, []
-    for raw in text.replace("\r", "").splitlines():
-        if cur is not None:
-            if raw == f"KW-END {cur}":
-                docs[cur] = "\n".join(buf) + "\n"
-                cur = None
-            else:
-                buf.append(raw)
-        elif raw.startswith("KW-BEGIN "):
-            cur, buf = raw[len("KW-BEGIN "):], []
-        elif raw.startswith("KW "):
-            key, _, value = raw[3:].partition(" ")
-            lines.setdefault(key, []).append(value)
-    return dict(lines=lines, docs=docs)
-
-
 def base_initramfs(a):
     """The initramfs part common to the kernels of arch a: userland, agent, traffic."""
     missing = kernels.missing_host_packages(a)
@@ -278,7 +250,7 @@ def base_initramfs(a):
             f" first")
     scenarios = "".join(s.line() + "\n" for s in SCENARIOS).encode()
     return kernels.base_initramfs(
-        [a.binaries / "keepwatchd", a.binaries / "keepwatch", build_kwtraffic(a)],
+        [a.binaries / "keepwatchd", a.binaries / "keepwatch", kernels.build_kwtraffic(a)],
         {"init": (REPO / "tests/kernels/guest-init.sh").read_bytes(),
          "etc/kw-scenarios": scenarios}, a)
 
@@ -322,7 +294,7 @@ def guests(request):
         info, p = procs.pop(name)
         status = p.returncode
         d = Path(info["dir"])
-        report = parse((d / "results.log").read_text(errors="replace")
+        report = kernels.parse_report((d / "results.log").read_text(errors="replace")
                        if (d / "results.log").exists() else "")
         runs[name] = dict(info=info, status=status, seconds=time.monotonic() - p.started,
                           report=report, dir=d)

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 """Debian's own kernels in qemu: fetch, extract, build an initramfs, boot.
 
-Used by the kernel-matrix tests (tests/kernels/, `make test-kernels`) and by hand:
+Used by the kernel-matrix tests (tests/kernels/, `make test-kernels`), the guests' cost
+benchmark (tools/bench/kernels-cost.py, `make bench-kernels`) and by hand:
 
   tools/kernels/kernels.py deps [ARCH]                         # apt-get install qemu...
   tools/kernels/kernels.py fetch [ARCH] linux-image-6.12-amd64 # prints the kernel's folder
@@ -486,6 +487,40 @@ def kernel_initramfs(k):
     for ko in k["modules"]:
         c.file(f"lib/modules/{k['kver']}/{ko.name}", ko.read_bytes(), 0o644)
     return c.bytes()
+
+
+# --- the guests' programs and reports -------------------------------------------------------
+
+def build_kwtraffic(a):
+    """tests/kernels/kwtraffic.c for arch a, static: the guests have no libc of their own.
+    The kernel-matrix tests and the guests' cost benchmark both drive their traffic with
+    it."""
+    out = BUILD / "kernels" / ("kwtraffic" if a.native else f"{a.deb}/kwtraffic")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    run([a.cc, "-std=gnu11", "-O2", "-g", "-Wall", "-Wextra", "-Werror",
+         "-Wmissing-prototypes", "-Wstrict-prototypes", "-static",
+         REPO / "tests/kernels/kwtraffic.c", "-o", out])
+    return out
+
+
+def parse_report(text):
+    """A guest's report on its second port: {'lines': {key: [values]}, 'docs': {name:
+    text}}, from `KW <key> <value>` lines and `KW-BEGIN <name>` ... `KW-END <name>`
+    documents."""
+    lines, docs, cur, buf = {}, {}, None, []
+    for raw in text.replace("\r", "").splitlines():
+        if cur is not None:
+            if raw == f"KW-END {cur}":
+                docs[cur] = "\n".join(buf) + "\n"
+                cur = None
+            else:
+                buf.append(raw)
+        elif raw.startswith("KW-BEGIN "):
+            cur, buf = raw[len("KW-BEGIN "):], []
+        elif raw.startswith("KW "):
+            key, _, value = raw[3:].partition(" ")
+            lines.setdefault(key, []).append(value)
+    return dict(lines=lines, docs=docs)
 
 
 # --- boot ----------------------------------------------------------------------------------
