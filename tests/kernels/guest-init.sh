@@ -119,8 +119,19 @@ done </etc/kw-scenarios
 
 [ $running = 1 ] || bye
 # The servers close their ends of client-closed connections as soon as they read the
-# EOF: give them a moment, and the census (at most once a second) a fresh look.
-sleep 1.5
+# EOF, and the last FINs are still on their way when the clients exit: under TCG (arm64
+# most) that can take longer than a fixed pause. Wait until no connection is active any
+# more (every scenario ends with all closed), 15 s at most, then give the census (at
+# most once a second) a fresh look.
+i=0
+while [ $i -lt 150 ]; do
+	wget -q -O /tmp/upstreams http://$AGENT/api/v1/upstreams || fail "GET /api/v1/upstreams"
+	grep -q '"active":[1-9]' /tmp/upstreams || break
+	sleep 0.1
+	i=$((i + 1))
+done
+say "settled $(uptime_s) after $i polls"
+sleep 1.1
 wget -q -O /tmp/upstreams http://$AGENT/api/v1/upstreams || fail "GET /api/v1/upstreams"
 wget -q -O /tmp/metrics http://$AGENT/metrics || fail "GET /metrics"
 keepwatch --agent http://$AGENT stat -j >/tmp/stat 2>&1
