@@ -19,27 +19,8 @@ IP=/sbin/ip
 OUT=${KW_RESULTS:-/dev/ttyS1}
 AGENT=127.0.0.1:9479
 
-say() { echo "KW $*" >$OUT; }
-doc() { echo "KW-BEGIN $1" >$OUT; cat "$2" >$OUT 2>&1; echo "KW-END $1" >$OUT; }
-uptime_s() { cut -d' ' -f1 /proc/uptime; }
-bye() {
-	say "done $(uptime_s)"
-	sync
-	poweroff -f
-}
-fail() {
-	say "fail $*"
-	bye
-}
-
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev
-mount -t tmpfs run /run
-mount -t tmpfs tmp /tmp
-mount -t bpf bpf /sys/fs/bpf
-mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
-echo 1 >/proc/sys/kernel/printk # keep the console quiet but for panics
+# say, doc, uptime_s, bye, fail; /proc, /sys, /dev, bpffs mounted
+. /lib/kw-guest.sh
 say "kernel $(uname -r)"
 say "booted $(uptime_s)"
 

@@ -29,26 +29,8 @@ FLOOR=/etc/kw-floor.bpf.o
 CLIENT_TIMEOUT=300 # s, each kwtraffic client
 read -r ROUNDS </etc/kw-rounds
 
-say() { echo "KW $*" >"$OUT"; }
-doc() { echo "KW-BEGIN $1" >"$OUT"; cat "$2" >"$OUT" 2>&1; echo "KW-END $1" >"$OUT"; }
-uptime_s() { cut -d' ' -f1 /proc/uptime; }
-bye() {
-	say "done $(uptime_s)"
-	sync
-	poweroff -f
-}
-fail() {
-	say "fail $*"
-	bye
-}
-
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev
-mount -t tmpfs run /run
-mount -t tmpfs tmp /tmp
-mount -t bpf bpf /sys/fs/bpf
-echo 1 >/proc/sys/kernel/printk
+# say, doc, uptime_s, bye, fail; /proc, /sys, /dev, bpffs mounted
+. /lib/kw-guest.sh
 say "kernel $(uname -r)"
 echo 1 >/proc/sys/kernel/bpf_stats_enabled || fail "kernel.bpf_stats_enabled=1"
 say "bpf-stats $(cat /proc/sys/kernel/bpf_stats_enabled)"

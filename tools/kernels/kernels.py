@@ -475,6 +475,8 @@ def base_initramfs(binaries, files, a=None):
     for guest, host in sorted(libs.items()):
         c.file(guest, Path(host).read_bytes())
     c.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n", 0o644)
+    # what every /init sources: reporting, power-off, mounts
+    c.file("lib/kw-guest.sh", (Path(__file__).parent / "guest-lib.sh").read_bytes(), 0o644)
     for path, data in files.items():
         c.file(path, data)
     return c.bytes()
