@@ -7,7 +7,7 @@
 #                 and 6.12)
 #   make test-kernels-arm64   the qemu guests' suite in Debian's arm64 6.1 and 6.12
 #   make cross-arm64  build for arm64 into build/arm64, unit tests under qemu-user
-#   make check    the fast loop, no root and no apt: build, unit tests plain and under
+#   make check    the fast loop, no root and no apt: build (render_bench too), unit tests plain and under
 #                 ASan/UBSan, format check, Python lint
 #   make SANITIZE=1 unit   the unit tests under ASan/UBSan
 #   make render-bench ARGS='-n 10000'   time /metrics and JSON rendering (no kernel needed)
@@ -193,7 +193,7 @@ cross-arm64:
 	$(CROSS_ARM64) all unit
 
 # The fast loop: no root, no apt, no kernel.
-check: all
+check: all $(OUT)/render_bench
 	$(MAKE) format-check
 	$(MAKE) lint
 	$(MAKE) unit
