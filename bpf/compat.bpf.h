@@ -84,9 +84,10 @@ static __always_inline __u8 rst_reason_inferred(const struct sock *sk, const str
  * for full sockets (tcp_v4_send_reset: "if (sk && sk_fullsock(sk))"), so the resets a
  * timewait socket or no socket at all answers (the late request of a keep-alive race)
  * are seen by fentry on tcp_v4_send_reset and tcp_v6_send_reset, which every reply reset
- * passes (5.5 on x86_64, 6.0 on arm64: BPF trampolines). Those programs take only what
- * the tracepoint misses, and the tracepoint's program skips it when they are attached
- * (cfg_bare_resets_fentry), so that a kernel that fires both counts once.
+ * passes (BPF trampolines: 5.5 on x86_64; on arm64 attaching them needs ftrace direct
+ * calls, which Debian's 6.1 lacks: the loader then goes on without them). Those programs
+ * take only what the tracepoint misses, and the tracepoint's program skips it when they
+ * are chosen (cfg_bare_resets_fentry), so that a kernel that fires both counts once.
  */
 static __always_inline bool rst_bare(const struct sock *sk)
 {

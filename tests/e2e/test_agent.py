@@ -228,6 +228,38 @@ def test_connections_closed_while_no_agent_ran(netns, nginx):
         shutil.rmtree(pin_dir, ignore_errors=True)
 
 
+# From each `src=n` argument's address, n connections to the server's port 80, each with
+# one request (Connection: close), one after the other.
+CONNECT_FROM = (
+    "import socket, sys\n"
+    "for arg in sys.argv[2:]:\n"
+    "    src, n = arg.split('=')\n"
+    "    for _ in range(int(n)):\n"
+    "        s = socket.socket()\n"
+    "        s.settimeout(5)\n"
+    "        s.bind((src, 0))\n"
+    "        s.connect((sys.argv[1], 80))\n"
+    "        s.sendall(b'GET / HTTP/1.1\\r\\nHost: t\\r\\nConnection: close\\r\\n\\r\\n')\n"
+    "        while s.recv(4096):\n"
+    "            pass\n"
+    "        s.close()\n")
+
+
+def client_addresses(netns, addrs):
+    """More addresses for the client, each known to the server's neighbour table (which
+    is host-wide: permanent entries keep many peers from crowding it)."""
+    for a in addrs:
+        netns.exec(netns.client_ns, ["ip", "addr", "add", f"{a}/24", "dev", "veth0"])
+        netns.exec(netns.server_ns, ["ip", "neigh", "replace", a, "lladdr",
+                                     netns.client_mac, "dev", "veth0", "nud", "permanent"])
+
+
+def connect_from(netns, counts):
+    """counts[addr] one-request connections from each client address, to the server."""
+    netns.exec(netns.client_ns, ["/usr/bin/python3", "-c", CONNECT_FROM, netns.server_v4,
+                                 *(f"{a}={n}" for a, n in counts.items())], timeout=60)
+
+
 SOURCES = 20
 
 
@@ -238,27 +270,12 @@ def test_full_map_goes_to_overflow(netns, nginx):
     connection or request is lost from the totals."""
     base = netns.client_v4.rsplit(".", 1)[0]
     addrs = [f"{base}.{100 + i}" for i in range(SOURCES)]
-    for a in addrs:
-        netns.exec(netns.client_ns, ["ip", "addr", "add", f"{a}/24", "dev", "veth0"])
-        netns.exec(netns.server_ns, ["ip", "neigh", "replace", a, "lladdr",
-                                     netns.client_mac, "dev", "veth0", "nud", "permanent"])
+    client_addresses(netns, addrs)
     agent = kw.Agent([netns.client_ns, netns.server_ns],
                      extra_args=("--max-upstreams", "16"))
     try:
         agent.start()
-        script = (
-            "import socket, sys\n"
-            "for src in sys.argv[2:]:\n"
-            "    s = socket.socket()\n"
-            "    s.settimeout(5)\n"
-            "    s.bind((src, 0))\n"
-            "    s.connect((sys.argv[1], 80))\n"
-            "    s.sendall(b'GET / HTTP/1.1\\r\\nHost: t\\r\\nConnection: close\\r\\n\\r\\n')\n"
-            "    while s.recv(4096):\n"
-            "        pass\n"
-            "    s.close()\n")
-        netns.exec(netns.client_ns,
-                   ["/usr/bin/python3", "-c", script, netns.server_v4, *addrs], timeout=60)
+        connect_from(netns, {a: 1 for a in addrs})
         agent.wait_all([
             (OPENED, dict(direction="inbound", netns=netns.server_ns), SOURCES - 5),
             (OPENED, dict(direction="inbound", peer="other"), 5),
@@ -286,23 +303,7 @@ def test_peers_beyond_limit_folded(netns, nginx):
     base = netns.client_v4.rsplit(".", 1)[0]
     addrs = [f"{base}.{100 + i}" for i in range(CLIENTS)]
     conns = {a: 1 + i % 4 for i, a in enumerate(addrs)}
-    for a in addrs:
-        netns.exec(netns.client_ns, ["ip", "addr", "add", f"{a}/24", "dev", "veth0"])
-        netns.exec(netns.server_ns, ["ip", "neigh", "replace", a, "lladdr",
-                                     netns.client_mac, "dev", "veth0", "nud", "permanent"])
-    script = (
-        "import socket, sys\n"
-        "for arg in sys.argv[2:]:\n"
-        "    src, n = arg.split('=')\n"
-        "    for _ in range(int(n)):\n"
-        "        s = socket.socket()\n"
-        "        s.settimeout(5)\n"
-        "        s.bind((src, 0))\n"
-        "        s.connect((sys.argv[1], 80))\n"
-        "        s.sendall(b'GET / HTTP/1.1\\r\\nHost: t\\r\\nConnection: close\\r\\n\\r\\n')\n"
-        "        while s.recv(4096):\n"
-        "            pass\n"
-        "        s.close()\n")
+    client_addresses(netns, addrs)
     inbound = dict(direction="inbound", port="80", netns=netns.server_ns)
     agent = kw.Agent([netns.client_ns, netns.server_ns],
                      extra_args=("--max-peers-per-port", str(SHOWN)))
@@ -310,8 +311,7 @@ def test_peers_beyond_limit_folded(netns, nginx):
         agent.start()
         shown = None
         for rnd in (1, 2):
-            netns.exec(netns.client_ns, ["/usr/bin/python3", "-c", script, netns.server_v4,
-                                         *(f"{a}={n}" for a, n in conns.items())], timeout=60)
+            connect_from(netns, conns)
             total = rnd * sum(conns.values())
             samples = agent.wait_all([(OPENED, inbound, total), (REQS, inbound, total),
                                       (CLOSED, inbound, total),
