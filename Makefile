@@ -15,8 +15,11 @@
 #
 # The layers, each built from its own folder, each using only those below it:
 #   user/lib     (libkw.a)       plain helpers and the table of figures; no BPF, no HTTP
-#   user/agent   (libkwagent.a)  keepwatchd: loader, collector, census, exposition, doctor
-#   user/cli     (libkwcli.a)    keepwatch: reads the agent's JSON; never links agent code
+#   user/doctor  (libkwdoctor.a) the model (upstream records, census rows) and the doctor's
+#                                rules: both programs run the same diagnosis
+#   user/agent   (libkwagent.a)  keepwatchd: loader, collector, census, exposition
+#   user/cli     (libkwcli.a)    keepwatch: reads the agent's JSON, or Prometheus' for the
+#                                fleet doctor; never links agent code
 
 OUT      := build
 CLANG    ?= clang
@@ -53,24 +56,27 @@ BPF_CFLAGS := -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(ARCH) -Iinclude
 	      -Ibpf/vmlinux/$(ARCH)
 
 # Objects mirror the source tree under $(OUT)/obj, so that equal names in two layers
-# (agent/doctor/doctor.c, cli/doctor.c) never meet.
+# (doctor/doctor.c, cli/doctor.c) never meet.
 obj = $(patsubst %.c,$(OUT)/obj/%.o,$(1))
 
 LIB_SRCS   := $(wildcard user/lib/*.c)
-AGENT_SRCS := $(filter-out user/agent/keepwatchd.c,$(wildcard user/agent/*.c user/agent/*/*.c))
+DOCTOR_SRCS := $(wildcard user/doctor/*.c)
+AGENT_SRCS := $(filter-out user/agent/keepwatchd.c,$(wildcard user/agent/*.c))
 CLI_SRCS   := $(filter-out user/cli/keepwatch.c,$(wildcard user/cli/*.c))
 
 LIBKW      := $(OUT)/libkw.a
+LIBDOCTOR  := $(OUT)/libkwdoctor.a
 LIBAGENT   := $(OUT)/libkwagent.a
 LIBCLI     := $(OUT)/libkwcli.a
 
 # Unit tests mirror the layers: tests/unit/<layer>/test_*.c link that layer and those below.
 UNIT_LIB   := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(wildcard tests/unit/lib/test_*.c))
+UNIT_DOCTOR := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(wildcard tests/unit/doctor/test_*.c))
 UNIT_AGENT := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(wildcard tests/unit/agent/test_*.c))
 UNIT_CLI   := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(wildcard tests/unit/cli/test_*.c))
-UNIT_BINS  := $(UNIT_LIB) $(UNIT_AGENT) $(UNIT_CLI)
+UNIT_BINS  := $(UNIT_LIB) $(UNIT_DOCTOR) $(UNIT_AGENT) $(UNIT_CLI)
 
-C_FORMAT   := $(wildcard bpf/*.c bpf/*.h include/*.h user/*/*.[ch] user/*/*/*.[ch] \
+C_FORMAT   := $(wildcard bpf/*.c bpf/*.h include/*.h user/*/*.[ch] \
 		tests/unit/*/*.c tools/bench/*.c)
 PY_LINT    := $(wildcard tests/*/*.py tools/*.py tools/*/*.py)
 
@@ -105,37 +111,39 @@ $(call obj,user/agent/metrics.c user/cli/keepwatch.c user/agent/keepwatchd.c): $
 FORCE:
 
 $(LIBKW): $(call obj,$(LIB_SRCS))
+$(LIBDOCTOR): $(call obj,$(DOCTOR_SRCS))
 $(LIBAGENT): $(call obj,$(AGENT_SRCS))
 $(LIBCLI): $(call obj,$(CLI_SRCS))
-$(LIBKW) $(LIBAGENT) $(LIBCLI):
+$(LIBKW) $(LIBDOCTOR) $(LIBAGENT) $(LIBCLI):
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
-$(OUT)/keepwatchd: $(call obj,user/agent/keepwatchd.c) $(LIBAGENT) $(LIBKW)
+$(OUT)/keepwatchd: $(call obj,user/agent/keepwatchd.c) $(LIBAGENT) $(LIBDOCTOR) $(LIBKW)
 	$(call msg,LD,$@)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS) $^ $(AGENT_LDLIBS) -o $@
 
-$(OUT)/keepwatch: $(call obj,user/cli/keepwatch.c) $(LIBCLI) $(LIBKW)
+$(OUT)/keepwatch: $(call obj,user/cli/keepwatch.c) $(LIBCLI) $(LIBDOCTOR) $(LIBKW)
 	$(call msg,LD,$@)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS) $^ $(CLI_LDLIBS) -o $@
 
-# cli/test_doctor renders what the agent's doctor writes: the one test that links both.
 $(UNIT_LIB): $(OUT)/tests/%: $(OUT)/obj/tests/unit/%.o $(LIBKW)
 	$(call msg,LD,$@)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LIB_LDLIBS) $(TEST_LDLIBS) -o $@
-$(UNIT_AGENT): $(OUT)/tests/%: $(OUT)/obj/tests/unit/%.o $(LIBAGENT) $(LIBKW)
+$(UNIT_DOCTOR): $(OUT)/tests/%: $(OUT)/obj/tests/unit/%.o $(LIBDOCTOR) $(LIBKW)
+	$(call msg,LD,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) $^ -ljansson $(LIB_LDLIBS) $(TEST_LDLIBS) -o $@
+$(UNIT_AGENT): $(OUT)/tests/%: $(OUT)/obj/tests/unit/%.o $(LIBAGENT) $(LIBDOCTOR) $(LIBKW)
 	$(call msg,LD,$@)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS) $^ $(AGENT_LDLIBS) $(TEST_LDLIBS) -o $@
-$(OUT)/tests/cli/test_doctor: $(LIBAGENT)
-$(UNIT_CLI): $(OUT)/tests/%: $(OUT)/obj/tests/unit/%.o $(LIBCLI) $(LIBKW)
+$(UNIT_CLI): $(OUT)/tests/%: $(OUT)/obj/tests/unit/%.o $(LIBCLI) $(LIBDOCTOR) $(LIBKW)
 	$(call msg,LD,$@)
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) $(LIBCLI) $(filter $(LIBAGENT),$^) $(LIBKW) \
-		$(AGENT_LDLIBS) $(CLI_LDLIBS) $(TEST_LDLIBS) -o $@
+	$(Q)$(CC) $(LDFLAGS) $^ $(CLI_LDLIBS) $(TEST_LDLIBS) -o $@
 
 deps:
 	@tools/install-deps.sh $(DEPS)
@@ -212,7 +220,7 @@ bench-kernels: all
 	tools/bench/kernels-cost.py $(BENCH_ARGS)
 
 # Scrape rendering alone, without the kernel: build/render_bench -n 10000
-$(OUT)/render_bench: $(OUT)/obj/tools/bench/render_bench.o $(LIBAGENT) $(LIBKW)
+$(OUT)/render_bench: $(OUT)/obj/tools/bench/render_bench.o $(LIBAGENT) $(LIBDOCTOR) $(LIBKW)
 	$(call msg,LD,$@)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS) $^ $(AGENT_LDLIBS) -o $@

@@ -31,7 +31,7 @@ TW_NOW = P + "time_wait_sockets"
 CONNECT_FAIL = P + "connect_failures_total"
 
 # Not landed when these tests were written: the names the doctor and the census are
-# expected to use (user/agent/doctor/doctor.h, user/agent/census.h). Change them here if they land otherwise.
+# expected to use (user/doctor/doctor.h, user/agent/census.h). Change them here if they land otherwise.
 HEADROOM = P + "ephemeral_port_headroom"
 FINDING_REQUESTS_CAP = "request_cap"
 FINDING_PORTS = "ports_running_out"

@@ -294,12 +294,6 @@ static int count_tw(__u32 netns, const struct kw_census_sysctl *sys, const struc
 	return 0;
 }
 
-int kw_tw_reuse_applies(__u32 tw_reuse, const __u8 laddr[16], const __u8 raddr[16])
-{
-	return tw_reuse == 1 ||
-	       (tw_reuse == 2 && (kw_addr_is_loopback(laddr) || kw_addr_is_loopback(raddr)));
-}
-
 /* Headroom figures of a row whose in_use, time_wait and held are counted. */
 static void dest_finish(struct kw_census_dest *d, __u64 range)
 {

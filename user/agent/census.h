@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <linux/types.h>
 #include "keepwatch.h"
+#include "doctor/model.h"
 
 /* The kernel's TCP states the census uses (include/net/tcp_states.h). */
 #define KW_TCP_TIME_WAIT 6
@@ -26,54 +27,6 @@ struct kw_census_sysctl {
 	__u32 port_hi;		  /* last port, included */
 	__u32 tw_reuse;		  /* net.ipv4.tcp_tw_reuse: 0, 1, or 2 (loopback only) */
 	__u8 reserved[65536 / 8]; /* net.ipv4.ip_local_reserved_ports, bit p%8 of byte p/8 */
-};
-
-/* TIME_WAIT sockets of one upstream. */
-struct kw_census_tw {
-	struct kw_key key;
-	__u64 count;
-};
-
-/* One outbound destination of one namespace: where ephemeral ports run out. */
-struct kw_census_dest {
-	__u8 laddr[16];	     /* ours, network order, IPv4 v4-mapped */
-	__u8 raddr[16];	     /* the peer's, likewise */
-	__u32 netns;	     /* network namespace inode number */
-	__u16 rport;	     /* the peer's port, host order */
-	__u8 family;	     /* KW_AF_* of the peer (v4-mapped peers are INET) */
-	__u64 in_use;	     /* sockets to it, any state, any local port */
-	__u64 time_wait;     /* of those, in TIME_WAIT (FIN_WAIT2 substate included) */
-	__u64 held;	     /* ports of the ephemeral range held: in-range sockets minus
-				reusable TIME_WAIT ones */
-	__u64 range;	     /* the namespace's usable ephemeral ports (kw_census_netns.range) */
-	__u64 headroom;	     /* range - held, never below 0: connects left before EADDRNOTAVAIL */
-	double growth_per_s; /* change of held per second since the previous census; 0 on the
-				first one (see kw_census_diff) */
-	double exhaustion_s; /* s, headroom / growth; INFINITY if not growing, 0 if exhausted */
-};
-
-/* One namespace the census read. */
-struct kw_census_netns {
-	__u32 inode;
-	__u32 port_lo, port_hi; /* ip_local_port_range */
-	__u32 reserved;		/* ip_local_reserved_ports inside the range */
-	__u32 listening; /* listening ports inside the range, not reserved: connect() skips them */
-	__u32 range;	 /* ports connect() can give: port_hi - port_lo + 1, less one if that is
-			    odd (the kernel scans an even number), less reserved and listening */
-	__u32 tw_reuse;	 /* tcp_tw_reuse: 0, 1, 2 (loopback only) */
-	__u64 sockets;	 /* records the iterator gave (request sockets are not among them) */
-	__u64 time_wait; /* of those, TIME_WAIT: equals /proc/net/sockstat's "tw" */
-};
-
-struct kw_census_result {
-	struct kw_census_tw *tw; /* sorted by key (memcmp, as kw_key_cmp), as a snapshot is */
-	size_t n_tw;
-	struct kw_census_dest *dest; /* sorted by netns, laddr, raddr, rport */
-	size_t n_dest;
-	struct kw_census_netns *ns; /* sorted by inode */
-	size_t n_ns;
-	__u64 skipped; /* namespaces not found or not entered (a debug line each) */
-	__u64 errors;  /* namespaces entered but not read: iterator, sysctls, too many sockets */
 };
 
 /*
@@ -103,12 +56,6 @@ int kw_census_add(struct kw_census_result *r, __u32 netns, const struct kw_censu
  */
 void kw_census_diff(const struct kw_census_result *prev, struct kw_census_result *cur,
 		    double seconds);
-
-/*
- * Whether connect() may take the port of a TIME_WAIT socket between these addresses
- * under net.ipv4.tcp_tw_reuse (1: always; 2: loopback only, either end).
- */
-int kw_tw_reuse_applies(__u32 tw_reuse, const __u8 laddr[16], const __u8 raddr[16]);
 
 /* TIME_WAIT sockets of one upstream; 0 if it has none. */
 __u64 kw_census_time_wait(const struct kw_census_result *r, const struct kw_key *key);

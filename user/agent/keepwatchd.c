@@ -18,7 +18,7 @@
 #include "lib/addr.h"
 #include "agent/collector.h"
 #include "agent/docs.h"
-#include "agent/doctor/doctor.h"
+#include "doctor/doctor.h"
 #include "agent/events.h"
 #include "agent/http.h"
 #include "agent/json.h"
@@ -405,12 +405,20 @@ static int route_events(void *ctx, const struct kw_request *req, struct kw_buf *
 	return kw_events_render(a->events, &q, body) ? 500 : 200;
 }
 
+/* The doctor's netns labels, as /metrics writes them. */
+static void doctor_netns_name(__u32 inode, char *out, size_t len, void *arg)
+{
+	(void)arg;
+	kw_netns_name(inode, out, len);
+}
+
 /* GET /api/v1/doctor?peer=ADDR[:PORT] */
 static int route_doctor(void *ctx, const struct kw_request *req, struct kw_buf *body,
 			const char **ctype)
 {
 	struct agent *a = ctx;
-	struct kw_doctor_opts o = { .lb_idle_timeout = a->opts->lb_idle_timeout };
+	struct kw_doctor_opts o = { .lb_idle_timeout = a->opts->lb_idle_timeout,
+				    .netns_name = doctor_netns_name };
 	const char *peer = kw_request_arg(req, "peer");
 	struct kw_diagnosis *d;
 	struct kw_snapshot s;

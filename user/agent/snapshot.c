@@ -62,23 +62,6 @@ void kw_snapshot_free(struct kw_snapshot *s)
 	memset(s, 0, sizeof(*s));
 }
 
-int kw_key_cmp(const struct kw_key *a, const struct kw_key *b)
-{
-	return memcmp(a, b, sizeof(*a));
-}
-
-int kw_key_is_overflow(const struct kw_key *k)
-{
-	static const __u8 zero[16];
-
-	return k->netns == 0 && k->port == 0 && !memcmp(k->addr, zero, sizeof(zero));
-}
-
-int kw_upstream_is_overflow(const struct kw_upstream *u)
-{
-	return !u->flags && kw_key_is_overflow(&u->key);
-}
-
 void kw_upstream_labels(const struct kw_upstream *u, struct kw_upstream_labels *l)
 {
 	char port[KW_NUM_MAX];

@@ -14,6 +14,7 @@
 #include <linux/types.h>
 #include "keepwatch.h"
 #include "lib/fields.h"
+#include "doctor/model.h"
 
 struct kw_census_result;
 
@@ -33,25 +34,6 @@ struct kw_bpf_job {
 };
 
 #define KW_MAX_JOBS 8
-
-#define KW_HIST_MAXSLOTS 32
-
-struct kw_upstream {
-	struct kw_key key;
-	__u32 slot;				/* its slot in the kernel's counters array */
-	__u64 val[KW_F_MAX];			/* by enum kw_field_id */
-	__u64 hist[KW_H_MAX][KW_HIST_MAXSLOTS]; /* per slot, not cumulative */
-	double hist_sum[KW_H_MAX];		/* in the exposed unit */
-	double single_idle_sum[KW_BY_MAX]; /* s, idle before close of one-request connections */
-	double last_change;		   /* s, CLOCK_MONOTONIC: for eviction */
-	/* in an exposition view (view.h) only: */
-	__u32 folded;	    /* peers summed in this peer="*" record */
-	unsigned int flags; /* KW_UP_* */
-};
-
-/* kw_upstream.flags: what a record of an exposition view stands for. */
-#define KW_UP_FOLDED	0x1 /* peer="*": the folded peers of its group */
-#define KW_UP_COLLAPSED 0x2 /* port="*", netns="*": every such record of its direction */
 
 struct kw_snapshot {
 	struct kw_upstream *u; /* sorted by key */
@@ -91,13 +73,6 @@ struct kw_snapshot {
  */
 int kw_snapshot_alloc(struct kw_snapshot *s, size_t n);
 void kw_snapshot_free(struct kw_snapshot *s);
-
-/* Upstream keys in the order snapshots keep them (memcmp of the key). */
-int kw_key_cmp(const struct kw_key *a, const struct kw_key *b);
-/* The overflow upstream of a direction: counts the map had no room for. */
-int kw_key_is_overflow(const struct kw_key *k);
-/* The overflow upstream's record (not a view's record of a collapsed direction). */
-int kw_upstream_is_overflow(const struct kw_upstream *u);
 
 /* Label values of one upstream, formatted once per snapshot. */
 struct kw_upstream_labels {

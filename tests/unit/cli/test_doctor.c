@@ -17,7 +17,7 @@
 
 #include "lib/addr.h"
 #include "cli/doctor.h"
-#include "agent/doctor/doctor.h"
+#include "doctor/doctor.h"
 
 static json_t *load(const char *text)
 {

@@ -9,7 +9,7 @@
 #define KW_DOCTOR_INTERNAL_H
 
 #include "lib/addr.h"
-#include "agent/doctor/doctor.h"
+#include "doctor/doctor.h"
 
 /* Nearest whole number of a value in [0, 1e15): without libm, which the build does not link. */
 static inline double whole(double v)

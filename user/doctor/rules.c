@@ -10,8 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "agent/doctor/internal.h"
-#include "agent/metrics.h"
+#include "doctor/internal.h"
 #include "lib/duration.h"
 
 /* Unused closes by us worth a warning: at least this many, and this share of our closes. */

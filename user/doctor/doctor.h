@@ -7,17 +7,18 @@
  * requests cut off by aborts. Then why connections are not reused: single-use connections
  * (which side closes them after one request), a cap on requests per connection, short
  * keep-alive timeouts on internal hops, and, with a census, ephemeral ports running out.
- * Pure functions over struct kw_upstream values (and a census result): the unit tests
- * feed them literal counts.
+ * Pure functions over struct kw_upstream values (and a census result, doctor/model.h):
+ * the unit tests feed them literal counts, keepwatchd its snapshots, and keepwatch doctor
+ * --prometheus the records it builds from a Prometheus server's answers (cli/fleet.h).
  */
 #ifndef KW_DOCTOR_H
 #define KW_DOCTOR_H
 
 #include <stddef.h>
 #include <linux/types.h>
+#include <jansson.h>
 #include "lib/buf.h"
-#include "agent/census.h"
-#include "agent/snapshot.h"
+#include "doctor/model.h"
 
 /* Closes with an idle time at or under this are closes right after a response. */
 #define KW_DOCTOR_MIN_IDLE (KW_RACE_MIN_QUIET_MS / 1e3) /* s: the quiet a race needs */
@@ -95,6 +96,9 @@ struct kw_doctor_opts {
 			   kw_addr_parse_peer */
 	__u8 peer[16];
 	__u16 port;
+	/* the JSON's netns label of an inode (NULL: the inode's number), with netns_arg */
+	void (*netns_name)(__u32 inode, char *out, size_t len, void *arg);
+	void *netns_arg;
 };
 
 /* The timeout slots of a KW_IDLE_SLOTS histogram (bounds in s, as kw_hists[] has them). */
@@ -123,6 +127,10 @@ int kw_doctor_run(const struct kw_upstream *u, size_t n, const struct kw_doctor_
  */
 int kw_doctor_json(const struct kw_diagnosis *d, size_t n, const struct kw_doctor_opts *o,
 		   struct kw_buf *out);
+
+/* The "upstreams" array of that document alone (a fleet report has one per host); NULL. */
+json_t *kw_doctor_upstreams_json(const struct kw_diagnosis *d, size_t n,
+				 const struct kw_doctor_opts *o);
 
 const char *kw_confidence_name(enum kw_confidence c);
 const char *kw_severity_name(enum kw_severity s);

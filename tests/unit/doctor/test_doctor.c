@@ -23,8 +23,8 @@
 #include <jansson.h>
 
 #include "lib/addr.h"
-#include "agent/doctor/doctor.h"
-#include "agent/doctor/internal.h"
+#include "doctor/doctor.h"
+#include "doctor/internal.h"
 #include "lib/duration.h"
 
 #define UPTIME 11520.0 /* 3h12m */

@@ -8,8 +8,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "agent/doctor/internal.h"
-#include "agent/metrics.h"
+#include "doctor/internal.h"
 
 /* Confidence thresholds: samples in the timeout's slot, and their share of idle closes. */
 #define HIGH_SAMPLES   10

@@ -10,8 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/doctor/internal.h"
-#include "agent/metrics.h"
+#include "doctor/internal.h"
 #include "lib/duration.h"
 
 const char *kw_confidence_name(enum kw_confidence c)

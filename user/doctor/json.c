@@ -9,9 +9,9 @@
 #include <math.h>
 #include <jansson.h>
 
-#include "agent/doctor/internal.h"
-#include "agent/json.h"
-#include "agent/metrics.h"
+#include "doctor/internal.h"
+#include <stdio.h>
+#include <stdlib.h>
 
 /* Whole numbers as JSON integers (5, not 5.0). */
 static json_t *number(double v)
@@ -61,39 +61,79 @@ static json_t *reuse_json(const struct kw_reuse *r)
 		ratio(r->single_idle[KW_BY_PEER] * r->single[KW_BY_PEER], r->single[KW_BY_PEER]));
 }
 
-static json_t *diagnosis_json(const struct kw_diagnosis *d)
+/* The labels of /metrics: "other" for the overflow upstream. */
+static void labels(const struct kw_upstream *u, const struct kw_doctor_opts *o, char *peer,
+		   size_t plen, char *netns, size_t nlen)
 {
-	struct kw_upstream_labels l;
+	if (kw_upstream_is_overflow(u)) {
+		snprintf(peer, plen, "other");
+		snprintf(netns, nlen, "other");
+		return;
+	}
+	if (kw_addr_format(u->key.addr, peer, plen))
+		snprintf(peer, plen, "?");
+	if (o->netns_name)
+		o->netns_name(u->key.netns, netns, nlen, o->netns_arg);
+	else
+		snprintf(netns, nlen, "%u", u->key.netns);
+}
+
+static json_t *diagnosis_json(const struct kw_diagnosis *d, const struct kw_doctor_opts *o)
+{
+	char peer[KW_ADDR_STRLEN], netns[64];
 	json_t *findings = json_array();
 	unsigned int i;
 
 	for (i = 0; i < d->nfindings; i++)
 		json_array_append_new(findings, finding_json(&d->finding[i]));
-	kw_upstream_labels(d->u, &l);
-	return json_pack("{s:s, s:s, s:i, s:s, s:{s:o, s:o}, s:o, s:o}", "direction", l.direction,
-			 "peer", l.peer, "port", (int)d->u->key.port, "netns", l.netns, "timeouts",
-			 "local", timeout_json(&d->timeout[KW_BY_LOCAL]), "peer",
+	labels(d->u, o, peer, sizeof(peer), netns, sizeof(netns));
+	return json_pack("{s:s, s:s, s:i, s:s, s:{s:o, s:o}, s:o, s:o}", "direction",
+			 d->u->key.direction == KW_DIR_OUTBOUND ? "outbound" : "inbound", "peer",
+			 peer, "port", (int)d->u->key.port, "netns", netns, "timeouts", "local",
+			 timeout_json(&d->timeout[KW_BY_LOCAL]), "peer",
 			 timeout_json(&d->timeout[KW_BY_PEER]), "reuse", reuse_json(&d->reuse),
 			 "findings", findings);
+}
+
+json_t *kw_doctor_upstreams_json(const struct kw_diagnosis *d, size_t n,
+				 const struct kw_doctor_opts *o)
+{
+	json_t *ups = json_array();
+	size_t i;
+
+	if (!ups)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		if (json_array_append_new(ups, diagnosis_json(&d[i], o))) {
+			json_decref(ups);
+			return NULL;
+		}
+	}
+	return ups;
 }
 
 int kw_doctor_json(const struct kw_diagnosis *d, size_t n, const struct kw_doctor_opts *o,
 		   struct kw_buf *out)
 {
-	json_t *ups = json_array(), *doc;
-	size_t i;
+	json_t *ups = kw_doctor_upstreams_json(d, n, o), *doc;
+	char *text;
+	int err;
 
 	if (!ups)
 		return -ENOMEM;
-	for (i = 0; i < n; i++) {
-		if (json_array_append_new(ups, diagnosis_json(&d[i]))) {
-			json_decref(ups);
-			return -ENOMEM;
-		}
-	}
 	doc = json_pack("{s:i, s:f, s:o, s:o}", "version", 1, "uptime_seconds", o->uptime,
 			"lb_idle_timeout",
 			o->lb_idle_timeout > 0 ? number(o->lb_idle_timeout) : json_null(),
 			"upstreams", ups);
-	return kw_json_dump(doc, out);
+	if (!doc)
+		return -ENOMEM;
+	/* as the agent's other documents (agent/json.c): compact, with a newline */
+	text = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(12));
+	json_decref(doc);
+	if (!text)
+		return -ENOMEM;
+	err = kw_buf_puts(out, text);
+	err = err ?: kw_buf_puts(out, "\n");
+	free(text);
+	return err;
 }
