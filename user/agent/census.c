@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
@@ -408,6 +409,7 @@ int kw_census_add(struct kw_census_result *r, __u32 netns, const struct kw_censu
 		next.tw = NULL;
 		next.dest = NULL;
 		next.ns = NULL;
+		next.addr = NULL; /* r's, moved below */
 		next.n_tw = next.n_dest = next.n_ns = 0;
 		err = merge((void **)&next.tw, &next.n_tw, r->tw, r->n_tw, sizeof(*tw), tw_cmp);
 		if (!err)
@@ -429,6 +431,8 @@ int kw_census_add(struct kw_census_result *r, __u32 netns, const struct kw_censu
 		}
 		next.skipped = r->skipped;
 		next.errors = r->errors;
+		next.addr = r->addr;
+		r->addr = NULL;
 		kw_census_free(r);
 		*r = next;
 	}
@@ -484,6 +488,7 @@ void kw_census_free(struct kw_census_result *r)
 	free(r->tw);
 	free(r->dest);
 	free(r->ns);
+	free(r->addr);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -588,6 +593,41 @@ struct run {
 	struct kw_census_sysctl sys;
 };
 
+/*
+ * The local addresses of the namespace this thread is in now (getifaddrs' netlink socket
+ * is made in it), for keepwatch_netns_address_info: which host owns which address, so
+ * that the fleet doctor pairs a proxy's outbound upstream with its backend's inbound one.
+ */
+static void read_addrs(struct kw_census_result *r, __u32 netns)
+{
+	struct ifaddrs *ifa, *i;
+	struct kw_census_addr *a;
+	unsigned int kept = 0;
+
+	if (getifaddrs(&ifa)) {
+		kw_dbg("census of netns %u: getifaddrs: %s", netns, strerror(errno));
+		return;
+	}
+	for (i = ifa; i; i = i->ifa_next) {
+		struct kw_census_addr x = { .netns = netns };
+
+		if (!i->ifa_addr || kw_addr_from_sockaddr(i->ifa_addr, x.addr) ||
+		    kw_addr_is_loopback(x.addr) || kw_addr_is_link_local(x.addr))
+			continue;
+		if (kept == KW_CENSUS_ADDRS_MAX) {
+			r->addr_dropped++;
+			continue;
+		}
+		a = realloc(r->addr, (r->n_addr + 1) * sizeof(*a));
+		if (!a)
+			break;
+		r->addr = a;
+		r->addr[r->n_addr++] = x;
+		kept++;
+	}
+	freeifaddrs(ifa);
+}
+
 /* The census of the namespace this thread is in now. */
 static int census_here(void *arg, __u32 netns)
 {
@@ -611,6 +651,8 @@ static int census_here(void *arg, __u32 netns)
 	err = kw_census_add(run->out, netns, &run->sys, rec, n);
 	if (err == -ENOMEM)
 		goto free_rec;
+	if (!err)
+		read_addrs(run->out, netns);
 	if (err) {
 		kw_dbg("census of netns %u: %s", netns, strerror(-err));
 		run->out->errors++;

@@ -439,6 +439,10 @@ const struct kw_self_family kw_self_families[KW_S_MAX] = {
 				"error)." },
 	[KW_S_CENSUS_SECONDS] = { "keepwatch_census_duration_seconds", "gauge", NULL,
 				  "How long the last TCP census took." },
+	[KW_S_NETNS_ADDRESS] = { "keepwatch_netns_address_info", "gauge", "netns, address",
+				 "A local address of a watched namespace (value 1; at most 16 a "
+				 "namespace, loopback and IPv6 link-local left out): which host owns "
+				 "which address, for keepwatch doctor --prometheus." },
 	[KW_S_UPTIME] = { "keepwatch_agent_uptime_seconds", "gauge", NULL,
 			  "Seconds since the agent started." },
 	[KW_S_EXPO_SERIES] = { "keepwatch_exposition_series", "gauge", NULL,
@@ -539,6 +543,15 @@ static void render_census(struct kw_expo *e, const struct kw_snapshot *s)
 	self_labeled(e, KW_S_CENSUS_NETNS, "skipped", c ? c->skipped : 0);
 	self_labeled(e, KW_S_CENSUS_NETNS, "error", c ? c->errors : 0);
 	kw_expo_sample(e, self_family(e, KW_S_CENSUS_SECONDS), NULL, 0, s->census_seconds);
+	self_family(e, KW_S_NETNS_ADDRESS);
+	for (i = 0; c && i < c->n_addr; i++) {
+		kw_netns_name(c->addr[i].netns, netns, sizeof(netns));
+		if (kw_addr_format(c->addr[i].addr, local, sizeof(local)))
+			continue;
+		lab[0] = (struct kw_label){ "netns", netns };
+		lab[1] = (struct kw_label){ "address", local };
+		kw_expo_sample(e, kw_self_families[KW_S_NETNS_ADDRESS].name, lab, 2, 1);
+	}
 }
 
 static void render_self(struct kw_expo *e, const struct kw_snapshot *s, size_t series)

@@ -76,6 +76,15 @@ struct kw_census_netns {
 	__u64 time_wait; /* of those, TIME_WAIT: equals /proc/net/sockstat's "tw" */
 };
 
+/* A local address of one namespace the census read (not loopback, not IPv6 link-local). */
+struct kw_census_addr {
+	__u8 addr[16]; /* network order, IPv4 v4-mapped */
+	__u32 netns;
+};
+
+/* The addresses kept per namespace at most: more are counted in addr_dropped. */
+#define KW_CENSUS_ADDRS_MAX 16
+
 struct kw_census_result {
 	struct kw_census_tw *tw; /* sorted by key (memcmp, as kw_key_cmp), as a snapshot is */
 	size_t n_tw;
@@ -83,8 +92,11 @@ struct kw_census_result {
 	size_t n_dest;
 	struct kw_census_netns *ns; /* sorted by inode */
 	size_t n_ns;
-	__u64 skipped; /* namespaces not found or not entered (a debug line each) */
-	__u64 errors;  /* namespaces entered but not read: iterator, sysctls, too many sockets */
+	struct kw_census_addr *addr; /* in the order read, by namespace */
+	size_t n_addr;
+	__u64 addr_dropped; /* addresses beyond KW_CENSUS_ADDRS_MAX of a namespace */
+	__u64 skipped;	    /* namespaces not found or not entered (a debug line each) */
+	__u64 errors; /* namespaces entered but not read: iterator, sysctls, too many sockets */
 };
 
 /*

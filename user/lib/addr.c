@@ -115,6 +115,24 @@ int kw_addr_is_loopback(const __u8 addr[16])
 	return !memcmp(addr, v6_loopback, sizeof(v6_loopback));
 }
 
+int kw_addr_is_link_local(const __u8 addr[16])
+{
+	return !kw_addr_is_v4mapped(addr) && addr[0] == 0xfe && (addr[1] & 0xc0) == 0x80;
+}
+
+int kw_addr_from_sockaddr(const struct sockaddr *sa, __u8 out[16])
+{
+	if (sa->sa_family == AF_INET) {
+		kw_addr_v4mapped(((const struct sockaddr_in *)sa)->sin_addr.s_addr, out);
+		return 0;
+	}
+	if (sa->sa_family == AF_INET6) {
+		memcpy(out, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+		return 0;
+	}
+	return -EAFNOSUPPORT;
+}
+
 int kw_addr_is_private(const __u8 addr[16])
 {
 	static const __u8 v6_loopback[16] = { [15] = 1 };

@@ -38,6 +38,11 @@ int kw_addr_parse_peer(const char *s, __u8 addr[16], __u16 *port);
 int kw_addr_is_v4mapped(const __u8 addr[16]);
 /* 127.0.0.0/8 (v4-mapped) or ::1, as the kernel's loopback tests (tcp_tw_reuse=2). */
 int kw_addr_is_loopback(const __u8 addr[16]);
+/* fe80::/10: an IPv6 link-local address, which means nothing off its link. */
+int kw_addr_is_link_local(const __u8 addr[16]);
+/* An AF_INET or AF_INET6 sockaddr's address as keepwatch stores it; -EAFNOSUPPORT else. */
+struct sockaddr;
+int kw_addr_from_sockaddr(const struct sockaddr *sa, __u8 out[16]);
 /*
  * A private, loopback or link-local address: 10/8, 172.16/12, 192.168/16, 100.64/10,
  * 127/8, 169.254/16, ::1, fc00::/7, fe80::/10.

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include <sys/socket.h>
 #include <cmocka.h>
 
 #include "lib/addr.h"
@@ -205,13 +206,42 @@ static void test_parse_peer(void **state)
 	assert_int_equal(port, 7);
 }
 
+/* getifaddrs' addresses as stored; fe80::/10 is link-local, fec0:: and IPv4 are not. */
+static void test_sockaddr(void **state)
+{
+	struct sockaddr_in in = { .sin_family = AF_INET };
+	struct sockaddr_in6 in6 = { .sin6_family = AF_INET6 };
+	struct sockaddr un = { .sa_family = AF_UNIX };
+	__u8 a[16], want[16];
+
+	(void)state;
+	inet_pton(AF_INET, "10.0.0.2", &in.sin_addr);
+	assert_int_equal(kw_addr_from_sockaddr((struct sockaddr *)&in, a), 0);
+	assert_int_equal(kw_addr_parse("10.0.0.2", want), 0);
+	assert_memory_equal(a, want, 16);
+	assert_int_equal(kw_addr_is_link_local(a), 0);
+	inet_pton(AF_INET6, "fd77::2", &in6.sin6_addr);
+	assert_int_equal(kw_addr_from_sockaddr((struct sockaddr *)&in6, a), 0);
+	assert_int_equal(kw_addr_parse("fd77::2", want), 0);
+	assert_memory_equal(a, want, 16);
+	assert_int_equal(kw_addr_from_sockaddr(&un, a), -EAFNOSUPPORT);
+	assert_int_equal(kw_addr_parse("fe80::1", a), 0);
+	assert_int_equal(kw_addr_is_link_local(a), 1);
+	assert_int_equal(kw_addr_parse("febf::1", a), 0);
+	assert_int_equal(kw_addr_is_link_local(a), 1);
+	assert_int_equal(kw_addr_parse("fec0::1", a), 0);
+	assert_int_equal(kw_addr_is_link_local(a), 0);
+	assert_int_equal(kw_addr_parse("254.128.0.1", a), 0);
+	assert_int_equal(kw_addr_is_link_local(a), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_format_v4mapped), cmocka_unit_test(test_format_v4_octets),
 		cmocka_unit_test(test_format_v6),	cmocka_unit_test(test_format_nospace),
 		cmocka_unit_test(test_parse),		cmocka_unit_test(test_endpoint),
-		cmocka_unit_test(test_parse_peer),
+		cmocka_unit_test(test_parse_peer),	cmocka_unit_test(test_sockaddr),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
