@@ -22,6 +22,7 @@
 #include "lib/buf.h"
 #include "cli/doctor.h"
 #include "cli/events.h"
+#include "cli/fleet.h"
 #include "cli/stat.h"
 #include "cli/upstreams.h"
 #include "lib/log.h"
@@ -56,6 +57,8 @@ struct cli {
 	__u32 limit;		   /* upstreams -n, 0 for all; events -n, 0 for the default */
 	int follow;		   /* events -f */
 	const char *peer;	   /* doctor PEER, or NULL */
+	const char *prometheus;	   /* doctor --prometheus URL, or NULL */
+	const char *selector;	   /* doctor --selector, or NULL */
 };
 
 /*
@@ -89,6 +92,8 @@ static int opt_filter(struct cli *c, const char *arg);
 static int opt_rows(struct cli *c, const char *arg);
 static int opt_follow(struct cli *c, const char *arg);
 static int opt_events(struct cli *c, const char *arg);
+static int opt_prometheus(struct cli *c, const char *arg);
+static int opt_selector(struct cli *c, const char *arg);
 static int doctor_operands(struct cli *c, int argc, char **argv);
 static int cmd_stat(struct cli *c);
 static int cmd_upstreams(struct cli *c);
@@ -118,6 +123,11 @@ static const struct cli_option events_options[CMD_OPTIONS] = {
 	{ 'n', "limit", required_argument, opt_events },
 };
 
+static const struct cli_option doctor_options[CMD_OPTIONS] = {
+	{ 'P', "prometheus", required_argument, opt_prometheus },
+	{ 's', "selector", required_argument, opt_selector },
+};
+
 /*
  * Adding a command is a row here, its options above and its functions below; adding an
  * option is a row of its command's options and a function.
@@ -129,8 +139,8 @@ static const struct command commands[] = {
 	  NULL, cmd_upstreams },
 	{ "events", "[-f] [-n N] [-j]", "races, resets and idle closes", &events_options, NULL,
 	  cmd_events },
-	{ "doctor", "[PEER] [-j]", "keep-alive timeouts and what to fix", NULL, doctor_operands,
-	  cmd_doctor },
+	{ "doctor", "[PEER] [-j] [-P URL [-s SEL]]", "keep-alive timeouts and what to fix",
+	  &doctor_options, doctor_operands, cmd_doctor },
 	{ NULL, NULL, NULL, NULL, NULL, NULL },
 };
 
@@ -196,6 +206,10 @@ static void print_usage(FILE *f)
 		"  -f             events: follow, printing new events until Ctrl-C\n"
 		"  PEER           doctor: only this peer, ADDR, ADDR:PORT or [IPV6]:PORT\n"
 		"                 (PORT: our listening port inbound, the peer's outbound)\n"
+		"  -P, --prometheus URL  doctor: every host a Prometheus server scrapes,\n"
+		"                 diagnosed by the same rules, proxies paired with backends\n"
+		"  -s, --selector SEL    doctor -P: only series matching SEL, e.g.\n"
+		"                 '{job=\"keepwatch\"}'\n"
 		"\nexit status: 0 done, 1 failed, 2 usage error\n",
 		DEFAULT_AGENT);
 }
@@ -731,6 +745,167 @@ static int doctor_operands(struct cli *c, int argc, char **argv)
 	return -1;
 }
 
+static int opt_prometheus(struct cli *c, const char *arg)
+{
+	if (!*arg)
+		return usage_error(c, "--prometheus wants a URL");
+	c->prometheus = arg;
+	return -1;
+}
+
+static int opt_selector(struct cli *c, const char *arg)
+{
+	size_t n = strlen(arg);
+
+	if (arg[0] == '{' && (n < 2 || arg[n - 1] != '}'))
+		return usage_error(c, "--selector '%s': a '{' without its '}'", arg);
+	c->selector = arg;
+	return -1;
+}
+
+/* The PromQL of every keepwatch series the selector matches. */
+static int fleet_query(const struct cli *c, char *q, size_t len)
+{
+	const char *sel = c->selector ? c->selector : "";
+	size_t n = strlen(sel);
+
+	if (n && sel[0] == '{') /* its matchers without the braces */
+		sel++, n -= 2;
+	while (n && (*sel == ' ' || *sel == ','))
+		sel++, n--;
+	if ((size_t)snprintf(q, len, "{__name__=~\"keepwatch_.+\"%s%.*s}", n ? "," : "", (int)n,
+			     sel) >= len)
+		return usage_error(c, "--selector too long");
+	return -1;
+}
+
+/* Why Prometheus did not answer. */
+static void prom_transfer_error(const struct cli *c, CURLcode rc, const char *errbuf)
+{
+	const char *why = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+
+	if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST)
+		cli_error(c, "cannot reach Prometheus at %s: %s", c->prometheus, why);
+	else if (rc == CURLE_OPERATION_TIMEDOUT)
+		cli_error(c, "Prometheus at %s did not answer within %ld s: %s", c->prometheus,
+			  TOTAL_TIMEOUT / 1000, why);
+	else
+		cli_error(c, "query to Prometheus at %s failed: %s", c->prometheus, why);
+}
+
+/* An instant query; *result is its data.result. Returns an exit status. */
+static int prom_query(const struct cli *c, const char *promql, json_t **doc, const json_t **result)
+{
+	char url[4096], errbuf[CURL_ERROR_SIZE] = "";
+	size_t ulen = strlen(c->prometheus);
+	const char *status, *why;
+	struct kw_buf body;
+	json_error_t jerr;
+	long code = 0;
+	char *esc;
+	CURLcode rc;
+	CURL *h;
+
+	while (ulen && c->prometheus[ulen - 1] == '/')
+		ulen--;
+	esc = curl_easy_escape(NULL, promql, 0);
+	if (!esc) {
+		cli_error(c, "cannot build the query: out of memory");
+		return EXIT_FAIL;
+	}
+	rc = (size_t)snprintf(url, sizeof(url), "%.*s/api/v1/query?query=%s", (int)ulen,
+			      c->prometheus, esc) >= sizeof(url);
+	curl_free(esc);
+	if (rc)
+		return usage_error(c, "Prometheus URL too long");
+	kw_buf_init(&body);
+	h = agent_handle(url, &body, errbuf);
+	if (!h) {
+		cli_error(c, "cannot start an HTTP request: out of memory");
+		return EXIT_FAIL;
+	}
+	rc = curl_easy_perform(h);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_cleanup(h);
+	*doc = NULL;
+	if (rc != CURLE_OK) {
+		prom_transfer_error(c, rc, errbuf);
+		goto fail;
+	}
+	*doc = json_loadb(body.data ? body.data : "", body.len, 0, &jerr);
+	status = json_string_value(json_object_get(*doc, "status"));
+	why = json_string_value(json_object_get(*doc, "error"));
+	if (code != 200 || !status || strcmp(status, "success")) {
+		if (why)
+			cli_error(c, "Prometheus at %s answered HTTP %ld: %s", c->prometheus, code,
+				  why);
+		else
+			cli_error(c, "Prometheus at %s answered HTTP %ld, not a query result",
+				  c->prometheus, code);
+		goto fail;
+	}
+	*result = json_object_get(json_object_get(*doc, "data"), "result");
+	if (!json_is_array(*result)) {
+		cli_error(c, "Prometheus at %s answered with no vector result", c->prometheus);
+		goto fail;
+	}
+	kw_buf_free(&body);
+	return EXIT_OK;
+fail:
+	json_decref(*doc);
+	*doc = NULL;
+	kw_buf_free(&body);
+	return EXIT_FAIL;
+}
+
+/* doctor --prometheus: every host Prometheus scrapes, and the pairs between them. */
+static int cmd_fleet_doctor(struct cli *c)
+{
+	struct kw_fleet f = { 0 };
+	const json_t *result = NULL;
+	struct kw_buf text;
+	json_t *doc = NULL, *report;
+	char q[1024];
+	int ret, err;
+
+	ret = fleet_query(c, q, sizeof(q));
+	if (ret >= 0)
+		return ret;
+	ret = prom_query(c, q, &doc, &result);
+	if (ret)
+		return ret;
+	err = kw_fleet_add(&f, result);
+	json_decref(doc);
+	err = err ?: kw_fleet_finish(&f);
+	if (err) {
+		cli_error(c, "cannot read the answer of Prometheus at %s: %s", c->prometheus,
+			  strerror(-err));
+		kw_fleet_free(&f);
+		return EXIT_FAIL;
+	}
+	if (!f.n) {
+		cli_error(c, "no keepwatch series at Prometheus %s match %s", c->prometheus, q);
+		kw_fleet_free(&f);
+		return EXIT_FAIL;
+	}
+	report = kw_fleet_json(&f);
+	kw_fleet_free(&f);
+	if (report && c->json) {
+		ret = print_json(c, report);
+		json_decref(report);
+		return ret;
+	}
+	kw_buf_init(&text);
+	err = report ? kw_fleet_text(report, &text) : -ENOMEM;
+	json_decref(report);
+	if (err)
+		cli_error(c, "cannot format the report: %s", strerror(-err));
+	else
+		fputs(kw_text_safe(text.data, 1), stdout);
+	kw_buf_free(&text);
+	return err ? EXIT_FAIL : EXIT_OK;
+}
+
 static int cmd_doctor(struct cli *c)
 {
 	char path[256], *esc = NULL;
@@ -738,6 +913,12 @@ static int cmd_doctor(struct cli *c)
 	json_t *doc;
 	int ret, err;
 
+	if (c->selector && !c->prometheus)
+		return usage_error(c, "--selector goes with --prometheus");
+	if (c->prometheus && c->peer)
+		return usage_error(c, "a PEER goes without --prometheus");
+	if (c->prometheus)
+		return cmd_fleet_doctor(c);
 	if (c->peer) {
 		esc = curl_easy_escape(NULL, c->peer, 0);
 		if (!esc) {

@@ -126,8 +126,10 @@ void kw_doctor_upstream(const struct kw_upstream *u, const struct kw_doctor_opts
 	find_ports(o->census, u, d);
 	kw_format_duration(o->uptime, ago, sizeof(ago));
 	snprintf(c.window, sizeof(c.window), "since the counts started, %s ago", ago);
-	if (kw_key_is_overflow(&u->key) ||
-	    kw_addr_format_endpoint(u->key.addr, u->key.port, c.peer, sizeof(c.peer)))
+	if (u->flags & KW_UP_FOLDED)
+		snprintf(c.peer, sizeof(c.peer), "*:%u", u->key.port); /* a group's record */
+	else if (kw_key_is_overflow(&u->key) ||
+		 kw_addr_format_endpoint(u->key.addr, u->key.port, c.peer, sizeof(c.peer)))
 		snprintf(c.peer, sizeof(c.peer), "other");
 	c.rate = o->uptime > 0 ? u->val[KW_F_CONN] / o->uptime : -1;
 	run_rules(&c);

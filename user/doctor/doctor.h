@@ -67,7 +67,8 @@ struct kw_reuse {
 	__u64 requests;		       /* all requests, open connections included */
 	__u64 closed;		       /* closed connections, both closers, FIN or RST */
 	__u64 single[KW_BY_MAX];       /* closed after exactly one request, by who closed first */
-	double single_idle[KW_BY_MAX]; /* s, their mean idle before the close; 0 if none */
+	double single_idle[KW_BY_MAX]; /* s, their mean idle before the close; 0 if none, NAN
+					  if not known (single_idle_sum NAN: a fleet record) */
 };
 
 struct kw_diagnosis {
@@ -127,6 +128,9 @@ int kw_doctor_run(const struct kw_upstream *u, size_t n, const struct kw_doctor_
  */
 int kw_doctor_json(const struct kw_diagnosis *d, size_t n, const struct kw_doctor_opts *o,
 		   struct kw_buf *out);
+
+/* A timeout as the document writes it: null when unknown. */
+json_t *kw_doctor_timeout_json(const struct kw_timeout *t);
 
 /* The "upstreams" array of that document alone (a fleet report has one per host); NULL. */
 json_t *kw_doctor_upstreams_json(const struct kw_diagnosis *d, size_t n,

@@ -21,7 +21,7 @@ static json_t *number(double v)
 	return isfinite(v) ? json_real(v) : json_null();
 }
 
-static json_t *timeout_json(const struct kw_timeout *t)
+json_t *kw_doctor_timeout_json(const struct kw_timeout *t)
 {
 	if (!known(t))
 		return json_null();
@@ -45,20 +45,26 @@ static json_t *ratio(double num, double den)
 	return den > 0 ? number(whole(num / den * 1000) / 1000) : json_null();
 }
 
+/* The mean idle of single-use closes; null when not known (a fleet record: not in /metrics). */
+static json_t *idle_json(const struct kw_reuse *r, int by)
+{
+	if (!isfinite(r->single_idle[by]))
+		return json_null();
+	return ratio(r->single_idle[by] * r->single[by], r->single[by]);
+}
+
 static json_t *reuse_json(const struct kw_reuse *r)
 {
-	return json_pack(
-		"{s:I, s:I, s:o, s:I, s:I, s:o, s:{s:I, s:I}, s:{s:o, s:o}}", "connections",
-		(json_int_t)r->connections, "requests", (json_int_t)r->requests,
-		"requests_per_connection", ratio(r->requests, r->connections), "closed",
-		(json_int_t)r->closed, "single_use",
-		(json_int_t)(r->single[KW_BY_LOCAL] + r->single[KW_BY_PEER]), "single_use_share",
-		ratio(r->single[KW_BY_LOCAL] + r->single[KW_BY_PEER], r->closed),
-		"single_use_closed_by", "local", (json_int_t)r->single[KW_BY_LOCAL], "peer",
-		(json_int_t)r->single[KW_BY_PEER], "single_use_idle_seconds", "local",
-		ratio(r->single_idle[KW_BY_LOCAL] * r->single[KW_BY_LOCAL], r->single[KW_BY_LOCAL]),
-		"peer",
-		ratio(r->single_idle[KW_BY_PEER] * r->single[KW_BY_PEER], r->single[KW_BY_PEER]));
+	return json_pack("{s:I, s:I, s:o, s:I, s:I, s:o, s:{s:I, s:I}, s:{s:o, s:o}}",
+			 "connections", (json_int_t)r->connections, "requests",
+			 (json_int_t)r->requests, "requests_per_connection",
+			 ratio(r->requests, r->connections), "closed", (json_int_t)r->closed,
+			 "single_use", (json_int_t)(r->single[KW_BY_LOCAL] + r->single[KW_BY_PEER]),
+			 "single_use_share",
+			 ratio(r->single[KW_BY_LOCAL] + r->single[KW_BY_PEER], r->closed),
+			 "single_use_closed_by", "local", (json_int_t)r->single[KW_BY_LOCAL],
+			 "peer", (json_int_t)r->single[KW_BY_PEER], "single_use_idle_seconds",
+			 "local", idle_json(r, KW_BY_LOCAL), "peer", idle_json(r, KW_BY_PEER));
 }
 
 /* The labels of /metrics: "other" for the overflow upstream. */
@@ -70,7 +76,9 @@ static void labels(const struct kw_upstream *u, const struct kw_doctor_opts *o, 
 		snprintf(netns, nlen, "other");
 		return;
 	}
-	if (kw_addr_format(u->key.addr, peer, plen))
+	if (u->flags & KW_UP_FOLDED)
+		snprintf(peer, plen, "*"); /* a record of several peers (a fleet group's) */
+	else if (kw_addr_format(u->key.addr, peer, plen))
 		snprintf(peer, plen, "?");
 	if (o->netns_name)
 		o->netns_name(u->key.netns, netns, nlen, o->netns_arg);
@@ -90,9 +98,9 @@ static json_t *diagnosis_json(const struct kw_diagnosis *d, const struct kw_doct
 	return json_pack("{s:s, s:s, s:i, s:s, s:{s:o, s:o}, s:o, s:o}", "direction",
 			 d->u->key.direction == KW_DIR_OUTBOUND ? "outbound" : "inbound", "peer",
 			 peer, "port", (int)d->u->key.port, "netns", netns, "timeouts", "local",
-			 timeout_json(&d->timeout[KW_BY_LOCAL]), "peer",
-			 timeout_json(&d->timeout[KW_BY_PEER]), "reuse", reuse_json(&d->reuse),
-			 "findings", findings);
+			 kw_doctor_timeout_json(&d->timeout[KW_BY_LOCAL]), "peer",
+			 kw_doctor_timeout_json(&d->timeout[KW_BY_PEER]), "reuse",
+			 reuse_json(&d->reuse), "findings", findings);
 }
 
 json_t *kw_doctor_upstreams_json(const struct kw_diagnosis *d, size_t n,

@@ -21,8 +21,9 @@ struct kw_upstream {
 	__u64 val[KW_F_MAX];			/* by enum kw_field_id */
 	__u64 hist[KW_H_MAX][KW_HIST_MAXSLOTS]; /* per slot, not cumulative */
 	double hist_sum[KW_H_MAX];		/* in the exposed unit */
-	double single_idle_sum[KW_BY_MAX]; /* s, idle before close of one-request connections */
-	double last_change;		   /* s, CLOCK_MONOTONIC: for eviction */
+	double single_idle_sum[KW_BY_MAX];	/* s, idle before close of one-request connections;
+					      NAN: not known (not in /metrics) */
+	double last_change;			/* s, CLOCK_MONOTONIC: for eviction */
 	/* in an exposition view (agent/view.h) only: */
 	__u32 folded;	    /* peers summed in this peer="*" record */
 	unsigned int flags; /* KW_UP_* */

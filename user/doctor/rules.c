@@ -570,10 +570,12 @@ static void cat_single(struct ctx *c, char *buf, size_t len, int by, const char 
 
 	cat(buf, len,
 	    "%llu of the %llu connections closed carried exactly one request and %s closed "
-	    "them first, %s s after the response on average; %llu requests in all, %s per "
-	    "connection",
-	    (unsigned long long)r->single[by], (unsigned long long)r->closed, closer,
-	    fig(r->single_idle[by], idle, sizeof(idle)), (unsigned long long)r->requests,
+	    "them first",
+	    (unsigned long long)r->single[by], (unsigned long long)r->closed, closer);
+	if (isfinite(r->single_idle[by]))
+		cat(buf, len, ", %s s after the response on average",
+		    fig(r->single_idle[by], idle, sizeof(idle)));
+	cat(buf, len, "; %llu requests in all, %s per connection", (unsigned long long)r->requests,
 	    fig(r->connections ? (double)r->requests / r->connections : 0, per, sizeof(per)));
 }
 
