@@ -19,9 +19,11 @@ DEPLOY = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "deploy")
 
 
 class Prometheus:
-    """prometheus on 127.0.0.1, scraping the agent every second, rules from tools/deploy."""
+    """prometheus on 127.0.0.1, scraping the agent (or each of a list of agents) every
+    second, rules from tools/deploy."""
 
     def __init__(self, target):
+        targets = ", ".join(f'"{t}"' for t in ([target] if isinstance(target, str) else target))
         self.dir = tempfile.mkdtemp(prefix="kw-prom-")
         self.port = kw.free_port()
         with open(os.path.join(DEPLOY, "keepwatch.rules.yml")) as f:
@@ -37,7 +39,7 @@ rule_files:
 scrape_configs:
   - job_name: keepwatch
     static_configs:
-      - targets: ["{target}"]
+      - targets: [{targets}]
 """)
         self.log = open(os.path.join(self.dir, "prometheus.log"), "w")
         self.proc = None

@@ -566,7 +566,8 @@ static json_t *verdict_json(const struct kw_fleet *f, const struct kw_fleet_pair
 	const struct kw_timeout *pool = &cd->timeout[KW_BY_LOCAL];
 	const struct kw_timeout *ka = known(&sd->timeout[KW_BY_LOCAL]) ? &sd->timeout[KW_BY_LOCAL] :
 									 &cd->timeout[KW_BY_PEER];
-	__u64 races = cd->u->val[KW_F_RACE_CLIENT] + sd->u->val[KW_F_RACE_SERVER];
+	__u64 crace = cd->u->val[KW_F_RACE_CLIENT], srace = sd->u->val[KW_F_RACE_SERVER];
+	__u64 races = crace + srace;
 	const char *verdict, *host = NULL, *role = NULL;
 	char summary[512], fix[512];
 
@@ -578,19 +579,24 @@ static json_t *verdict_json(const struct kw_fleet *f, const struct kw_fleet_pair
 				summary, sizeof(summary),
 				"the backend closes idle connections after %g s and the proxy's pool "
 				"after %g s: the backend closes first, and a request the pool sends "
-				"as it does meets a reset (%llu races)",
-				ka->seconds, pool->seconds, (unsigned long long)races);
+				"as it does meets a reset (%llu races seen at the proxy, %llu at the "
+				"backend)",
+				ka->seconds, pool->seconds, (unsigned long long)crace,
+				(unsigned long long)srace);
 		else if (known(ka))
 			snprintf(
 				summary, sizeof(summary),
 				"the backend closes idle connections after %g s and the proxy's pool "
 				"never closed one: the backend closes first, and a request the pool "
-				"sends as it does meets a reset (%llu races)",
-				ka->seconds, (unsigned long long)races);
+				"sends as it does meets a reset (%llu races seen at the proxy, %llu at "
+				"the backend)",
+				ka->seconds, (unsigned long long)crace, (unsigned long long)srace);
 		else
-			snprintf(summary, sizeof(summary),
-				 "%llu keep-alive races between the proxy's pool and the backend",
-				 (unsigned long long)races);
+			snprintf(
+				summary, sizeof(summary),
+				"keep-alive races between the proxy's pool and the backend: %llu seen "
+				"at the proxy, %llu at the backend",
+				(unsigned long long)crace, (unsigned long long)srace);
 		if (known(pool)) {
 			host = f->h[p->server_host].instance;
 			role = "backend";
@@ -732,13 +738,13 @@ static int pair_lines(const json_t *p, struct kw_buf *out)
 		 bn, strcmp(bp, "*") ? bp : "its folded peers");
 	kw_wrap(out, "", text, 2, KW_DOCTOR_WIDTH);
 	timeout_short(json_object_get(px, "pool_idle_timeout"), a, sizeof(a));
-	kw_wrap(out, "  proxy's pool idle timeout:   ", a, 6, KW_DOCTOR_WIDTH);
+	kw_wrap(out, "  pool idle timeout (proxy):  ", a, 6, KW_DOCTOR_WIDTH);
 	timeout_short(json_object_get(bk, "keepalive_timeout"), a, sizeof(a));
-	kw_wrap(out, "  backend's keep-alive:        ", a, 6, KW_DOCTOR_WIDTH);
+	kw_wrap(out, "  keep-alive (backend):       ", a, 6, KW_DOCTOR_WIDTH);
 	snprintf(text, sizeof(text),
-		 "%lld client-side at the proxy, %lld server-side at the backend", (long long)pr,
-		 (long long)br);
-	kw_wrap(out, "  races:                       ", text, 6, KW_DOCTOR_WIDTH);
+		 "%lld at the proxy (client side), %lld at the backend (server side)",
+		 (long long)pr, (long long)br);
+	kw_wrap(out, "  races: ", text, 6, KW_DOCTOR_WIDTH);
 	for (i = 0; verdict[i] && i < 16; i++)
 		a[i] = verdict[i] >= 'a' && verdict[i] <= 'z' ? verdict[i] - 'a' + 'A' : verdict[i];
 	snprintf(a + i, sizeof(a) - i, ": ");
