@@ -361,7 +361,8 @@ static int finish_host(struct kw_fleet_host *h)
 		if (c->hist)
 			continue;
 		hs = hists_for(h, c, &per_peer);
-		folded = !per_peer && group_size(h, c) > 1;
+		/* histograms of several peers: one record, so that rules read the same closes */
+		folded = hs && !per_peer && group_size(h, c) > 1;
 		err = key_of(h, c, folded, &u);
 		if (err)
 			return err;
