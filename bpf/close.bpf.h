@@ -141,32 +141,23 @@ static __always_inline void on_first_close(const struct sock *sk, struct kw_conn
 
 /*
  * The socket's own figures at CLOSE: payload bytes each way, retransmits and the smoothed
- * RTT. bytes_acked counts every sequence number the peer acknowledged: our SYN too when
- * we connected (an accepted socket starts past it), and our FIN once acknowledged (it was
- * queued, and nothing is outstanding). bytes_received counts the peer's FIN too, which
- * SOCK_DONE marks (the peer's SYN it never counts).
+ * RTT. bytes_sent counts the payload of every segment sent, retransmissions again (which
+ * bytes_retrans counts): their difference is what was sent, each byte once, delivered or
+ * not. bytes_received counts the peer's payload in order, and its FIN (one sequence number,
+ * which SOCK_DONE marks; never its SYN).
  */
-static __always_inline void count_transfer(const struct sock *sk, struct kw_counters *c,
-					   const struct kw_conn *s, int oldstate)
+static __always_inline void count_transfer(const struct sock *sk, struct kw_counters *c)
 {
 	struct tcp_sock *tp = tcp_of(sk);
-	__u64 sent, rcvd;
+	__u64 rcvd;
 	__u32 rtt;
-	bool fin;
 
 	if (!tp)
 		return;
-	sent = tp->bytes_acked;
-	if (s->key.direction == KW_DIR_OUTBOUND && sent)
-		sent--; /* our SYN */
-	fin = oldstate == TCP_FIN_WAIT2 || oldstate == TCP_CLOSING || oldstate == TCP_LAST_ACK ||
-	      oldstate == TCP_FIN_WAIT1;
-	if (fin && tp->snd_una == tp->write_seq && sent)
-		sent--;
 	rcvd = tp->bytes_received;
 	if ((sk->__sk_common.skc_flags & (1UL << SOCK_DONE)) && rcvd)
 		rcvd--;
-	__sync_fetch_and_add(&c->bytes_sent, sent);
+	__sync_fetch_and_add(&c->bytes_sent, tp->bytes_sent - tp->bytes_retrans);
 	__sync_fetch_and_add(&c->bytes_received, rcvd);
 	if (tp->total_retrans)
 		__sync_fetch_and_add(&c->retransmits, tp->total_retrans);
@@ -224,7 +215,7 @@ static __always_inline void fold(const struct sock *sk, struct kw_conn *s, int o
 	if ((oldstate == TCP_FIN_WAIT2 || oldstate == TCP_CLOSING) &&
 	    (sk->__sk_common.skc_flags & (1UL << SOCK_DONE)))
 		__sync_fetch_and_add(&c->time_wait_entered, 1);
-	count_transfer(sk, c, s, oldstate);
+	count_transfer(sk, c);
 
 	if ((!reqs && !prior) ||
 	    (by == KW_BY_LOCAL && how == KW_HOW_FIN && s->idle_ms >= KW_RACE_MIN_QUIET_MS)) {

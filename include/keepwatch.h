@@ -119,10 +119,9 @@ struct kw_counters {
 	/* connections that closed while no agent ran (pinned maps), found at the next start */
 	__u64 lost;
 	/*
-	 * At close, from the socket: payload bytes the peer acknowledged (tcp_sock.bytes_acked
-	 * less the SYN and FIN sequence numbers) and payload bytes received in order
-	 * (bytes_received less the FIN); retransmitted segments (total_retrans), failed
-	 * connects' SYN retries included.
+	 * At close, from the socket: payload bytes sent, each once (bytes_sent less
+	 * bytes_retrans), and payload bytes received in order (bytes_received less the FIN);
+	 * retransmitted segments (total_retrans), failed connects' SYN retries included.
 	 */
 	__u64 bytes_sent;     /* bytes */
 	__u64 bytes_received; /* bytes */

@@ -29,8 +29,8 @@
 	"their closes were not seen (not in connections_closed_total)."
 
 #define BYTES_SENT_HELP                                                                            \
-	"TCP payload bytes the peer acknowledged (no headers, SYN or FIN), counted when a "        \
-	"connection closes."
+	"TCP payload bytes sent, each once (retransmissions not again; no headers), counted when " \
+	"a connection closes."
 #define BYTES_RCVD_HELP                                                                            \
 	"TCP payload bytes received in order (no headers, SYN or FIN), counted when a connection " \
 	"closes."
