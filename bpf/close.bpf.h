@@ -231,9 +231,11 @@ static __always_inline void fold(const struct sock *sk, struct kw_conn *s, int o
 }
 
 /*
- * connect() gave up: SYN_SENT to CLOSE without ever being established. With no local
- * port (inet_hash_connect found none) it is EADDRNOTAVAIL, else the error the kernel left
- * in sk_err; a close() during the connect leaves neither and is not a failure.
+ * connect() gave up: SYN_SENT to CLOSE without ever being established: the error the
+ * kernel left in sk_err, or none when it failed before sending its SYN (segs_out 0):
+ * inet_hash_connect() found no free local port, or the socket was bound to a port whose
+ * 4-tuple with this destination is taken; connect() returns EADDRNOTAVAIL for both. A
+ * close() during the connect leaves no error either, but its SYN went out: not a failure.
  */
 static __always_inline void on_connect_failed(const struct sock *sk)
 {
@@ -247,7 +249,7 @@ static __always_inline void on_connect_failed(const struct sock *sk)
 		return;
 	switch (sk->sk_err) {
 	case 0:
-		if (tp->inet_conn.icsk_inet.inet_sport)
+		if (tp->segs_out)
 			return;
 		cf = KW_CF_EADDRNOTAVAIL;
 		break;

@@ -206,3 +206,87 @@ def test_upstreams_json_has_the_new_figures(netns, agent):
     assert_eq("retransmits", u["retransmits"], 0)
     for h in ("connection_lifetime", "connect_latency", "rtt"):
         assert_eq(f"{h} count", u[h]["count"], 1)
+
+
+# --- connect failures: which the kernel shows, which it cannot -------------------------------
+
+CF = P + "connect_failures_total"
+
+# Each attempt prints its errno name (or "ok"); the sockets stay open until the end.
+CONNECTS = r"""
+import errno, socket, sys
+server, port, unrouted = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+fam = socket.AF_INET6 if ":" in server else socket.AF_INET
+keep = []
+def attempt(what, f):
+    try:
+        f()
+        print(what, "ok")
+    except OSError as e:
+        print(what, errno.errorcode[e.errno])
+def sock(bind_port=None):
+    s = socket.socket(fam)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    keep.append(s)
+    return s
+# 1. no route to the destination: connect() fails in its route lookup
+attempt("no_route", lambda: sock().connect((unrouted, port)))
+# 2. bind() to a port a listener holds
+l = sock(); l.bind(("", 45000)); l.listen()
+attempt("bind_in_use", lambda: sock().bind(("", 45000)))
+# 3. two sockets bound to one port (SO_REUSEADDR) connecting to one destination: the
+#    second's 4-tuple is taken
+a, b = sock(), sock()
+a.bind(("", 45001)); b.bind(("", 45001))
+attempt("first_bound", lambda: a.connect((server, port)))
+attempt("tuple_taken", lambda: b.connect((server, port)))
+# 4. every SYN dropped (tcp_syn_retries 1): the connect times out after one retry
+c = sock(); c.settimeout(20)
+attempt("syn_timeout", lambda: c.connect((server, port + 1)))
+"""
+
+DROP_SYNS = """
+table inet kwdrop {{
+    chain in {{
+        type filter hook input priority 0; policy accept;
+        tcp dport {port} tcp flags & (syn|ack) == syn drop
+    }}
+}}
+"""
+
+
+@FAMILIES
+def test_connect_failures_seen_and_unseen(netns, agent, v6):
+    """What the kernel shows of connect() failures (README, "Why connections are not
+    reused"). Seen: a bound socket whose 4-tuple is taken fails before its SYN
+    (EADDRNOTAVAIL, told from a close() during the connect by no SYN sent), and a SYN that
+    times out (ETIMEDOUT, its retries in retransmits, as the kernel counts them). Unseen, no tracepoint on the way:
+    a connect() with no route (ENETUNREACH) and a bind() to a port in use (EADDRINUSE)."""
+    server = netns.server_addr(v6)
+    unrouted = "fd99::1" if v6 else "10.99.0.1"
+    netns.sysctl(netns.client_ns, {"net.ipv4.tcp_syn_retries": 1})
+    netns.nft(netns.server_ns, DROP_SYNS.format(port=PORT + 1))
+    listener = netns.spawn(netns.server_ns, ["/usr/bin/python3", "-c", SERVER, server, PORT,
+                                             1, 0, 0], stdout=subprocess.PIPE, text=True)
+    assert_eq("server ready", listener.stdout.readline().strip(), "ready")
+    out = netns.exec(netns.client_ns, ["/usr/bin/python3", "-c", CONNECTS, server, PORT,
+                                       unrouted], timeout=30).stdout
+    got = dict(line.split() for line in out.splitlines())
+    assert_eq("client's connects", got,
+              {"no_route": "ENETUNREACH", "bind_in_use": "EADDRINUSE", "first_bound": "ok",
+               "tuple_taken": "EADDRNOTAVAIL", "syn_timeout": "ETIMEDOUT"})
+    # The SYN's retries: the kernel's own count (one retry allowed, a second can go out
+    # when the timer fires a few ms before the 3 s the retry budget is worth)
+    syn_retries = retrans_segs(netns, netns.client_ns)
+    assert syn_retries in (1, 2), \
+        f"client nstat TcpRetransSegs: actual {syn_retries}, expected 1 or 2"
+    _, outbound = labels_of(netns, v6)
+    timed_out = dict(outbound, port=str(PORT + 1))
+    agent.wait_all([
+        (CF, dict(outbound, errno="EADDRNOTAVAIL"), 1), (CF, outbound, 1),
+        (CF, dict(timed_out, errno="ETIMEDOUT"), 1), (CF, timed_out, 1),
+        (RETRANS, timed_out, syn_retries), (RETRANS, outbound, 0),
+    ])
+    samples = agent.metrics()
+    unseen = kw.select(samples, CF, peer=unrouted)
+    assert_eq(f"connect failures towards {unrouted} (no route: invisible)", unseen, [])
