@@ -11,6 +11,38 @@
 #ifndef KW_CLOSE_BPF_H
 #define KW_CLOSE_BPF_H
 
+/*
+ * connect() began: note when, in the kw_syns entry of the socket's address. No filter
+ * here (the key is made at ESTABLISHED): a plain store is cheaper than the test.
+ */
+static __always_inline void on_syn_sent(const struct sock *sk)
+{
+	__u64 addr = sk_addr(sk);
+	__u32 i = conn_index(addr);
+	struct kw_syn *e = bpf_map_lookup_elem(&kw_syns, &i);
+
+	if (!e)
+		return;
+	e->owner = addr;
+	e->ns = bpf_ktime_get_ns();
+}
+
+/* An outbound connection is established: how long its connect() took, us. */
+static __always_inline void count_connect(const struct sock *sk, struct kw_counters *c, __u64 now)
+{
+	__u64 addr = sk_addr(sk), us;
+	__u32 i = conn_index(addr);
+	struct kw_syn *e = bpf_map_lookup_elem(&kw_syns, &i);
+
+	if (!e || e->owner != addr || now < e->ns) {
+		count_error(KW_ERR_SYN_TABLE);
+		return;
+	}
+	us = (now - e->ns) / 1000;
+	__sync_fetch_and_add(&c->connect_us_sum, us);
+	__sync_fetch_and_add(&c->connect_hist[kw_connect_slot(us)], 1);
+}
+
 /* A connection reached ESTABLISHED: give it state and count it opened. */
 static __always_inline void on_established(const struct sock *sk, int oldstate)
 {
@@ -18,6 +50,7 @@ static __always_inline void on_established(const struct sock *sk, int oldstate)
 	struct kw_conn *s;
 	struct kw_key key = {};
 	__u8 direction;
+	__u64 now;
 
 	if (oldstate == TCP_SYN_SENT)
 		direction = KW_DIR_OUTBOUND;
@@ -34,10 +67,15 @@ static __always_inline void on_established(const struct sock *sk, int oldstate)
 	s = conn_start((struct sock *)sk, &key, 0);
 	if (!s)
 		return;
+	now = bpf_ktime_get_ns();
+	s->close_us = now_ms(now); /* the lifetime's start, until the first close */
 	/* Closes are counted at CLOSE: user space reads active as opened (+ adopted) - closed. */
 	c = counters(s->idx);
-	if (c)
-		__sync_fetch_and_add(&c->opened, 1);
+	if (!c)
+		return;
+	__sync_fetch_and_add(&c->opened, 1);
+	if (direction == KW_DIR_OUTBOUND)
+		count_connect(sk, c, now);
 }
 
 /*
@@ -64,10 +102,21 @@ static __always_inline void remember_close(const struct sock *sk, const struct k
 static __always_inline void on_first_close(const struct sock *sk, struct kw_conn *s, int newstate)
 {
 	struct tcp_sock *tp = tcp_of(sk);
-	__u64 now = 0;
+	struct kw_counters *c;
+	__u64 now;
+	__u32 ms;
 
 	if (!tp)
 		return;
+	/* The lifetime, established to now, while close_us still holds its start. */
+	now = bpf_ktime_get_ns();
+	c = counters(s->idx);
+	if (c && s->close_us) {
+		ms = now_ms(now) - s->close_us;
+		__sync_fetch_and_add(&c->lifetime_ms_sum, ms);
+		__sync_fetch_and_add(&c->lifetime_hist[kw_lifetime_slot(ms)], 1);
+	}
+	s->close_us = 0;
 	if (newstate == TCP_CLOSE_WAIT) {
 		s->closed_by = KW_BY_PEER;
 		s->how = KW_HOW_FIN;
@@ -80,16 +129,43 @@ static __always_inline void on_first_close(const struct sock *sk, struct kw_conn
 		s->how = KW_HOW_FIN;
 	}
 	s->idle_ms = idle_ms(tp);
-	/* Only a close after a quiet spell can be raced: the others skip the clock. */
-	if (s->idle_ms >= KW_RACE_MIN_QUIET_MS) {
-		now = bpf_ktime_get_ns();
+	/* Only a close after a quiet spell can be raced: the others need no close time. */
+	if (s->idle_ms >= KW_RACE_MIN_QUIET_MS)
 		s->close_us = now / 1000;
-	}
 	s->data_segs_in = tp->data_segs_in;
 	s->flags |= KW_CONN_CLOSING;
 	if (s->closed_by == KW_BY_LOCAL && s->how == KW_HOW_FIN &&
 	    s->key.direction == KW_DIR_INBOUND && s->idle_ms >= KW_RACE_MIN_QUIET_MS)
 		remember_close(sk, s, now);
+}
+
+/*
+ * The socket's own figures at CLOSE: payload bytes each way, retransmits and the smoothed
+ * RTT. bytes_sent counts the payload of every segment sent, retransmissions again (which
+ * bytes_retrans counts): their difference is what was sent, each byte once, delivered or
+ * not. bytes_received counts the peer's payload in order, and its FIN (one sequence number,
+ * which SOCK_DONE marks; never its SYN).
+ */
+static __always_inline void count_transfer(const struct sock *sk, struct kw_counters *c)
+{
+	struct tcp_sock *tp = tcp_of(sk);
+	__u64 rcvd;
+	__u32 rtt;
+
+	if (!tp)
+		return;
+	rcvd = tp->bytes_received;
+	if ((sk->__sk_common.skc_flags & (1UL << SOCK_DONE)) && rcvd)
+		rcvd--;
+	__sync_fetch_and_add(&c->bytes_sent, tp->bytes_sent - tp->bytes_retrans);
+	__sync_fetch_and_add(&c->bytes_received, rcvd);
+	if (tp->total_retrans)
+		__sync_fetch_and_add(&c->retransmits, tp->total_retrans);
+	rtt = tp->srtt_us >> 3;
+	if (tp->srtt_us) {
+		__sync_fetch_and_add(&c->rtt_us_sum, rtt);
+		__sync_fetch_and_add(&c->rtt_hist[kw_rtt_slot(rtt)], 1);
+	}
 }
 
 /* The socket reached CLOSE: fold its whole life into the upstream, once. */
@@ -139,6 +215,7 @@ static __always_inline void fold(const struct sock *sk, struct kw_conn *s, int o
 	if ((oldstate == TCP_FIN_WAIT2 || oldstate == TCP_CLOSING) &&
 	    (sk->__sk_common.skc_flags & (1UL << SOCK_DONE)))
 		__sync_fetch_and_add(&c->time_wait_entered, 1);
+	count_transfer(sk, c);
 
 	if ((!reqs && !prior) ||
 	    (by == KW_BY_LOCAL && how == KW_HOW_FIN && s->idle_ms >= KW_RACE_MIN_QUIET_MS)) {
@@ -154,9 +231,11 @@ static __always_inline void fold(const struct sock *sk, struct kw_conn *s, int o
 }
 
 /*
- * connect() gave up: SYN_SENT to CLOSE without ever being established. With no local
- * port (inet_hash_connect found none) it is EADDRNOTAVAIL, else the error the kernel left
- * in sk_err; a close() during the connect leaves neither and is not a failure.
+ * connect() gave up: SYN_SENT to CLOSE without ever being established: the error the
+ * kernel left in sk_err, or none when it failed before sending its SYN (segs_out 0):
+ * inet_hash_connect() found no free local port, or the socket was bound to a port whose
+ * 4-tuple with this destination is taken; connect() returns EADDRNOTAVAIL for both. A
+ * close() during the connect leaves no error either, but its SYN went out: not a failure.
  */
 static __always_inline void on_connect_failed(const struct sock *sk)
 {
@@ -170,7 +249,7 @@ static __always_inline void on_connect_failed(const struct sock *sk)
 		return;
 	switch (sk->sk_err) {
 	case 0:
-		if (tp->inet_conn.icsk_inet.inet_sport)
+		if (tp->segs_out)
 			return;
 		cf = KW_CF_EADDRNOTAVAIL;
 		break;
@@ -190,8 +269,11 @@ static __always_inline void on_connect_failed(const struct sock *sk)
 		cf = KW_CF_OTHER;
 	}
 	c = counters(upstream_slot(&key));
-	if (c)
-		__sync_fetch_and_add(&c->connect_failures[cf], 1);
+	if (!c)
+		return;
+	__sync_fetch_and_add(&c->connect_failures[cf], 1);
+	if (tp->total_retrans) /* the SYN's retries */
+		__sync_fetch_and_add(&c->retransmits, tp->total_retrans);
 }
 
 static __always_inline int handle_set_state(const struct sock *sk, int oldstate, int newstate)
@@ -199,6 +281,11 @@ static __always_inline int handle_set_state(const struct sock *sk, int oldstate,
 	struct kw_conn *s;
 
 	/* Only TCP sockets get state (SCTP and DCCP pass here too): checked where it is made. */
+	if (newstate == TCP_SYN_SENT) {
+		if (sk->sk_protocol == IPPROTO_TCP)
+			on_syn_sent(sk);
+		return 0;
+	}
 	if (newstate == TCP_ESTABLISHED) {
 		if (sk->sk_protocol == IPPROTO_TCP)
 			on_established(sk, oldstate);

@@ -149,7 +149,7 @@ static __always_inline struct kw_conn *conn_start(struct sock *sk, const struct 
 	 */
 	s->seen = 1;
 	conn_barrier(s);
-	s->close_us = 0;
+	s->close_us = 0; /* conn_started() sets it for a connection seen established */
 	s->key = *key;
 	s->idx = upstream_slot(key);
 	s->requests = 0;
@@ -161,6 +161,14 @@ static __always_inline struct kw_conn *conn_start(struct sock *sk, const struct 
 	conn_barrier(s);
 	s->flags = (s->flags & KW_CONN_STORAGE) | flags;
 	return s;
+}
+
+/* ms, CLOCK_MONOTONIC modulo 2^32, never 0 (0: not known) */
+static __always_inline __u32 now_ms(__u64 now_ns)
+{
+	__u32 ms = now_ns / 1000000;
+
+	return ms ? ms : 1;
 }
 
 static __always_inline __u32 jiffies_to_ms(__u32 j)

@@ -84,6 +84,18 @@ struct {
 } kw_conns SEC(".maps");
 
 /*
+ * Connects in progress (struct kw_syn), at the kw_conns index of the socket's address:
+ * one plain store at SYN_SENT, one load at ESTABLISHED, for the connect latency. Not
+ * pinned: a connect in progress across an agent restart goes unmeasured.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, KW_CONN_TABLE_DEFAULT);
+	__type(key, __u32);
+	__type(value, struct kw_syn);
+} kw_syns SEC(".maps");
+
+/*
  * Recently used upstreams per CPU, in front of the kw_upstreams hash: most connections
  * of a host go to a few upstreams. An entry holds while KW_GLOBAL_GEN (bumped by the agent
  * before it evicts upstreams) has not moved.

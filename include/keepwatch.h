@@ -118,7 +118,24 @@ struct kw_counters {
 	__u64 adopted;
 	/* connections that closed while no agent ran (pinned maps), found at the next start */
 	__u64 lost;
-	__u64 pad; /* to a whole number of cache lines */
+	/*
+	 * At close, from the socket: payload bytes sent, each once (bytes_sent less
+	 * bytes_retrans), and payload bytes received in order (bytes_received less the FIN);
+	 * retransmitted segments (total_retrans), failed connects' SYN retries included.
+	 */
+	__u64 bytes_sent;     /* bytes */
+	__u64 bytes_received; /* bytes */
+	__u64 retransmits;    /* segments */
+	/* established to the first close (FIN or RST, either end); adopted ones left out */
+	__u64 lifetime_ms_sum; /* ms */
+	__u64 lifetime_hist[KW_LIFETIME_SLOTS];
+	/* outbound: connect() (SYN_SENT) to ESTABLISHED, SYN retries included */
+	__u64 connect_us_sum; /* us */
+	__u64 connect_hist[KW_CONNECT_SLOTS];
+	/* the smoothed RTT at close (tcp_sock.srtt_us), of connections with an RTT sample */
+	__u64 rtt_us_sum; /* us */
+	__u64 rtt_hist[KW_RTT_SLOTS];
+	__u64 pad[7]; /* to a whole number of cache lines */
 };
 
 /* kw_globals: index of each value */
@@ -145,9 +162,13 @@ struct kw_counters {
  * closes: until then user space adds them, reading the table.
  */
 struct kw_conn {
-	__u64 owner;	    /* the owner's socket address (a number); 0: never used */
-	__u32 hash;	    /* and its sk_hash: a later socket at that address is another */
-	__u32 close_us;	    /* us (CLOCK_MONOTONIC, modulo 2^32) of an idle first close */
+	__u64 owner; /* the owner's socket address (a number); 0: never used */
+	__u32 hash;  /* and its sk_hash: a later socket at that address is another */
+	/*
+	 * Until the first close: ms (CLOCK_MONOTONIC, modulo 2^32) it was established, 0 if
+	 * unknown (adopted). From the first close: us (modulo 2^32) of an idle first close.
+	 */
+	__u32 close_us;
 	struct kw_key key;  /* its upstream */
 	__u32 idx;	    /* the upstream's slot in kw_counters */
 	__u32 requests;	    /* requests so far */
@@ -164,6 +185,15 @@ struct kw_conn {
 	 * (user space reads it with flags, as one word).
 	 */
 	__u8 seen;
+};
+
+/*
+ * A connect() in progress: when its socket entered SYN_SENT, in the kw_syns entry of the
+ * socket's address (the kw_conns index), for the connect latency at ESTABLISHED.
+ */
+struct kw_syn {
+	__u64 owner; /* the socket's address (a number), as kw_conn.owner */
+	__u64 ns;    /* ns, CLOCK_MONOTONIC: entered SYN_SENT */
 };
 
 /* kw_meta: the state of the slot allocator. Slots 0 and 1 are the overflow upstreams. */
@@ -215,6 +245,7 @@ struct kw_census {
 #define KW_ERR_EVENTS_RATE    3 /* events over the rate limit: not sent */
 #define KW_ERR_RINGBUF_FULL   4 /* events lost: the ring buffer was full */
 #define KW_ERR_CONN_TABLE     5 /* kw_conns entry taken: tracked in socket storage (slower) */
-#define KW_ERR_MAX	      6
+#define KW_ERR_SYN_TABLE      6 /* kw_syns entry taken by another connect: latency not measured */
+#define KW_ERR_MAX	      7
 
 #endif /* KEEPWATCH_H */

@@ -56,6 +56,38 @@
 /* clang-format on */
 
 /*
+ * Connection lifetime, ms, established to the first close: Connection: close requests
+ * (a few ms), keep-alive pools (seconds to hours), and the idle timeouts of NATs and
+ * firewalls a long-lived connection outlives (5 min to a day).
+ */
+#define KW_LIFETIME_SLOTS 18
+/* clang-format off */
+#define KW_LIFETIME_BOUNDS_MS(X) \
+	X(1) X(10) X(100) X(1000) X(5000) X(10000) X(30000) X(60000) X(120000) X(300000) \
+	X(600000) X(900000) X(1800000) X(3600000) X(7200000) X(21600000) X(86400000)
+/* clang-format on */
+
+/*
+ * Connect latency, us, SYN_SENT to ESTABLISHED. A lost SYN is sent again after 1 s, then
+ * 2, 4 and 8 s more: a connect that needed k retries lands in the slot ending at
+ * 1.5, 3.5, 7.5 or 15.5 s.
+ */
+#define KW_CONNECT_SLOTS 19
+/* clang-format off */
+#define KW_CONNECT_BOUNDS_US(X) \
+	X(50) X(100) X(250) X(500) X(1000) X(2500) X(5000) X(10000) X(25000) X(50000) \
+	X(100000) X(250000) X(500000) X(1000000) X(1500000) X(3500000) X(7500000) X(15500000)
+/* clang-format on */
+
+/* Smoothed RTT at close, us: a host's loopback (tens of us) to another continent. */
+#define KW_RTT_SLOTS 15
+/* clang-format off */
+#define KW_RTT_BOUNDS_US(X) \
+	X(50) X(100) X(250) X(500) X(1000) X(2500) X(5000) X(10000) X(25000) X(50000) \
+	X(100000) X(250000) X(500000) X(1000000)
+/* clang-format on */
+
+/*
  * Slot of a value in a histogram of n slots with the n - 1 bounds b: the first bound
  * >= v, or the +Inf slot. n is a constant at every call, so the loop unrolls into n - 1
  * compares with constants: no loop for the verifier to walk, no loads from b.
@@ -91,6 +123,27 @@ static inline __attribute__((always_inline)) unsigned int kw_gap_slot(__u64 us)
 	static const __u32 b[KW_GAP_SLOTS - 1] = { KW_GAP_BOUNDS_US(KW_BOUND) };
 
 	return kw_slot(b, KW_GAP_SLOTS, us);
+}
+
+static inline __attribute__((always_inline)) unsigned int kw_lifetime_slot(__u64 ms)
+{
+	static const __u32 b[KW_LIFETIME_SLOTS - 1] = { KW_LIFETIME_BOUNDS_MS(KW_BOUND) };
+
+	return kw_slot(b, KW_LIFETIME_SLOTS, ms);
+}
+
+static inline __attribute__((always_inline)) unsigned int kw_connect_slot(__u64 us)
+{
+	static const __u32 b[KW_CONNECT_SLOTS - 1] = { KW_CONNECT_BOUNDS_US(KW_BOUND) };
+
+	return kw_slot(b, KW_CONNECT_SLOTS, us);
+}
+
+static inline __attribute__((always_inline)) unsigned int kw_rtt_slot(__u64 us)
+{
+	static const __u32 b[KW_RTT_SLOTS - 1] = { KW_RTT_BOUNDS_US(KW_BOUND) };
+
+	return kw_slot(b, KW_RTT_SLOTS, us);
 }
 
 #endif /* KW_HIST_H */

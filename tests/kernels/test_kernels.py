@@ -77,6 +77,33 @@ def summary(conns, responses, resets=0, errno="none", eofs=0):
 
 # Idle times: the server closes after 1 s; (0.9, 1.9] leaves a slow guest 0.9 s of slack.
 # A race: 2.5 s pause, so the request comes 1.5 s after the close: the gap slot (1, 5].
+#
+# Bytes are payload, each byte once: kwtraffic's request is 28 bytes and its response 40,
+# so an upstream's bytes are its requests and responses times those. A request a reset
+# answered (a race) was sent, and counted by the client, but never received by the
+# server's full socket. No segment is lost on the veth: no retransmit anywhere. Every
+# connection has a lifetime (established to its first close), an RTT at close, and
+# outbound a connect latency, all of them well under a second but for the lifetimes of
+# the scenarios whose server closes after 1 s idle.
+REQ_BYTES, RESP_BYTES = 28, 40
+
+
+def transfer(conns, sent_reqs, responses, lifetime_lo=None):
+    """The figures both sides of a scenario share, given the requests the client sent and
+    the responses it read: (inbound, outbound, inbound_hists, outbound_hists) additions."""
+    inbound = dict(bytes_sent=responses * RESP_BYTES, bytes_received=responses * REQ_BYTES)
+    outbound = dict(bytes_sent=sent_reqs * REQ_BYTES, bytes_received=responses * RESP_BYTES)
+    hists = dict(connection_lifetime=(conns, lifetime_lo, 86400), rtt=(conns, None, 1))
+    return inbound, outbound, hists, dict(hists, connect_latency=(conns, None, 1))
+
+
+def with_transfer(s, sent_reqs, responses, lifetime_lo=None):
+    i, o, ih, oh = transfer(s.conns, sent_reqs, responses, lifetime_lo)
+    return replace(s, inbound={**s.inbound, **i}, outbound={**s.outbound, **o},
+                   inbound_hists={**s.inbound_hists, **ih},
+                   outbound_hists={**s.outbound_hists, **oh})
+
+
 SCENARIOS = [
     # Keep-alive reuse, the client closes: its TIME_WAIT.
     Scenario("reuse", "ipv4", 8001, 10, 0, 3, 5, 0, "close",
@@ -153,6 +180,12 @@ def race_reason(name, base, linger2, reason):
     return replace(s, name=name, port=s.port + 1, linger2=linger2,
                    inbound={**inbound, "rst_sent_" + reason: 3})
 
+
+# Requests sent and responses read per scenario (race_timewait: 3 of its 6 requests met
+# a reset), and where the lifetimes start (the server's 1 s idle close).
+TRANSFERS = {"reuse": (15, 15, None), "idle_close": (6, 6, 1), "unused": (0, 0, 1),
+             "race_timewait": (6, 3, 1), "linger0": (4, 4, None)}
+SCENARIOS = [with_transfer(s, *TRANSFERS[s.name]) for s in SCENARIOS]
 
 SCENARIOS += [
     # The IPv6 twins: the same traffic, the same figures.

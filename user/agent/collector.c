@@ -123,6 +123,18 @@ static void from_counters(struct kw_upstream *u, const struct kw_counters *k)
 	for (i = 0; i < KW_GAP_SLOTS; i++)
 		u->hist[KW_H_RACE_GAP][i] = k->race_gap_hist[i];
 	u->hist_sum[KW_H_RACE_GAP] = k->race_gap_us_sum / 1e6;
+	u->val[KW_F_BYTES_SENT] = k->bytes_sent;
+	u->val[KW_F_BYTES_RECEIVED] = k->bytes_received;
+	u->val[KW_F_RETRANSMITS] = k->retransmits;
+	for (i = 0; i < KW_LIFETIME_SLOTS; i++)
+		u->hist[KW_H_LIFETIME][i] = k->lifetime_hist[i];
+	u->hist_sum[KW_H_LIFETIME] = k->lifetime_ms_sum / 1000.0;
+	for (i = 0; i < KW_CONNECT_SLOTS; i++)
+		u->hist[KW_H_CONNECT][i] = k->connect_hist[i];
+	u->hist_sum[KW_H_CONNECT] = k->connect_us_sum / 1e6;
+	for (i = 0; i < KW_RTT_SLOTS; i++)
+		u->hist[KW_H_RTT][i] = k->rtt_hist[i];
+	u->hist_sum[KW_H_RTT] = k->rtt_us_sum / 1e6;
 }
 
 /* An upstream's key and its slot in the counters array, as the upstream map has them. */

@@ -620,6 +620,8 @@ static int open_and_load(struct kw_bpf *b, const struct kw_loader_opts *o, int w
 	b->conns_len = (size_t)o->conn_table * sizeof(struct kw_conn);
 	if (!err)
 		err = bpf_map__set_max_entries(b->skel->maps.kw_conns, o->conn_table);
+	if (!err) /* indexed as kw_conns is */
+		err = bpf_map__set_max_entries(b->skel->maps.kw_syns, o->conn_table);
 	if (!err)
 		err = pin_maps(b, o->pin_dir);
 	if (err) {

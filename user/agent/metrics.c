@@ -26,6 +26,7 @@ static const char *const error_reasons[KW_ERR_MAX] = {
 	[KW_ERR_EVENTS_RATE] = "events_rate_limited",
 	[KW_ERR_RINGBUF_FULL] = "ringbuf_full",
 	[KW_ERR_CONN_TABLE] = "conn_table_full",
+	[KW_ERR_SYN_TABLE] = "syn_table_taken",
 };
 
 /*
@@ -76,9 +77,9 @@ struct up {
 	size_t labels;	     /* offset of its labels in render.text */
 	__u16 labels_len;    /* direction="..",peer="..",port="..",netns=".." */
 	unsigned char flags; /* UP_* */
-	unsigned char hists; /* bit k: histogram k is written */
+	__u16 hists;	     /* bit k: histogram k is written */
 };
-_Static_assert(KW_H_MAX <= 8, "struct up's hists has a bit per histogram");
+_Static_assert(KW_H_MAX <= 16, "struct up's hists has a bit per histogram");
 
 /* Where a page being written is, so that it can be written in parts (metrics.h). */
 struct render {

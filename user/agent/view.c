@@ -60,14 +60,14 @@ struct kw_view {
 };
 
 _Static_assert(KW_F_MAX <= 64, "a field mask has a bit per field");
-_Static_assert(KW_H_MAX <= 8, "a histogram mask has a bit per histogram");
+_Static_assert(KW_H_MAX <= 16, "a histogram mask has a bit per histogram");
 
 enum { NEW, SHOWN, FOLDED };
 
 /* Per upstream of the snapshot, while a view is made. */
 struct row {
 	__u64 fmask;	     /* fields not zero */
-	unsigned char hmask; /* histograms not empty */
+	__u16 hmask;	     /* histograms not empty */
 	unsigned char state; /* NEW, SHOWN, FOLDED */
 	unsigned char overflow;
 	size_t group; /* index into plan.g */
@@ -79,7 +79,7 @@ struct group {
 	size_t shown;	  /* peers shown on their own */
 	size_t folded;	  /* peers folded, now */
 	__u64 star_fmask; /* of the peer="*" record */
-	unsigned char star_hmask, hmask;
+	__u16 star_hmask, hmask;
 	int has_star;	   /* a peer="*" record: peers folded now, or evicted */
 	struct base *base; /* or NULL */
 };

@@ -26,7 +26,7 @@
  * Per-upstream series of a page at most by default: the default 4,096 upstreams at ~20
  * series each fit, with room for their groups' histograms; about 13 MB of text, a scrape
  * Prometheus takes in well under a second. Below the minimum not even every direction
- * collapsed would fit (the overflow upstreams alone are ~400 series).
+ * collapsed would fit (the overflow upstreams alone are ~520 series).
  */
 #define KW_VIEW_SERIES_DEFAULT 100000
 #define KW_VIEW_SERIES_MIN     1000

@@ -24,6 +24,9 @@ const struct kw_field kw_fields[KW_F_MAX] = {
 static const double idle_bounds[KW_IDLE_SLOTS - 1] = { KW_IDLE_BOUNDS_MS(MS_TO_S) };
 static const double reqs_bounds[KW_REQS_SLOTS - 1] = { KW_REQS_BOUNDS(KW_BOUND) };
 static const double gap_bounds[KW_GAP_SLOTS - 1] = { KW_GAP_BOUNDS_US(US_TO_S) };
+static const double lifetime_bounds[KW_LIFETIME_SLOTS - 1] = { KW_LIFETIME_BOUNDS_MS(MS_TO_S) };
+static const double connect_bounds[KW_CONNECT_SLOTS - 1] = { KW_CONNECT_BOUNDS_US(US_TO_S) };
+static const double rtt_bounds[KW_RTT_SLOTS - 1] = { KW_RTT_BOUNDS_US(US_TO_S) };
 
 #define REQS_HELP "Requests carried per connection, counted at close, by who closed first."
 #define IDLE_HELP                                                                                  \
@@ -47,6 +50,18 @@ const struct kw_hist_desc kw_hists[KW_H_MAX] = {
 			    "Keep-alive races: time from the close (FIN) to the request that met it "
 			    "(server side) or to the reset (client side).",
 			    KW_GAP_SLOTS, gap_bounds },
+	[KW_H_LIFETIME] = { "connection_lifetime", "keepwatch_connection_lifetime_seconds", NULL,
+			    NULL,
+			    "Connection lifetime: from established to the first close (FIN or RST, "
+			    "either end).",
+			    KW_LIFETIME_SLOTS, lifetime_bounds },
+	[KW_H_CONNECT] = { "connect_latency", "keepwatch_connect_latency_seconds", NULL, NULL,
+			   "Outbound connects: from connect() (SYN_SENT) to established, SYN "
+			   "retries included.",
+			   KW_CONNECT_SLOTS, connect_bounds },
+	[KW_H_RTT] = { "rtt", "keepwatch_rtt_seconds", NULL, NULL,
+		       "The kernel's smoothed round-trip time of a connection when it closed.",
+		       KW_RTT_SLOTS, rtt_bounds },
 };
 
 int kw_field_sparse(unsigned int id)

@@ -28,6 +28,16 @@
 	"Connections that closed while no agent ran (pinned maps), found at the next start: "      \
 	"their closes were not seen (not in connections_closed_total)."
 
+#define BYTES_SENT_HELP                                                                            \
+	"TCP payload bytes sent, each once (retransmissions not again; no headers), counted when " \
+	"a connection closes."
+#define BYTES_RCVD_HELP                                                                            \
+	"TCP payload bytes received in order (no headers, SYN or FIN), counted when a connection " \
+	"closes."
+#define RETRANS_HELP                                                                               \
+	"TCP segments retransmitted (the socket's total_retrans, SYN retries included), counted "  \
+	"when a connection closes or a connect fails."
+
 /* X(id, field, family, type, label name, label value, label2 name, label2 value, help, desc) */
 #define KW_FIELDS(X)                                                                                                                     \
 	X(CONN, "conn", "keepwatch_connections_opened_total", "counter", NULL, NULL, NULL, NULL,                                         \
@@ -67,6 +77,12 @@
 	  "counter", NULL, NULL, NULL, NULL,                                                                                             \
 	  "Connections we closed with a request unread (reset reason abort_on_close) that was not a keep-alive race: requests cut off.", \
 	  "Closed with a request unread")                                                                                                \
+	X(BYTES_SENT, "bytes_sent", "keepwatch_bytes_sent_total", "counter", NULL, NULL, NULL,                                           \
+	  NULL, BYTES_SENT_HELP, "Payload bytes sent")                                                                                   \
+	X(BYTES_RECEIVED, "bytes_received", "keepwatch_bytes_received_total", "counter", NULL,                                           \
+	  NULL, NULL, NULL, BYTES_RCVD_HELP, "Payload bytes received")                                                                   \
+	X(RETRANSMITS, "retransmits", "keepwatch_retransmits_total", "counter", NULL, NULL, NULL,                                        \
+	  NULL, RETRANS_HELP, "Segments retransmitted")                                                                                  \
 	X(RST_SENT_NOT_SPECIFIED, "rst_sent_not_specified", "keepwatch_resets_sent_total",                                               \
 	  "counter", "reason", "not_specified", NULL, NULL, RST_SENT_HELP,                                                               \
 	  "Resets sent: not specified")                                                                                                  \
@@ -170,6 +186,9 @@ enum kw_hist_id {
 	KW_H_REQS_PEER,	 /* requests_per_connection{closed_by="peer"} */
 	KW_H_RACE_IDLE,	 /* race_idle_before_close_seconds */
 	KW_H_RACE_GAP,	 /* race_gap_seconds */
+	KW_H_LIFETIME,	 /* connection_lifetime_seconds */
+	KW_H_CONNECT,	 /* connect_latency_seconds (outbound) */
+	KW_H_RTT,	 /* rtt_seconds */
 	KW_H_MAX
 };
 

@@ -17,6 +17,9 @@
 static const __u64 idle_ms[] = { KW_IDLE_BOUNDS_MS(KW_BOUND) };
 static const __u64 reqs[] = { KW_REQS_BOUNDS(KW_BOUND) };
 static const __u64 gap_us[] = { KW_GAP_BOUNDS_US(KW_BOUND) };
+static const __u64 lifetime_ms[] = { KW_LIFETIME_BOUNDS_MS(KW_BOUND) };
+static const __u64 connect_us[] = { KW_CONNECT_BOUNDS_US(KW_BOUND) };
+static const __u64 rtt_us[] = { KW_RTT_BOUNDS_US(KW_BOUND) };
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -134,6 +137,32 @@ static void test_exposed_bounds(void **state)
 	check_bounds(KW_H_REQS_PEER, reqs, KW_REQS_SLOTS, 1.0);
 	check_bounds(KW_H_RACE_IDLE, idle_ms, KW_IDLE_SLOTS, 1000.0);
 	check_bounds(KW_H_RACE_GAP, gap_us, KW_GAP_SLOTS, 1e6);
+	check_bounds(KW_H_LIFETIME, lifetime_ms, KW_LIFETIME_SLOTS, 1000.0);
+	check_bounds(KW_H_CONNECT, connect_us, KW_CONNECT_SLOTS, 1e6);
+	check_bounds(KW_H_RTT, rtt_us, KW_RTT_SLOTS, 1e6);
+}
+
+/* Lifetime, connect latency, RTT: every bound, its neighbours, 0 and the largest value. */
+static void check_slots(const __u64 *b, unsigned int nslots, unsigned int (*slot)(__u64 v))
+{
+	check_increasing(b, nslots - 1);
+	check_around_bounds(b, nslots - 1, slot);
+	assert_int_equal(slot(0), 0);
+	assert_int_equal(slot(b[nslots - 2] + 1), nslots - 1);
+	assert_int_equal(slot(UINT64_MAX), nslots - 1);
+}
+
+static void test_transfer_slots(void **state)
+{
+	(void)state;
+	assert_int_equal(ARRAY_SIZE(lifetime_ms), KW_LIFETIME_SLOTS - 1);
+	assert_int_equal(ARRAY_SIZE(connect_us), KW_CONNECT_SLOTS - 1);
+	assert_int_equal(ARRAY_SIZE(rtt_us), KW_RTT_SLOTS - 1);
+	check_slots(lifetime_ms, KW_LIFETIME_SLOTS, kw_lifetime_slot);
+	check_slots(connect_us, KW_CONNECT_SLOTS, kw_connect_slot);
+	check_slots(rtt_us, KW_RTT_SLOTS, kw_rtt_slot);
+	/* a connect whose SYN was sent again once, after the 1 s initial RTO */
+	assert_int_equal(kw_connect_slot(1000000 + 300), 14);
 }
 
 static void test_gap_slot(void **state)
@@ -154,10 +183,9 @@ static void test_gap_slot(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_idle_slot),
-		cmocka_unit_test(test_reqs_slot),
-		cmocka_unit_test(test_gap_slot),
-		cmocka_unit_test(test_exposed_bounds),
+		cmocka_unit_test(test_idle_slot),      cmocka_unit_test(test_reqs_slot),
+		cmocka_unit_test(test_gap_slot),       cmocka_unit_test(test_exposed_bounds),
+		cmocka_unit_test(test_transfer_slots),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
