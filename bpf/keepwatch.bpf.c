@@ -65,6 +65,8 @@ const volatile __u32 cfg_use_rdonly_cast = 1;
  * of no socket, and kw_send_reset_noreason leaves them (compat.bpf.h).
  */
 const volatile __u32 cfg_bare_resets_fentry = 0;
+/* This load's generation: its programs count while KW_GLOBAL_ACTIVE holds it (in_charge). */
+const volatile __u64 cfg_gen = 0;
 
 extern int CONFIG_HZ __kconfig;
 
@@ -216,24 +218,32 @@ struct {
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(kw_set_state, const struct sock *sk, int oldstate, int newstate)
 {
+	if (!in_charge())
+		return 0;
 	return handle_set_state(sk, oldstate, newstate);
 }
 
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(kw_recv, struct sock *sk, int ret, int flags)
 {
+	if (!in_charge())
+		return 0;
 	return handle_recv(sk, ret, flags);
 }
 
 SEC("tp_btf/tcp_receive_reset")
 int BPF_PROG(kw_rcv_reset, struct sock *sk)
 {
+	if (!in_charge())
+		return 0;
 	return handle_receive_reset(sk);
 }
 
 SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(kw_send_reset, const struct sock *sk, const struct sk_buff *skb, int reason)
 {
+	if (!in_charge())
+		return 0;
 	return handle_send_reset(sk, skb, rst_reason(reason));
 }
 
@@ -243,6 +253,8 @@ int BPF_PROG(kw_send_reset, const struct sock *sk, const struct sk_buff *skb, in
 SEC("tp_btf/tcp_rcv_space_adjust")
 int BPF_PROG(kw_recv_rcvspace, struct sock *sk)
 {
+	if (!in_charge())
+		return 0;
 	return handle_recv(sk, 1, 0);
 }
 
@@ -250,7 +262,7 @@ int BPF_PROG(kw_recv_rcvspace, struct sock *sk)
 SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(kw_send_reset_noreason, const struct sock *sk, const struct sk_buff *skb)
 {
-	if (cfg_bare_resets_fentry && rst_bare(sk))
+	if (!in_charge() || (cfg_bare_resets_fentry && rst_bare(sk)))
 		return 0;
 	return handle_send_reset(sk, skb, rst_reason_inferred(sk, skb));
 }
@@ -259,7 +271,7 @@ int BPF_PROG(kw_send_reset_noreason, const struct sock *sk, const struct sk_buff
 SEC("fentry/tcp_v4_send_reset")
 int BPF_PROG(kw_v4_send_reset, const struct sock *sk, struct sk_buff *skb)
 {
-	if (!rst_bare(sk))
+	if (!in_charge() || !rst_bare(sk))
 		return 0;
 	return handle_send_reset(sk, skb, rst_reason_inferred(sk, skb));
 }
@@ -267,7 +279,7 @@ int BPF_PROG(kw_v4_send_reset, const struct sock *sk, struct sk_buff *skb)
 SEC("fentry/tcp_v6_send_reset")
 int BPF_PROG(kw_v6_send_reset, const struct sock *sk, struct sk_buff *skb)
 {
-	if (!rst_bare(sk))
+	if (!in_charge() || !rst_bare(sk))
 		return 0;
 	return handle_send_reset(sk, skb, rst_reason_inferred(sk, skb));
 }

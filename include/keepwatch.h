@@ -122,9 +122,12 @@ struct kw_counters {
 };
 
 /* kw_globals: index of each value */
-#define KW_GLOBAL_GEN		0 /* bumped by the agent before it evicts upstreams */
-#define KW_GLOBAL_STORAGE_CONNS 1 /* connections in socket storage now */
-#define KW_GLOBAL_MAX		2
+#define KW_GLOBAL_GEN		 0 /* bumped by the agent before it evicts upstreams */
+#define KW_GLOBAL_STORAGE_CONNS	 1 /* connections in socket storage now */
+#define KW_GLOBAL_ACTIVE	 2 /* the generation (cfg_gen) of the programs that count now */
+#define KW_GLOBAL_EVENTS	 3 /* events the agents of these maps received, written by them */
+#define KW_GLOBAL_EVENTS_DROPPED 4 /* and dropped from their event logs */
+#define KW_GLOBAL_MAX		 5
 
 /* kw_conn.flags */
 #define KW_CONN_CLOSING	 0x01 /* the first close was seen and recorded */
