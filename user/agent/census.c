@@ -435,6 +435,7 @@ int kw_census_add(struct kw_census_result *r, __u32 netns, const struct kw_censu
 		}
 		next.skipped = r->skipped;
 		next.errors = r->errors;
+		next.unreadable = r->unreadable;
 		kw_census_free(r);
 		*r = next;
 	}
