@@ -184,8 +184,8 @@ def test_counts_survive_restart(netns, nginx):
 
 @pytest.mark.nginx(keepalive_timeout="30s")
 def test_connections_closed_while_no_agent_ran(netns, nginx):
-    """Pinned maps: 3 connections carry 2 requests each under a first agent, which stops;
-    they carry one more and close while no agent runs. The next agent finds their entries
+    """Pinned maps: 3 connections carry 2 requests each under a first agent, which stops
+    (its link pins removed: no programs run); they carry one more and close while none runs. The next agent finds their entries
     open and their sockets gone: 3 lost on each side and active 0, the 6 requests the
     first agent saw kept (the 3 made while none ran were never seen), and a connection
     open across the restart still tracked, not lost."""
@@ -200,6 +200,10 @@ def test_connections_closed_while_no_agent_ran(netns, nginx):
         first.wait_all([(m, labels, v) for labels in (inbound, outbound)
                         for m, v in ((OPENED, 4), (REQS, 7), (ACTIVE, 4))])
         first.stop()
+        # the pinned links would keep the programs counting: without them none runs
+        for name in os.listdir(pin_dir):
+            if name.startswith("link_"):
+                os.unlink(os.path.join(pin_dir, name))
         closing.go(0)
         assert_eq("responses on the connections that closed", closing.result()["responses"],
                   9)
