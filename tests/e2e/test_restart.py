@@ -8,6 +8,7 @@ Exact counts, in namespaces of the test's own, against real nginx.
 """
 
 import os
+import re
 import shutil
 import signal
 import threading
@@ -229,3 +230,21 @@ def test_capabilities_dropped(netns, nginx, user):
 def test_bad_user():
     p = kw.run([kw.KEEPWATCHD, "--user", "", "--no-pin"], check=False)
     assert p.returncode == 2 and "--user: an empty user name" in p.stderr, p.stderr
+
+
+UNIT = kw.REPO / "tools" / "deploy" / "keepwatchd.service"
+UNIT_SCORE_MAX = 3.3  # measured; lower it when the unit gets better, never raise it
+
+
+def test_systemd_unit_score():
+    """systemd-analyze security scores the shipped unit at most UNIT_SCORE_MAX, and the unit
+    runs the agent as another user."""
+    if not shutil.which("systemd-analyze"):
+        pytest.skip("systemd-analyze not installed (apt-get install systemd)")
+    p = kw.run(["systemd-analyze", "security", "--offline=true", "--no-pager", UNIT],
+               check=False)
+    m = re.search(r"Overall exposure level for \S+: ([0-9.]+)", p.stdout + p.stderr)
+    assert m, f"no score in systemd-analyze's output:\n{p.stdout}\n{p.stderr}"
+    assert float(m.group(1)) <= UNIT_SCORE_MAX, \
+        f"unit exposure actual {m.group(1)}, expected at most {UNIT_SCORE_MAX}"
+    assert "--user " in UNIT.read_text(), "the unit does not pass --user"

@@ -72,8 +72,8 @@ struct kw_census_result {
 	size_t n_dest;
 	struct kw_census_netns *ns; /* sorted by inode */
 	size_t n_ns;
-	__u64 skipped; /* namespaces not found or not entered (a debug line each) */
-	__u64 errors;  /* namespaces entered but not read: iterator, sysctls, too many sockets */
+	__u64 skipped;	  /* namespaces not found or not entered (a debug line each) */
+	__u64 errors;	  /* namespaces entered but not read: iterator, sysctls, too many sockets */
 	__u64 unreadable; /* processes whose namespace could not be read (kw_netns_unreadable) */
 };
 

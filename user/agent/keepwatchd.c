@@ -580,7 +580,7 @@ static int drop_privileges(const struct options *o)
 		       strerror(-err));
 		return err;
 	}
-	kw_info("capabilities kept: 0x%llx%s%s", (unsigned long long)kw_privs_keep(),
+	kw_info("capabilities kept: at most 0x%llx%s%s", (unsigned long long)kw_privs_keep(),
 		o->user ? ", running as " : "", o->user ? o->user : "");
 	return 0;
 }

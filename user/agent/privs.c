@@ -33,6 +33,18 @@ __u64 kw_privs_keep(void)
 	       1ULL << CAP_DAC_READ_SEARCH;
 }
 
+/* The permitted set now: what is kept cannot exceed it. */
+static int permitted(__u64 *mask)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2] = {};
+
+	if (syscall(SYS_capget, &h, d))
+		return -errno;
+	*mask = (__u64)d[1].permitted << 32 | d[0].permitted;
+	return 0;
+}
+
 static int capset_mask(__u64 mask)
 {
 	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
@@ -73,7 +85,7 @@ static int become(const struct passwd *pw)
 
 int kw_privs_drop(const char *user, const char **what)
 {
-	__u64 keep = kw_privs_keep();
+	__u64 keep = kw_privs_keep(), now = 0;
 	struct passwd *pw = NULL;
 	int err;
 
@@ -99,5 +111,8 @@ int kw_privs_drop(const char *user, const char **what)
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
 		return -errno;
 	*what = "drop capabilities";
-	return capset_mask(keep);
+	err = permitted(&now);
+	if (err)
+		return err;
+	return capset_mask(keep & now);
 }

@@ -9,7 +9,7 @@
 __u64 kw_privs_keep(void);
 
 /*
- * Drops every capability but kw_privs_keep()'s from the bounding, permitted and effective
+ * Drops every capability but kw_privs_keep()'s (those of them it has) from the bounding, permitted and effective
  * sets (inheritable and ambient are left empty), sets no_new_privs, and with user (not
  * NULL) switches to that user and its group first, with no supplementary groups. Call
  * before any thread starts: capabilities are per thread. 0, or -errno with *what saying
