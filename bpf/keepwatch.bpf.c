@@ -162,6 +162,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } kw_errors SEC(".maps");
 
+/* Program statistics over every load, written by the agent only (struct kw_prog_total). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, KW_PROG_TOTALS);
+	__type(key, __u32);
+	__type(value, struct kw_prog_total);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kw_prog_totals SEC(".maps");
+
 /* Rare, notable events for the agent's event log (struct kw_event). */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

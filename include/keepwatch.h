@@ -169,6 +169,17 @@ struct kw_conn {
 	__u8 seen;
 };
 
+/*
+ * kw_prog_totals: a program's runs and run time over every load on these pinned maps, by
+ * name, written by the agent (a load's own statistics start from 0).
+ */
+#define KW_PROG_TOTALS 16
+struct kw_prog_total {
+	__u64 run_cnt;	   /* runs */
+	__u64 run_time_ns; /* ns */
+	char name[32];	   /* the program's name, NUL-terminated; empty: a free entry */
+};
+
 /* kw_meta: the state of the slot allocator. Slots 0 and 1 are the overflow upstreams. */
 struct kw_meta {
 	__u64 next_slot;    /* the next never-used slot of kw_counters */

@@ -7,9 +7,11 @@ not lost.
 Exact counts, in namespaces of the test's own, against real nginx.
 """
 
+import json
 import os
 import shutil
 import socket
+import time
 
 import pytest
 
@@ -182,6 +184,23 @@ def test_counts_survive_restart(netns, nginx):
         shutil.rmtree(pin_dir, ignore_errors=True)
 
 
+def unpin_links(pin_dir, timeout=5):
+    """Remove the link pins of pin_dir and wait until the kernel has let the links go (it
+    frees them from a work queue, so their programs run on a moment)."""
+    ids = []
+    for name in os.listdir(pin_dir):
+        if name.startswith("link_"):
+            path = os.path.join(pin_dir, name)
+            ids.append(json.loads(kw.run(["bpftool", "-j", "link", "show", "pinned",
+                                          path]).stdout)["id"])
+            os.unlink(path)
+    deadline = time.monotonic() + timeout
+    for i in ids:
+        while kw.run(["bpftool", "link", "show", "id", i], check=False).returncode == 0:
+            assert time.monotonic() < deadline, f"link {i} still there after {timeout}s"
+            time.sleep(0.02)
+
+
 @pytest.mark.nginx(keepalive_timeout="30s")
 def test_connections_closed_while_no_agent_ran(netns, nginx):
     """Pinned maps: 3 connections carry 2 requests each under a first agent, which stops
@@ -201,9 +220,7 @@ def test_connections_closed_while_no_agent_ran(netns, nginx):
                         for m, v in ((OPENED, 4), (REQS, 7), (ACTIVE, 4))])
         first.stop()
         # the pinned links would keep the programs counting: without them none runs
-        for name in os.listdir(pin_dir):
-            if name.startswith("link_"):
-                os.unlink(os.path.join(pin_dir, name))
+        unpin_links(pin_dir)
         closing.go(0)
         assert_eq("responses on the connections that closed", closing.result()["responses"],
                   9)

@@ -32,10 +32,6 @@ EVENTS = P + "events_received_total"
 # user/agent/privs.c.
 CAPS_KEPT = (1 << 2) | (1 << 19) | (1 << 21) | (1 << 39)
 
-# Counters whose values are per load of the programs, not per pinned maps (README).
-PER_LOAD = {P + "bpf_program_runs_total", P + "bpf_program_run_seconds_total"}
-
-
 def pinned_agent(netns, pin_dir, *extra):
     a = kw.Agent([netns.client_ns, netns.server_ns], extra_args=extra)
     a.args.remove("--no-pin")
@@ -51,7 +47,7 @@ def proc_status(pid):
 def counters(samples):
     """{(name, labels): value} of every counter series of a scrape."""
     return {k: v for k, v in samples.items()
-            if k[0].endswith("_total") and k[0] not in PER_LOAD}
+            if k[0].endswith("_total")}
 
 
 def assert_none(samples, *names):

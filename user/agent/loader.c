@@ -45,11 +45,13 @@ struct kw_bpf {
 	struct bpf_link *fentry_links[2]; /* and attached: kw_v4_send_reset, kw_v6_send_reset */
 	const char *pin_dir;		  /* or NULL: --no-pin */
 	__u64 events_base[2];		  /* events received, dropped by the earlier runs */
+	struct kw_prog_total *prog_base;  /* [KW_PROG_TOTALS]: earlier loads', then names taken */
 };
 
 _Static_assert(sizeof(struct kw_key) == 24, "kw_key layout");
 _Static_assert(sizeof(struct kw_event) == 64, "kw_event layout");
 _Static_assert(sizeof(struct kw_conn) == 64, "kw_conn: one cache line");
+_Static_assert(sizeof(struct kw_prog_total) == 48, "kw_prog_total layout");
 _Static_assert(sizeof(struct kw_counters) % 64 == 0, "kw_counters: whole cache lines");
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -336,9 +338,11 @@ static int pin_fits(struct bpf_map *map, const char *path)
 static int pin_maps(struct kw_bpf *b, const char *dir)
 {
 	struct bpf_map *maps[] = {
-		b->skel->maps.kw_conns,	   b->skel->maps.kw_socks,	b->skel->maps.kw_upstreams,
-		b->skel->maps.kw_counters, b->skel->maps.kw_free_slots, b->skel->maps.kw_meta,
-		b->skel->maps.kw_errors,   b->skel->maps.kw_globals,
+		b->skel->maps.kw_conns,	      b->skel->maps.kw_socks,
+		b->skel->maps.kw_upstreams,   b->skel->maps.kw_counters,
+		b->skel->maps.kw_free_slots,  b->skel->maps.kw_meta,
+		b->skel->maps.kw_errors,      b->skel->maps.kw_globals,
+		b->skel->maps.kw_prog_totals,
 	};
 	unsigned int i, n = sizeof(maps) / sizeof(maps[0]), found = 0, fit = 0;
 	char path[256];
@@ -399,6 +403,13 @@ static int init_slots(struct kw_bpf *b)
 			return -errno;
 	}
 	b->created_unix = meta.created_unix;
+	b->prog_base = calloc(KW_PROG_TOTALS, sizeof(*b->prog_base));
+	if (!b->prog_base)
+		return -ENOMEM;
+	for (dir = 0; dir < KW_PROG_TOTALS; dir++)
+		if (bpf_map_lookup_elem(bpf_map__fd(b->skel->maps.kw_prog_totals), &dir,
+					&b->prog_base[dir]))
+			return -errno;
 	for (dir = 0; dir < 2; dir++) {
 		__u32 g = dir ? KW_GLOBAL_EVENTS_DROPPED : KW_GLOBAL_EVENTS;
 
@@ -842,6 +853,7 @@ destroy_skel:
 free_b:
 	if (b->pin_lock >= 0)
 		close(b->pin_lock);
+	free(b->prog_base);
 	free(b);
 fail:
 	if (o->pin_dir)
@@ -861,6 +873,7 @@ void kw_bpf_destroy(struct kw_bpf *b)
 	keepwatch_bpf__destroy(b->skel);
 	if (b->pin_lock >= 0)
 		close(b->pin_lock);
+	free(b->prog_base);
 	free(b);
 }
 
@@ -1106,6 +1119,37 @@ free_mem:
 	return err;
 }
 
+/*
+ * A program's statistics over every load on these maps: the earlier loads' (read at the
+ * start) plus this one's, stored back so that what was exposed never goes backwards.
+ */
+static void prog_total(const struct kw_bpf *b, struct kw_prog_stat *s)
+{
+	int fd = bpf_map__fd(b->skel->maps.kw_prog_totals);
+	struct kw_prog_total t = {};
+	__u32 i, free = KW_PROG_TOTALS;
+
+	for (i = 0; i < KW_PROG_TOTALS; i++) {
+		if (!b->prog_base[i].name[0] && free == KW_PROG_TOTALS)
+			free = i;
+		if (!strncmp(b->prog_base[i].name, s->name, sizeof(t.name)))
+			break;
+	}
+	if (i == KW_PROG_TOTALS) {
+		if (free == KW_PROG_TOTALS)
+			return; /* no room: this load's own */
+		i = free;	/* a program new to these maps takes a free entry, from 0 */
+		snprintf(b->prog_base[i].name, sizeof(t.name), "%s", s->name);
+	}
+	snprintf(t.name, sizeof(t.name), "%s", s->name);
+	s->run_cnt += b->prog_base[i].run_cnt;
+	s->run_time_ns += b->prog_base[i].run_time_ns;
+	t.run_cnt = s->run_cnt;
+	t.run_time_ns = s->run_time_ns;
+	if (bpf_map_update_elem(fd, &i, &t, BPF_ANY))
+		kw_dbg("store the statistics of %s: %s", s->name, strerror(errno));
+}
+
 unsigned int kw_bpf_prog_stats(const struct kw_bpf *b, struct kw_prog_stat *out, unsigned int max)
 {
 	struct bpf_program *prog;
@@ -1128,6 +1172,7 @@ unsigned int kw_bpf_prog_stats(const struct kw_bpf *b, struct kw_prog_stat *out,
 		snprintf(out[n].name, sizeof(out[n].name), "%s", bpf_program__name(prog));
 		out[n].run_cnt = info.run_cnt;
 		out[n].run_time_ns = info.run_time_ns;
+		prog_total(b, &out[n]);
 		n++;
 	}
 	return n;
