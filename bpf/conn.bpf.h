@@ -61,6 +61,37 @@ static __always_inline struct kw_conn *conn_of(const struct sock *sk)
 }
 
 /*
+ * An entry of this socket's address still open when a new connection starts there: its
+ * connection closed while its close was not seen (no programs counted then, or they were
+ * being replaced). Folded as lost with the requests it kept, as the agent's start-up
+ * sweep does, so that active comes right; claimed with one compare-and-swap of the word
+ * of its flags and seen, as the sweep claims it, so that only one of the two folds it.
+ */
+static __always_inline void conn_fold_lost(struct kw_conn *c)
+{
+	__u64 *word = (__u64 *)&c->data_segs_in, w = *word, folded; /* bytes 56-63 */
+	struct kw_counters *k;
+	__u8 flags = w >> 48;
+	__u32 reqs, idx;
+
+	if (flags & (KW_CONN_FOLDED | KW_CONN_STORAGE))
+		return;
+	idx = c->idx;
+	reqs = c->requests;
+	folded = w | (__u64)KW_CONN_FOLDED << 48;
+	if (__sync_val_compare_and_swap(word, w, folded) != w)
+		return;
+	k = counters(idx);
+	if (!k)
+		return;
+	if (reqs)
+		__sync_fetch_and_add(&k->requests, reqs);
+	if (reqs && !(flags & KW_CONN_PRIOR))
+		__sync_fetch_and_add(&k->used, 1);
+	__sync_fetch_and_add(&k->lost, 1);
+}
+
+/*
  * State for a connection just established: its kw_conns entry, taken over from a
  * connection that has closed, or socket storage when a live one holds the entry.
  */
@@ -76,6 +107,8 @@ static __always_inline struct kw_conn *conn_new(struct sock *sk)
 		/* Free, closed, or this socket's before (a connect after a disconnect). */
 		if ((!old || old == addr || (c->flags & KW_CONN_FOLDED)) &&
 		    __sync_val_compare_and_swap(&c->owner, old, addr) == old) {
+			if (old == addr)
+				conn_fold_lost(c);
 			c->hash = sk->__sk_common.skc_hash;
 			return c;
 		}

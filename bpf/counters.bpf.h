@@ -26,4 +26,16 @@ static __always_inline struct kw_counters *counters(__u32 idx)
 	return bpf_map_lookup_elem(&kw_counters, &idx);
 }
 
+/*
+ * Only the programs of the generation the agent handed over to count: at a restart the new
+ * programs attach while the last run's (their links pinned) still count, and one store of
+ * KW_GLOBAL_ACTIVE moves the counting from those to these, with no gap and no overlap.
+ */
+static __always_inline bool in_charge(void)
+{
+	__u64 *g = global(KW_GLOBAL_ACTIVE);
+
+	return g && *g == cfg_gen;
+}
+
 #endif /* KW_COUNTERS_BPF_H */

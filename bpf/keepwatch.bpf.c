@@ -65,6 +65,8 @@ const volatile __u32 cfg_use_rdonly_cast = 1;
  * of no socket, and kw_send_reset_noreason leaves them (compat.bpf.h).
  */
 const volatile __u32 cfg_bare_resets_fentry = 0;
+/* This load's generation: its programs count while KW_GLOBAL_ACTIVE holds it (in_charge). */
+const volatile __u64 cfg_gen = 0;
 
 extern int CONFIG_HZ __kconfig;
 
@@ -172,6 +174,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } kw_errors SEC(".maps");
 
+/* Program statistics over every load, written by the agent only (struct kw_prog_total). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, KW_PROG_TOTALS);
+	__type(key, __u32);
+	__type(value, struct kw_prog_total);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} kw_prog_totals SEC(".maps");
+
 /* Rare, notable events for the agent's event log (struct kw_event). */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -228,24 +239,32 @@ struct {
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(kw_set_state, const struct sock *sk, int oldstate, int newstate)
 {
+	if (!in_charge())
+		return 0;
 	return handle_set_state(sk, oldstate, newstate);
 }
 
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(kw_recv, struct sock *sk, int ret, int flags)
 {
+	if (!in_charge())
+		return 0;
 	return handle_recv(sk, ret, flags);
 }
 
 SEC("tp_btf/tcp_receive_reset")
 int BPF_PROG(kw_rcv_reset, struct sock *sk)
 {
+	if (!in_charge())
+		return 0;
 	return handle_receive_reset(sk);
 }
 
 SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(kw_send_reset, const struct sock *sk, const struct sk_buff *skb, int reason)
 {
+	if (!in_charge())
+		return 0;
 	return handle_send_reset(sk, skb, rst_reason(reason));
 }
 
@@ -255,6 +274,8 @@ int BPF_PROG(kw_send_reset, const struct sock *sk, const struct sk_buff *skb, in
 SEC("tp_btf/tcp_rcv_space_adjust")
 int BPF_PROG(kw_recv_rcvspace, struct sock *sk)
 {
+	if (!in_charge())
+		return 0;
 	return handle_recv(sk, 1, 0);
 }
 
@@ -262,7 +283,7 @@ int BPF_PROG(kw_recv_rcvspace, struct sock *sk)
 SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(kw_send_reset_noreason, const struct sock *sk, const struct sk_buff *skb)
 {
-	if (cfg_bare_resets_fentry && rst_bare(sk))
+	if (!in_charge() || (cfg_bare_resets_fentry && rst_bare(sk)))
 		return 0;
 	return handle_send_reset(sk, skb, rst_reason_inferred(sk, skb));
 }
@@ -271,7 +292,7 @@ int BPF_PROG(kw_send_reset_noreason, const struct sock *sk, const struct sk_buff
 SEC("fentry/tcp_v4_send_reset")
 int BPF_PROG(kw_v4_send_reset, const struct sock *sk, struct sk_buff *skb)
 {
-	if (!rst_bare(sk))
+	if (!in_charge() || !rst_bare(sk))
 		return 0;
 	return handle_send_reset(sk, skb, rst_reason_inferred(sk, skb));
 }
@@ -279,7 +300,7 @@ int BPF_PROG(kw_v4_send_reset, const struct sock *sk, struct sk_buff *skb)
 SEC("fentry/tcp_v6_send_reset")
 int BPF_PROG(kw_v6_send_reset, const struct sock *sk, struct sk_buff *skb)
 {
-	if (!rst_bare(sk))
+	if (!in_charge() || !rst_bare(sk))
 		return 0;
 	return handle_send_reset(sk, skb, rst_reason_inferred(sk, skb));
 }

@@ -139,9 +139,12 @@ struct kw_counters {
 };
 
 /* kw_globals: index of each value */
-#define KW_GLOBAL_GEN		0 /* bumped by the agent before it evicts upstreams */
-#define KW_GLOBAL_STORAGE_CONNS 1 /* connections in socket storage now */
-#define KW_GLOBAL_MAX		2
+#define KW_GLOBAL_GEN		 0 /* bumped by the agent before it evicts upstreams */
+#define KW_GLOBAL_STORAGE_CONNS	 1 /* connections in socket storage now */
+#define KW_GLOBAL_ACTIVE	 2 /* the generation (cfg_gen) of the programs that count now */
+#define KW_GLOBAL_EVENTS	 3 /* events the agents of these maps received, written by them */
+#define KW_GLOBAL_EVENTS_DROPPED 4 /* and dropped from their event logs */
+#define KW_GLOBAL_MAX		 5
 
 /* kw_conn.flags */
 #define KW_CONN_CLOSING	 0x01 /* the first close was seen and recorded */
@@ -194,6 +197,17 @@ struct kw_conn {
 struct kw_syn {
 	__u64 owner; /* the socket's address (a number), as kw_conn.owner */
 	__u64 ns;    /* ns, CLOCK_MONOTONIC: entered SYN_SENT */
+};
+
+/*
+ * kw_prog_totals: a program's runs and run time over every load on these pinned maps, by
+ * name, written by the agent (a load's own statistics start from 0).
+ */
+#define KW_PROG_TOTALS 16
+struct kw_prog_total {
+	__u64 run_cnt;	   /* runs */
+	__u64 run_time_ns; /* ns */
+	char name[32];	   /* the program's name, NUL-terminated; empty: a free entry */
 };
 
 /* kw_meta: the state of the slot allocator. Slots 0 and 1 are the overflow upstreams. */

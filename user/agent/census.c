@@ -433,6 +433,7 @@ int kw_census_add(struct kw_census_result *r, __u32 netns, const struct kw_censu
 		next.errors = r->errors;
 		next.addr = r->addr;
 		r->addr = NULL;
+		next.unreadable = r->unreadable;
 		kw_census_free(r);
 		*r = next;
 	}

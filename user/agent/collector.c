@@ -437,6 +437,13 @@ static void refresh_census(struct kw_collector *c, double now)
 		kw_census_free(&cur);
 		return;
 	}
+	if (!c->n_netns) {
+		cur.unreadable = kw_netns_unreadable();
+		if (cur.unreadable && !c->census.unreadable)
+			kw_warn("census: the network namespace of %llu processes may not be read "
+				"(no CAP_SYS_PTRACE?): namespaces only they hold are left out",
+				(unsigned long long)cur.unreadable);
+	}
 	kw_census_diff(&c->census, &cur, now - c->census_at);
 	kw_census_free(&c->census);
 	c->census = cur;

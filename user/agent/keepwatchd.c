@@ -26,6 +26,7 @@
 #include "lib/log.h"
 #include "agent/metrics.h"
 #include "agent/netns.h"
+#include "agent/privs.h"
 #include "agent/view.h"
 #include "lib/parse.h"
 
@@ -48,6 +49,8 @@ struct options {
 	__u32 lb_idle_timeout; /* s, 0 when not given */
 	__u32 events;	       /* capacity of the event log */
 	int watch_self;	       /* --watch-self: count our own HTTP port too */
+	const char *user;      /* --user: run as this user once started */
+	int unpin;	       /* --unpin: remove the pin directory and exit */
 	struct kw_view_opts view;
 };
 
@@ -83,6 +86,10 @@ static const char usage_text[] =
 	"      --pin-dir DIR         pin maps here so counts survive restarts\n"
 	"                            (default " KW_PIN_DIR_DEFAULT ")\n"
 	"      --no-pin              pin nothing: counts start from zero at every start\n"
+	"      --unpin               remove the pin directory (counts and the programs\n"
+	"                            its links keep attached) and exit\n"
+	"      --user NAME           once started, run as user NAME (from root), keeping\n"
+	"                            only the capabilities later work needs\n"
 	"      --lb-idle-timeout S   the balancer's idle timeout in seconds (1-%u), for\n"
 	"                            the doctor to check the keep-alive timeouts against\n"
 	"      --events N            notable events kept for /api/v1/events (%u-%u,\n"
@@ -165,7 +172,9 @@ static void parse_options(int argc, char **argv, struct options *o)
 		OPT_WATCH_SELF,
 		OPT_MAX_PEERS_PER_PORT,
 		OPT_MAX_SERIES,
-		OPT_PER_PEER_HISTOGRAMS
+		OPT_PER_PEER_HISTOGRAMS,
+		OPT_USER,
+		OPT_UNPIN
 	};
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, 'l' },
@@ -175,6 +184,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{ "conn-table", required_argument, NULL, OPT_CONN_TABLE },
 		{ "pin-dir", required_argument, NULL, OPT_PIN_DIR },
 		{ "no-pin", no_argument, NULL, OPT_NO_PIN },
+		{ "unpin", no_argument, NULL, OPT_UNPIN },
+		{ "user", required_argument, NULL, OPT_USER },
 		{ "lb-idle-timeout", required_argument, NULL, OPT_LB_IDLE_TIMEOUT },
 		{ "events", required_argument, NULL, OPT_EVENTS },
 		{ "fallback", required_argument, NULL, OPT_FALLBACK },
@@ -256,6 +267,14 @@ static void parse_options(int argc, char **argv, struct options *o)
 		case OPT_NO_PIN:
 			o->no_pin = 1;
 			break;
+		case OPT_UNPIN:
+			o->unpin = 1;
+			break;
+		case OPT_USER:
+			if (!optarg[0])
+				usage_error("--user: an empty user name");
+			o->user = optarg;
+			break;
 		case OPT_LB_IDLE_TIMEOUT:
 			if (kw_parse_u32(optarg, 1, MAX_LB_IDLE_TIMEOUT, &o->lb_idle_timeout))
 				usage_error("--lb-idle-timeout: '%s' is not a number of seconds "
@@ -314,6 +333,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 	}
 	if (optind < argc)
 		usage_error("unexpected argument '%s'", argv[optind]);
+	if (o->unpin && o->no_pin)
+		usage_error("--unpin and --no-pin: nothing to remove without a pin directory");
 	o->bpf.pin_dir = o->no_pin ? NULL : o->pin_dir;
 	if (!o->watch_self)
 		self_filter(o);
@@ -354,8 +375,12 @@ static int route_metrics(void *ctx, const struct kw_request *req, struct kw_buf 
 		kw_buf_printf(body, "collect: %s\n", strerror(-err));
 		return 500;
 	}
-	if (a->events)
+	if (a->events) {
 		kw_events_stats(a->events, &s.events_received, &s.events_dropped);
+		err = kw_bpf_events_totals(a->col.bpf, &s.events_received, &s.events_dropped);
+		if (err)
+			kw_warn("store the event totals: %s", strerror(-err));
+	}
 	m = kw_metrics_stream_new(&s);
 	if (!m) {
 		kw_buf_printf(body, "metrics: %s\n", strerror(errno));
@@ -548,6 +573,41 @@ static void adopt(const struct kw_bpf *bpf, const struct options *o)
 			a.lost);
 }
 
+/*
+ * Before any thread starts (capabilities are per thread): everything that needed more is
+ * done (load, attach, pins, the start-up walk).
+ */
+static int drop_privileges(const struct options *o)
+{
+	const char *what = "";
+	int err;
+
+	err = kw_privs_drop(o->user, &what);
+	if (err) {
+		kw_err("%s%s%s: %s", what, o->user ? " " : "", o->user ? o->user : "",
+		       strerror(-err));
+		return err;
+	}
+	kw_info("capabilities kept: at most 0x%llx%s%s", (unsigned long long)kw_privs_keep(),
+		o->user ? ", running as " : "", o->user ? o->user : "");
+	return 0;
+}
+
+/* --unpin: the maps (the counts) and the links (the programs) go. */
+static int unpin(const char *dir)
+{
+	int err = kw_bpf_unpin(dir);
+
+	if (err == -EBUSY)
+		return 1; /* said */
+	if (err && err != -ENOENT) {
+		kw_err("remove pin directory %s: %s", dir, strerror(-err));
+		return 1;
+	}
+	kw_info("%s: %s", dir, err ? "nothing pinned" : "removed; the programs are detached");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct options opts = {};
@@ -559,6 +619,8 @@ int main(int argc, char **argv)
 	kw_log_set_prog("keepwatchd");
 	malloc_policy();
 	parse_options(argc, argv, &opts);
+	if (opts.unpin)
+		return unpin(opts.pin_dir);
 	err = block_signals();
 	if (err)
 		return 1;
@@ -574,6 +636,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	adopt(bpf, &opts);
+	err = drop_privileges(&opts);
+	if (err)
+		goto destroy_bpf;
 	agent.events = kw_events_start(kw_bpf_events_fd(bpf), opts.events);
 	if (!agent.events) {
 		err = -errno;

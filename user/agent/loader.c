@@ -3,6 +3,7 @@
  * Skeleton lifecycle: open, check the kernel, set rodata and map sizes, choose pins,
  * load, fill the filter maps and overflow upstreams, attach. One destroy on every path.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -42,11 +43,15 @@ struct kw_bpf {
 	unsigned int njobs;
 	int fentry;			  /* fentry programs were chosen */
 	struct bpf_link *fentry_links[2]; /* and attached: kw_v4_send_reset, kw_v6_send_reset */
+	const char *pin_dir;		  /* or NULL: --no-pin */
+	__u64 events_base[2];		  /* events received, dropped by the earlier runs */
+	struct kw_prog_total *prog_base;  /* [KW_PROG_TOTALS]: earlier loads', then names taken */
 };
 
 _Static_assert(sizeof(struct kw_key) == 24, "kw_key layout");
 _Static_assert(sizeof(struct kw_event) == 64, "kw_event layout");
 _Static_assert(sizeof(struct kw_conn) == 64, "kw_conn: one cache line");
+_Static_assert(sizeof(struct kw_prog_total) == 48, "kw_prog_total layout");
 _Static_assert(sizeof(struct kw_counters) % 64 == 0, "kw_counters: whole cache lines");
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -333,9 +338,11 @@ static int pin_fits(struct bpf_map *map, const char *path)
 static int pin_maps(struct kw_bpf *b, const char *dir)
 {
 	struct bpf_map *maps[] = {
-		b->skel->maps.kw_conns,	   b->skel->maps.kw_socks,	b->skel->maps.kw_upstreams,
-		b->skel->maps.kw_counters, b->skel->maps.kw_free_slots, b->skel->maps.kw_meta,
-		b->skel->maps.kw_errors,   b->skel->maps.kw_globals,
+		b->skel->maps.kw_conns,	      b->skel->maps.kw_socks,
+		b->skel->maps.kw_upstreams,   b->skel->maps.kw_counters,
+		b->skel->maps.kw_free_slots,  b->skel->maps.kw_meta,
+		b->skel->maps.kw_errors,      b->skel->maps.kw_globals,
+		b->skel->maps.kw_prog_totals,
 	};
 	unsigned int i, n = sizeof(maps) / sizeof(maps[0]), found = 0, fit = 0;
 	char path[256];
@@ -396,6 +403,20 @@ static int init_slots(struct kw_bpf *b)
 			return -errno;
 	}
 	b->created_unix = meta.created_unix;
+	b->prog_base = calloc(KW_PROG_TOTALS, sizeof(*b->prog_base));
+	if (!b->prog_base)
+		return -ENOMEM;
+	for (dir = 0; dir < KW_PROG_TOTALS; dir++)
+		if (bpf_map_lookup_elem(bpf_map__fd(b->skel->maps.kw_prog_totals), &dir,
+					&b->prog_base[dir]))
+			return -errno;
+	for (dir = 0; dir < 2; dir++) {
+		__u32 g = dir ? KW_GLOBAL_EVENTS_DROPPED : KW_GLOBAL_EVENTS;
+
+		if (bpf_map_lookup_elem(bpf_map__fd(b->skel->maps.kw_globals), &g,
+					&b->events_base[dir]))
+			return -errno;
+	}
 	for (dir = 0; dir < KW_DIR_MAX; dir++) {
 		memset(&key, 0, sizeof(key));
 		key.direction = dir;
@@ -576,6 +597,134 @@ static int set_self(struct kw_bpf *b, const struct kw_loader_opts *o)
 }
 
 /*
+ * The generation of the programs counting into the pinned maps now (KW_GLOBAL_ACTIVE), 0
+ * with none: this load's programs take the next.
+ */
+static __u64 pinned_gen(const char *dir)
+{
+	__u32 key = KW_GLOBAL_ACTIVE;
+	char path[256];
+	__u64 gen = 0;
+	int fd;
+
+	if (!dir)
+		return 0;
+	snprintf(path, sizeof(path), "%s/kw_globals", dir);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return 0;
+	if (bpf_map_lookup_elem(fd, &key, &gen))
+		gen = 0;
+	close(fd);
+	return gen;
+}
+
+#define LINK_PREFIX "link_"
+
+/* Removes the link pins of dir (and so detaches the programs no agent holds). */
+static int unpin_links(const char *dir)
+{
+	char path[512];
+	struct dirent *d;
+	int err = 0;
+	DIR *dh;
+
+	dh = opendir(dir);
+	if (!dh)
+		return errno == ENOENT ? 0 : -errno;
+	while ((d = readdir(dh))) {
+		if (strncmp(d->d_name, LINK_PREFIX, strlen(LINK_PREFIX)))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
+		if (unlink(path) && errno != ENOENT && !err)
+			err = -errno;
+	}
+	closedir(dh);
+	return err;
+}
+
+/*
+ * The hand-over: this load's programs, attached and idle, start counting, and the last
+ * run's, whose pinned links kept them counting while no agent ran, stop (one store of
+ * KW_GLOBAL_ACTIVE), then go (their pins removed). This load's links are pinned in turn,
+ * so that the programs count on while the agent restarts. Another build or other options
+ * (other rodata) need no detection: every start replaces the programs.
+ */
+static int hand_over(struct kw_bpf *b)
+{
+	struct bpf_object_skeleton *s = b->skel->skeleton;
+	int fd = bpf_map__fd(b->skel->maps.kw_globals), err, i;
+	__u64 gen = b->skel->rodata->cfg_gen;
+	__u32 key = KW_GLOBAL_ACTIVE;
+	char path[512];
+
+	if (bpf_map_update_elem(fd, &key, &gen, BPF_ANY)) {
+		err = -errno;
+		kw_err("hand the counting over to the new programs: %s", strerror(errno));
+		return err;
+	}
+	if (!b->pin_dir)
+		return 0;
+	err = unpin_links(b->pin_dir);
+	if (err)
+		kw_warn("remove the last run's link pins in %s: %s", b->pin_dir, strerror(-err));
+	for (i = 0; i < s->prog_cnt; i++) {
+		struct bpf_link *l = *s->progs[i].link;
+
+		if (!l)
+			continue;
+		snprintf(path, sizeof(path), "%s/" LINK_PREFIX "%s", b->pin_dir, s->progs[i].name);
+		err = bpf_link__pin(l, path);
+		if (err) {
+			kw_warn("pin link %s: %s: its program stops while the agent restarts", path,
+				strerror(-err));
+			continue;
+		}
+	}
+	for (i = 0; i < 2; i++) {
+		if (!b->fentry_links[i])
+			continue;
+		snprintf(path, sizeof(path), "%s/" LINK_PREFIX "fentry%d", b->pin_dir, i);
+		if (bpf_link__pin(b->fentry_links[i], path))
+			kw_warn("pin link %s: its program stops while the agent restarts", path);
+	}
+	return 0;
+}
+
+int kw_bpf_unpin(const char *dir)
+{
+	struct kw_bpf b = { .pin_lock = -1 };
+	char path[512];
+	struct dirent *d;
+	int err = 0;
+	DIR *dh;
+
+	if (access(dir, F_OK))
+		return -errno;
+	err = lock_pins(&b, dir);
+	if (err)
+		return err;
+	dh = opendir(dir);
+	if (!dh) {
+		err = -errno;
+		goto unlock;
+	}
+	while ((d = readdir(dh))) {
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
+		if (unlink(path) && !err)
+			err = -errno;
+	}
+	closedir(dh);
+	if (!err && rmdir(dir))
+		err = -errno;
+unlock:
+	close(b.pin_lock);
+	return err;
+}
+
+/*
  * Opens the object, chooses its programs, sizes its maps, pins them and loads it. -EAGAIN
  * if the fentry programs made the load fail: try again with_fentry 0.
  */
@@ -628,6 +777,7 @@ static int open_and_load(struct kw_bpf *b, const struct kw_loader_opts *o, int w
 		kw_err("prepare maps: %s", strerror(-err));
 		goto destroy_skel;
 	}
+	b->skel->rodata->cfg_gen = pinned_gen(o->pin_dir) + 1;
 	err = keepwatch_bpf__load(b->skel);
 	if (err && b->fentry) {
 		err = -EAGAIN; /* the caller tries again without */
@@ -666,6 +816,7 @@ struct kw_bpf *kw_bpf_start(const struct kw_loader_opts *o)
 		goto fail;
 	}
 	b->pin_lock = -1;
+	b->pin_dir = o->pin_dir;
 	if (o->pin_dir) {
 		err = lock_pins(b, o->pin_dir);
 		if (err)
@@ -688,6 +839,8 @@ struct kw_bpf *kw_bpf_start(const struct kw_loader_opts *o)
 		goto destroy_skel;
 	}
 	err = attach(b);
+	if (!err)
+		err = hand_over(b);
 	if (err)
 		goto destroy_skel;
 	log_jobs(b);
@@ -702,6 +855,7 @@ destroy_skel:
 free_b:
 	if (b->pin_lock >= 0)
 		close(b->pin_lock);
+	free(b->prog_base);
 	free(b);
 fail:
 	if (o->pin_dir)
@@ -721,7 +875,21 @@ void kw_bpf_destroy(struct kw_bpf *b)
 	keepwatch_bpf__destroy(b->skel);
 	if (b->pin_lock >= 0)
 		close(b->pin_lock);
+	free(b->prog_base);
 	free(b);
+}
+
+int kw_bpf_events_totals(const struct kw_bpf *b, __u64 *received, __u64 *dropped)
+{
+	int fd = bpf_map__fd(b->skel->maps.kw_globals);
+	__u32 k[2] = { KW_GLOBAL_EVENTS, KW_GLOBAL_EVENTS_DROPPED };
+
+	*received += b->events_base[0];
+	*dropped += b->events_base[1];
+	if (bpf_map_update_elem(fd, &k[0], received, BPF_ANY) ||
+	    bpf_map_update_elem(fd, &k[1], dropped, BPF_ANY))
+		return -errno;
+	return 0;
 }
 
 int kw_bpf_upstreams_fd(const struct kw_bpf *b)
@@ -953,6 +1121,37 @@ free_mem:
 	return err;
 }
 
+/*
+ * A program's statistics over every load on these maps: the earlier loads' (read at the
+ * start) plus this one's, stored back so that what was exposed never goes backwards.
+ */
+static void prog_total(const struct kw_bpf *b, struct kw_prog_stat *s)
+{
+	int fd = bpf_map__fd(b->skel->maps.kw_prog_totals);
+	struct kw_prog_total t = {};
+	__u32 i, free = KW_PROG_TOTALS;
+
+	for (i = 0; i < KW_PROG_TOTALS; i++) {
+		if (!b->prog_base[i].name[0] && free == KW_PROG_TOTALS)
+			free = i;
+		if (!strncmp(b->prog_base[i].name, s->name, sizeof(t.name)))
+			break;
+	}
+	if (i == KW_PROG_TOTALS) {
+		if (free == KW_PROG_TOTALS)
+			return; /* no room: this load's own */
+		i = free;	/* a program new to these maps takes a free entry, from 0 */
+		snprintf(b->prog_base[i].name, sizeof(t.name), "%s", s->name);
+	}
+	snprintf(t.name, sizeof(t.name), "%s", s->name);
+	s->run_cnt += b->prog_base[i].run_cnt;
+	s->run_time_ns += b->prog_base[i].run_time_ns;
+	t.run_cnt = s->run_cnt;
+	t.run_time_ns = s->run_time_ns;
+	if (bpf_map_update_elem(fd, &i, &t, BPF_ANY))
+		kw_dbg("store the statistics of %s: %s", s->name, strerror(errno));
+}
+
 unsigned int kw_bpf_prog_stats(const struct kw_bpf *b, struct kw_prog_stat *out, unsigned int max)
 {
 	struct bpf_program *prog;
@@ -975,6 +1174,7 @@ unsigned int kw_bpf_prog_stats(const struct kw_bpf *b, struct kw_prog_stat *out,
 		snprintf(out[n].name, sizeof(out[n].name), "%s", bpf_program__name(prog));
 		out[n].run_cnt = info.run_cnt;
 		out[n].run_time_ns = info.run_time_ns;
+		prog_total(b, &out[n]);
 		n++;
 	}
 	return n;

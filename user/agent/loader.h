@@ -99,6 +99,16 @@ struct kw_adopted {
  */
 int kw_bpf_adopt(const struct kw_bpf *b, const __u32 *netns, unsigned int n,
 		 struct kw_adopted *out);
+/*
+ * Turns this run's event counts into totals over every run on these maps (pinned) and
+ * stores them there, so that what was once exposed never goes backwards. 0 or -errno.
+ */
+int kw_bpf_events_totals(const struct kw_bpf *b, __u64 *received, __u64 *dropped);
+/*
+ * Removes the pin directory dir and everything in it: the maps (the counts) and the
+ * links, which detaches the programs. Refuses (-EBUSY, said) while an agent uses it.
+ */
+int kw_bpf_unpin(const char *dir);
 /* Fills up to max program statistics; returns how many. */
 unsigned int kw_bpf_prog_stats(const struct kw_bpf *b, struct kw_prog_stat *out, unsigned int max);
 /* What serves each job on this kernel, for the log and keepwatch_bpf_attach_info. */

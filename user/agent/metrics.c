@@ -438,6 +438,10 @@ const struct kw_self_family kw_self_families[KW_S_MAX] = {
 	[KW_S_CENSUS_NETNS] = { "keepwatch_census_namespaces", "gauge", "result",
 				"Namespaces of the last TCP census, by result (read, skipped, "
 				"error)." },
+	[KW_S_CENSUS_UNREADABLE] = { "keepwatch_census_unreadable_processes", "gauge", NULL,
+				     "Processes whose network namespace the agent may not read "
+				     "(/proc/PID/ns/net refused: no CAP_SYS_PTRACE); their "
+				     "namespaces are left out of the census unless reached otherwise." },
 	[KW_S_CENSUS_SECONDS] = { "keepwatch_census_duration_seconds", "gauge", NULL,
 				  "How long the last TCP census took." },
 	[KW_S_NETNS_ADDRESS] = { "keepwatch_netns_address_info", "gauge", "netns, address",
@@ -543,6 +547,7 @@ static void render_census(struct kw_expo *e, const struct kw_snapshot *s)
 		     c ? c->n_ns - (c->errors < c->n_ns ? c->errors : c->n_ns) : 0);
 	self_labeled(e, KW_S_CENSUS_NETNS, "skipped", c ? c->skipped : 0);
 	self_labeled(e, KW_S_CENSUS_NETNS, "error", c ? c->errors : 0);
+	kw_expo_u64(e, self_family(e, KW_S_CENSUS_UNREADABLE), NULL, 0, c ? c->unreadable : 0);
 	kw_expo_sample(e, self_family(e, KW_S_CENSUS_SECONDS), NULL, 0, s->census_seconds);
 	self_family(e, KW_S_NETNS_ADDRESS);
 	for (i = 0; c && i < c->n_addr; i++) {

@@ -128,6 +128,7 @@ out:
 static struct {
 	pthread_mutex_t lock;
 	unsigned int n;
+	unsigned int unreadable; /* /proc/PID/ns/net refused in the last scan */
 	struct {
 		__u32 inode;
 		char path[48];
@@ -155,6 +156,8 @@ static void paths_put_stat(const char *path)
 
 	if (!stat(path, &st))
 		paths_put(st.st_ino, path);
+	else if (errno == EACCES || errno == EPERM)
+		paths.unreadable++;
 }
 
 /* Rebuilds the cache from the agent's namespace, /var/run/netns and /proc/PID/ns/net. */
@@ -165,6 +168,7 @@ static void paths_scan(void)
 	DIR *dir;
 
 	paths.n = 0;
+	paths.unreadable = 0;
 	paths_put_stat("/proc/self/ns/net");
 	dir = opendir(KW_NETNS_DIR);
 	if (dir) {
@@ -254,6 +258,16 @@ int kw_netns_all(__u32 *out, unsigned int max)
 		n = max;
 	memcpy(out, all, n * sizeof(*out));
 	free(all);
+	return n;
+}
+
+unsigned int kw_netns_unreadable(void)
+{
+	unsigned int n;
+
+	pthread_mutex_lock(&paths.lock);
+	n = paths.unreadable;
+	pthread_mutex_unlock(&paths.lock);
 	return n;
 }
 

@@ -34,4 +34,11 @@ int kw_netns_each(const __u32 *netns, unsigned int n, int (*fn)(void *arg, __u32
  */
 int kw_netns_all(__u32 *out, unsigned int max);
 
+/*
+ * Processes whose /proc/PID/ns/net the last kw_netns_all() (or a search of the paths) may
+ * not read (EACCES, EPERM: another user's, without CAP_SYS_PTRACE). Their namespaces are
+ * missing from what it found, unless another path reaches them.
+ */
+unsigned int kw_netns_unreadable(void);
+
 #endif /* KW_NETNS_H */
