@@ -41,8 +41,8 @@ static int route_bad(void *ctx, const struct kw_request *req, struct kw_buf *bod
 }
 
 static const struct kw_route routes[] = {
-	{ "/echo", route_echo },
-	{ "/api/v1/bad", route_bad },
+	{ "/echo", route_echo, 0 },
+	{ "/api/v1/bad", route_bad, 0 },
 };
 
 struct reply {
@@ -233,7 +233,7 @@ static int route_stream(void *ctx, const struct kw_request *req, struct kw_buf *
 }
 
 static const struct kw_route stream_routes[] = {
-	{ "/parts", route_stream },
+	{ "/parts", route_stream, 0 },
 };
 
 /* The release runs on the server's thread once the response is done with. */
