@@ -465,7 +465,9 @@ static void server_error(const char *url, int status, const char **ctype, struct
 		kw_json_error(why, body);
 		*ctype = "application/json";
 	}
-	kw_err("http: GET %s: %d %s", url, status, body->data ? body->data : why);
+	kw_err("http: GET %s: %d %.*s", url, status,
+	       body->data ? (int)strcspn(body->data, "\n") : (int)strlen(why),
+	       body->data ? body->data : why);
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,

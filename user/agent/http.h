@@ -36,7 +36,7 @@ struct kw_webcfg;
 #define KW_HTTP_MAX_ARGS	  16
 #define KW_HTTP_CONNECTION_MEMORY (256 * 1024)
 #define KW_HTTP_MAX_HEAVY	  4
-#define KW_HTTP_401_BODY	  "{\"error\": \"unauthorized\"}\n"
+#define KW_HTTP_401_BODY	  "{\"error\":\"unauthorized\"}\n"
 
 /*
  * 0 if the raw request target (as sent, before any decoding) may be routed, else the

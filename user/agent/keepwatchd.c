@@ -565,7 +565,7 @@ static int load_web_config(const struct options *o, struct kw_webcfg *web)
 		kw_err("--web.config.file %s: %s", o->web_config, why);
 		return err;
 	}
-	kw_info("web config %s: %s, %u users for basic authentication", o->web_config,
+	kw_info("web config %s: %s, users for basic authentication: %u", o->web_config,
 		web->cert_pem ? "TLS" : "no TLS", web->nusers);
 	return 0;
 }
