@@ -19,9 +19,10 @@ DEPLOY = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "deploy")
 
 
 class Prometheus:
-    """prometheus on 127.0.0.1, scraping the agent every second, rules from tools/deploy."""
+    """prometheus on 127.0.0.1, scraping the agent every second, rules from tools/deploy;
+    job adds lines to the scrape job (scheme, tls_config, basic_auth)."""
 
-    def __init__(self, target):
+    def __init__(self, target, job=""):
         self.dir = tempfile.mkdtemp(prefix="kw-prom-")
         self.port = kw.free_port()
         with open(os.path.join(DEPLOY, "keepwatch.rules.yml")) as f:
@@ -38,7 +39,7 @@ scrape_configs:
   - job_name: keepwatch
     static_configs:
       - targets: ["{target}"]
-""")
+{job}""")
         self.log = open(os.path.join(self.dir, "prometheus.log"), "w")
         self.proc = None
 

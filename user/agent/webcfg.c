@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <gnutls/gnutls.h>
 #include <yaml.h>
 
 #include "agent/webcfg.h"
@@ -408,6 +409,26 @@ static int read_beside(const char *path, const char *key, const char *name, char
 	return ret;
 }
 
+/* The certificate and the key, as the server will take them: checked before BPF is loaded. */
+static int check_pair(const struct kw_webcfg *cfg, char *err, size_t errlen)
+{
+	gnutls_datum_t cert = { (unsigned char *)cfg->cert_pem, strlen(cfg->cert_pem) };
+	gnutls_datum_t key = { (unsigned char *)cfg->key_pem, strlen(cfg->key_pem) };
+	gnutls_certificate_credentials_t cred;
+	int ret;
+
+	if (gnutls_certificate_allocate_credentials(&cred))
+		return -ENOMEM;
+	ret = gnutls_certificate_set_x509_key_mem(cred, &cert, &key, GNUTLS_X509_FMT_PEM);
+	gnutls_certificate_free_credentials(cred);
+	if (ret < 0) {
+		snprintf(err, errlen, "tls_server_config: the key and certificate: %s",
+			 gnutls_strerror(ret));
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int kw_webcfg_load(const char *path, struct kw_webcfg *cfg, char *err, size_t errlen)
 {
 	size_t len;
@@ -427,6 +448,8 @@ int kw_webcfg_load(const char *path, struct kw_webcfg *cfg, char *err, size_t er
 	ret = read_beside(path, "cert_file", cfg->cert_file, &cfg->cert_pem, err, errlen);
 	if (!ret)
 		ret = read_beside(path, "key_file", cfg->key_file, &cfg->key_pem, err, errlen);
+	if (!ret)
+		ret = check_pair(cfg, err, errlen);
 	if (ret)
 		kw_webcfg_free(cfg);
 	return ret;
