@@ -113,6 +113,23 @@ def test_curl_over_tls_with_basic_auth(tls_agent, webdir):
     assert_eq("/healthz at the end", tls_agent.get("/healthz")[1], b"ok\n")
 
 
+def test_cli_against_tls_agent(tls_agent, webdir):
+    """The CLI with KEEPWATCH_CACERT and KEEPWATCH_USER; without them, a clear error."""
+    env = dict(os.environ, KEEPWATCH_AGENT=tls_agent.url,
+               KEEPWATCH_CACERT=os.path.join(webdir, "ca.pem"),
+               KEEPWATCH_USER=f"{USER}:{PASSWORD}")
+    p = subprocess.run([str(kw.KEEPWATCH), "upstreams", "-j"], env=env, capture_output=True,
+                       text=True, timeout=30)
+    assert_eq("keepwatch upstreams -j over TLS: exit status", p.returncode, 0)
+    assert '"upstreams"' in p.stdout, f"stdout: {p.stdout!r}"
+    env["KEEPWATCH_USER"] = f"{USER}:wrong"
+    p = subprocess.run([str(kw.KEEPWATCH), "upstreams"], env=env, capture_output=True,
+                       text=True, timeout=30)
+    assert_eq("wrong password: exit status", p.returncode, 1)
+    want = f"the agent at {tls_agent.url} answered HTTP 401 for /api/v1/upstreams: unauthorized"
+    assert want in p.stderr, f"stderr: actual {p.stderr!r}, expected to contain {want!r}"
+
+
 def test_prometheus_scrapes_over_tls_with_basic_auth(netns, nginx, tls_agent, webdir):
     ca = os.path.join(webdir, "ca.pem")
     job = (f"    scheme: https\n"

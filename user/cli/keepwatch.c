@@ -184,7 +184,7 @@ static void print_usage(FILE *f)
 	fprintf(f,
 		"\noptions:\n"
 		"  --agent URL    the agent's base URL (default: $KEEPWATCH_AGENT, else\n"
-		"                 %s)\n"
+		"                 %s); https:// for an agent with TLS\n"
 		"  -h, --help     this help\n"
 		"  -V, --version  print the version\n"
 		"\ncommand options:\n"
@@ -196,6 +196,9 @@ static void print_usage(FILE *f)
 		"  -f             events: follow, printing new events until Ctrl-C\n"
 		"  PEER           doctor: only this peer, ADDR, ADDR:PORT or [IPV6]:PORT\n"
 		"                 (PORT: our listening port inbound, the peer's outbound)\n"
+		"\nenvironment:\n"
+		"  KEEPWATCH_CACERT  CA file to check an https agent's certificate with\n"
+		"  KEEPWATCH_USER    USER:PASSWORD for an agent with basic authentication\n"
 		"\nexit status: 0 done, 1 failed, 2 usage error\n",
 		DEFAULT_AGENT);
 }
@@ -347,6 +350,14 @@ static CURL *agent_handle(const char *url, struct kw_buf *body, char *errbuf)
 #else
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
+	/* an agent with --web.config.file: from the environment, so that no password is
+	 * in the command line for ps to show */
+	if (getenv("KEEPWATCH_CACERT") && *getenv("KEEPWATCH_CACERT"))
+		curl_easy_setopt(h, CURLOPT_CAINFO, getenv("KEEPWATCH_CACERT"));
+	if (getenv("KEEPWATCH_USER") && *getenv("KEEPWATCH_USER")) {
+		curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+		curl_easy_setopt(h, CURLOPT_USERPWD, getenv("KEEPWATCH_USER"));
+	}
 	return h;
 }
 
