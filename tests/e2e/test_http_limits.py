@@ -12,7 +12,6 @@ import time
 
 import pytest
 
-import kw
 from kw import assert_eq
 
 # user/agent/http.h
