@@ -299,6 +299,12 @@ MALFORMED = [
     (GET(b"/api/v1/doctor?peer=1.2.3.4:99999"), 400),
     (GET(b"/api/v1/doctor?peer=[::1"), 400),
     (GET(b"/api/v1/doctor?peer="), 400),
+    # arguments a route does not take
+    (GET(b"/metrics?debug=1"), 400),
+    (GET(b"/healthz?x"), 400),
+    (GET(b"/api/v1/upstreams?limit=1"), 400),
+    (GET(b"/api/v1/events?sinc=1"), 400),
+    (GET(b"/api/v1/doctor?peer=1.2.3.4&port=80"), 400),
     # other methods, other paths
     (b"POST /metrics HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nx=1", 405),
     (b"DELETE /api/v1/events HTTP/1.1\r\nHost: a\r\n\r\n", 405),
@@ -323,6 +329,6 @@ def test_malformed_requests(agent):
     assert not bad, "\n".join(bad)
     # and what is well-formed still works
     for path in (b"/api/v1/events?since=0&limit=10", b"/api/v1/doctor?peer=127.0.0.1:80",
-                 b"/api/v1/upstreams", b"/metrics?", b"/metrics?x=1"):
+                 b"/api/v1/upstreams", b"/metrics?", b"/api/v1/events?limit=5"):
         _, status, _ = raw(agent.port, GET(path, b"Connection: close\r\n"))
         assert_eq(f"{path!r} status", status, b"HTTP/1.1 200 OK")

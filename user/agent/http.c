@@ -442,6 +442,46 @@ static int authorize(struct kw_http *h, struct MHD_Connection *conn, enum MHD_Re
 	return -EACCES;
 }
 
+struct arg_check {
+	const char *allowed; /* "a,b" or NULL */
+	char why[160];
+};
+
+static int allowed(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+	const char *p;
+
+	for (p = list; p && *p; p += strcspn(p, ","), p += *p == ',')
+		if (strcspn(p, ",") == n && !strncmp(p, name, n))
+			return 1;
+	return 0;
+}
+
+static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+				 const char *value)
+{
+	struct arg_check *ac = cls;
+
+	(void)kind;
+	(void)value;
+	if (allowed(ac->allowed, key))
+		return MHD_YES;
+	snprintf(ac->why, sizeof(ac->why), "unknown query argument '%.40s' (this path takes %s)",
+		 key, ac->allowed ? ac->allowed : "none");
+	return MHD_NO;
+}
+
+/* Unknown query arguments are refused: a typo must not pass as the default. */
+static const char *unknown_arg(struct MHD_Connection *conn, const struct kw_route *route,
+			       struct arg_check *ac)
+{
+	ac->allowed = route->args;
+	ac->why[0] = '\0';
+	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, check_arg, ac);
+	return ac->why[0] ? ac->why : NULL;
+}
+
 static const struct kw_route *find_route(const struct kw_http *h, const char *url)
 {
 	unsigned int i;
@@ -480,6 +520,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 	struct kw_request req = { .conn = conn, .stream = &st };
 	const char *ctype = "text/plain; charset=utf-8";
 	const struct kw_route *route;
+	struct arg_check ac;
 	struct kw_buf body;
 	enum MHD_Result ret;
 	int status = MHD_HTTP_NOT_FOUND;
@@ -510,6 +551,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		return ret;
 	}
 	route = find_route(h, url);
+	if (route && unknown_arg(conn, route, &ac))
+		return reply_error(conn, MHD_HTTP_BAD_REQUEST, ac.why);
 	if (route && (route->flags & KW_ROUTE_HEAVY)) {
 		if (h->heavy >= KW_HTTP_MAX_HEAVY)
 			return reply_error(

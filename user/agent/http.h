@@ -87,6 +87,7 @@ struct kw_route {
 	const char *path;
 	kw_route_fn fn;
 	unsigned int flags; /* KW_ROUTE_* */
+	const char *args;   /* the query arguments it takes, "since,limit"; NULL: none (400) */
 };
 
 struct kw_http;

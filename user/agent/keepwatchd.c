@@ -465,11 +465,11 @@ static int route_healthz(void *ctx, const struct kw_request *req, struct kw_buf 
 }
 
 static const struct kw_route routes[] = {
-	{ "/metrics", route_metrics, KW_ROUTE_HEAVY },
-	{ "/api/v1/upstreams", route_upstreams, KW_ROUTE_HEAVY },
-	{ "/api/v1/events", route_events, KW_ROUTE_HEAVY },
-	{ "/api/v1/doctor", route_doctor, KW_ROUTE_HEAVY },
-	{ "/healthz", route_healthz, 0 },
+	{ "/metrics", route_metrics, KW_ROUTE_HEAVY, NULL },
+	{ "/api/v1/upstreams", route_upstreams, KW_ROUTE_HEAVY, NULL },
+	{ "/api/v1/events", route_events, KW_ROUTE_HEAVY, "since,limit" },
+	{ "/api/v1/doctor", route_doctor, KW_ROUTE_HEAVY, "peer" },
+	{ "/healthz", route_healthz, 0, NULL },
 };
 
 static void evicted(void *ctx, const struct kw_upstream *u)

@@ -52,9 +52,9 @@ static int route_fail(void *ctx, const struct kw_request *req, struct kw_buf *bo
 }
 
 static const struct kw_route routes[] = {
-	{ "/echo", route_echo, 0 },
-	{ "/api/v1/bad", route_bad, 0 },
-	{ "/fail", route_fail, 0 },
+	{ "/echo", route_echo, 0, "since,peer,other" },
+	{ "/api/v1/bad", route_bad, 0, "x" },
+	{ "/fail", route_fail, 0, "text" },
 };
 
 struct reply {
@@ -166,6 +166,22 @@ static void test_routes(void **state)
 	assert_string_equal(r.body, "not found: try /echo, /api/v1/bad, /fail\n");
 	get(port, "GET", "/nope?since=1", &r);
 	assert_int_equal(r.status, 404);
+
+	/* arguments a route does not take are refused, never ignored */
+	calls = 0;
+	get(port, "GET", "/echo?sinc=1", &r);
+	assert_int_equal(r.status, 400);
+	assert_string_equal(r.body, "{\"error\":\"unknown query argument 'sinc' (this path "
+				    "takes since,peer,other)\"}\n");
+	get(port, "GET", "/echo?since=1&pe", &r);
+	assert_int_equal(r.status, 400);
+	get(port, "GET", "/echo?peer&other&since=", &r);
+	assert_int_equal(r.status, 200);
+	get(port, "GET", "/echo?sincesince", &r);
+	assert_int_equal(r.status, 400);
+	get(port, "GET", "/echo?", &r);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(calls, 2);
 
 	calls = 0;
 	get(port, "POST", "/echo", &r);
@@ -337,7 +353,7 @@ static int route_stream(void *ctx, const struct kw_request *req, struct kw_buf *
 }
 
 static const struct kw_route stream_routes[] = {
-	{ "/parts", route_stream, 0 },
+	{ "/parts", route_stream, 0, NULL },
 };
 
 /* The release runs on the server's thread once the response is done with. */
