@@ -5,6 +5,7 @@ Standard library only. Every wait is bounded in time; every process started here
 stopped at teardown, and every namespace created here is deleted, even on failure.
 """
 
+import base64
 import ipaddress
 import json
 import os
@@ -13,6 +14,7 @@ import select as select_mod  # kw.select() is the metric selector
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -869,10 +871,14 @@ def absent_means_zero(name, labels):
 
 
 class Agent:
-    def __init__(self, netns_names, extra_args=(), ready_timeout=20):
+    def __init__(self, netns_names, extra_args=(), ready_timeout=20, tls_ca=None, auth=None):
+        """tls_ca: the CA file to check the agent's certificate with (https; the agent
+        needs --web.config.file in extra_args); auth: (user, password) for every request."""
         require_binary(KEEPWATCHD)
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls_ca else 'http'}://127.0.0.1:{self.port}"
+        self.ssl = ssl.create_default_context(cafile=tls_ca) if tls_ca else None
+        self.auth = auth
         self.args = [str(KEEPWATCHD), "--listen", f"127.0.0.1:{self.port}"]
         for ns in netns_names:
             self.args += ["--netns", ns]
@@ -947,8 +953,11 @@ class Agent:
     def request(self, method, path, body=None, timeout=5):
         """(status, headers, body bytes) without raising on 4xx/5xx."""
         req = urllib.request.Request(self.url + path, data=body, method=method)
+        if self.auth:
+            token = base64.b64encode(":".join(self.auth).encode()).decode()
+            req.add_header("Authorization", f"Basic {token}")
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
+            with urllib.request.urlopen(req, timeout=timeout, context=self.ssl) as r:
                 return r.status, r.headers, r.read()
         except urllib.error.HTTPError as e:
             return e.code, e.headers, e.read()

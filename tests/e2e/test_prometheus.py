@@ -20,9 +20,10 @@ DEPLOY = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "deploy")
 
 class Prometheus:
     """prometheus on 127.0.0.1, scraping the agent (or each of a list of agents) every
-    second, rules from tools/deploy."""
+    second, rules from tools/deploy; job adds lines to the scrape job (scheme, tls_config,
+    basic_auth)."""
 
-    def __init__(self, target):
+    def __init__(self, target, job=""):
         targets = ", ".join(f'"{t}"' for t in ([target] if isinstance(target, str) else target))
         self.dir = tempfile.mkdtemp(prefix="kw-prom-")
         self.port = kw.free_port()
@@ -40,7 +41,7 @@ scrape_configs:
   - job_name: keepwatch
     static_configs:
       - targets: [{targets}]
-""")
+{job}""")
         self.log = open(os.path.join(self.dir, "prometheus.log"), "w")
         self.proc = None
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
 /*
  * The agent's HTTP server (libmicrohttpd): GET and HEAD routes by exact path, with the
- * query arguments available to the route; 404 for other paths, 405 for other methods.
+ * query arguments available to the route; 404 for other paths, 405 for other methods;
+ * TLS and basic authentication when a web configuration asks for them (agent/webcfg.h).
  */
 #ifndef KW_HTTP_H
 #define KW_HTTP_H
@@ -9,6 +10,39 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include "lib/buf.h"
+
+struct kw_webcfg;
+
+#define KW_STR_(x) #x
+#define KW_STR(x)  KW_STR_(x)
+
+/*
+ * The server's limits (README, "Limits of the HTTP server"). Connections: at most
+ * KW_HTTP_MAX_CONNECTIONS (fewer if the limit of open files is lower), of which
+ * KW_HTTP_MAX_PER_ADDRESS from one client address; closed after KW_HTTP_IDLE_TIMEOUT s
+ * without a byte either way, or when the headers of a request are not in
+ * KW_HTTP_HEADER_DEADLINE s after the connection or its last request. A request target
+ * of more than KW_HTTP_MAX_TARGET bytes gets 414, more than KW_HTTP_MAX_ARGS query
+ * arguments 400; headers and arguments must fit in KW_HTTP_CONNECTION_MEMORY (431
+ * beyond). At most KW_HTTP_MAX_HEAVY answers of routes marked KW_ROUTE_HEAVY are in
+ * flight at once; more get 503 with Retry-After: 1.
+ */
+#define KW_HTTP_MAX_CONNECTIONS	  4096
+#define KW_HTTP_FD_RESERVE	  256
+#define KW_HTTP_MAX_PER_ADDRESS	  128
+#define KW_HTTP_IDLE_TIMEOUT	  10
+#define KW_HTTP_HEADER_DEADLINE	  10
+#define KW_HTTP_MAX_TARGET	  4096
+#define KW_HTTP_MAX_ARGS	  16
+#define KW_HTTP_CONNECTION_MEMORY (256 * 1024)
+#define KW_HTTP_MAX_HEAVY	  4
+#define KW_HTTP_401_BODY	  "{\"error\":\"unauthorized\"}\n"
+
+/*
+ * 0 if the raw request target (as sent, before any decoding) may be routed, else the
+ * status to refuse it with (400, 414) and *why.
+ */
+unsigned int kw_http_check_target(const char *uri, const char **why);
 
 /* One request, as a route sees it. */
 struct kw_request;
@@ -46,9 +80,14 @@ struct kw_stream {
  */
 void kw_request_stream(const struct kw_request *req, const struct kw_stream *st);
 
+/* A route whose answers are large (a snapshot, a page): few of them at once. */
+#define KW_ROUTE_HEAVY 0x1
+
 struct kw_route {
 	const char *path;
 	kw_route_fn fn;
+	unsigned int flags; /* KW_ROUTE_* */
+	const char *args;   /* the query arguments it takes, "since,limit"; NULL: none (400) */
 };
 
 struct kw_http;
@@ -65,6 +104,9 @@ int kw_http_listen(const char *host, unsigned short port);
  */
 struct kw_http *kw_http_serve(int fd, const struct kw_route *routes, unsigned int nroutes,
 			      void *ctx);
+/* The same with TLS and users from web (NULL: plain HTTP), which must outlive the server. */
+struct kw_http *kw_http_serve_web(int fd, const struct kw_route *routes, unsigned int nroutes,
+				  void *ctx, struct kw_webcfg *web);
 /* kw_http_listen, then kw_http_serve. NULL with errno set. */
 struct kw_http *kw_http_start(const char *host, unsigned short port, const struct kw_route *routes,
 			      unsigned int nroutes, void *ctx);

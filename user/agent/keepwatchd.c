@@ -28,6 +28,7 @@
 #include "agent/netns.h"
 #include "agent/privs.h"
 #include "agent/view.h"
+#include "agent/webcfg.h"
 #include "lib/parse.h"
 
 #define DEFAULT_LISTEN	    "127.0.0.1:9479"
@@ -52,6 +53,7 @@ struct options {
 	const char *user;      /* --user: run as this user once started */
 	int unpin;	       /* --unpin: remove the pin directory and exit */
 	struct kw_view_opts view;
+	const char *web_config; /* --web.config.file, or NULL */
 };
 
 /* What the routes read. */
@@ -74,6 +76,9 @@ static const char usage_text[] =
 	"connection reuse, closes and idle times as Prometheus metrics and JSON.\n"
 	"\n"
 	"  -l, --listen HOST:PORT    serve HTTP here (default " DEFAULT_LISTEN ")\n"
+	"      --web.config.file FILE\n"
+	"                            TLS and basic authentication, in node_exporter's\n"
+	"                            YAML (tls_server_config, basic_auth_users)\n"
 	"  -n, --netns NAME|PATH     only this network namespace (repeatable; NAME as in\n"
 	"                            /var/run/netns); default: every namespace\n"
 	"  -p, --port N              only this service port (repeatable): our listening\n"
@@ -174,10 +179,12 @@ static void parse_options(int argc, char **argv, struct options *o)
 		OPT_MAX_SERIES,
 		OPT_PER_PEER_HISTOGRAMS,
 		OPT_USER,
-		OPT_UNPIN
+		OPT_UNPIN,
+		OPT_WEB_CONFIG
 	};
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, 'l' },
+		{ "web.config.file", required_argument, NULL, OPT_WEB_CONFIG },
 		{ "netns", required_argument, NULL, 'n' },
 		{ "port", required_argument, NULL, 'p' },
 		{ "max-upstreams", required_argument, NULL, 'm' },
@@ -263,6 +270,9 @@ static void parse_options(int argc, char **argv, struct options *o)
 					    "name",
 					    optarg);
 			snprintf(o->pin_dir, sizeof(o->pin_dir), "%s", optarg);
+			break;
+		case OPT_WEB_CONFIG:
+			o->web_config = optarg;
 			break;
 		case OPT_NO_PIN:
 			o->no_pin = 1;
@@ -488,9 +498,11 @@ static int route_healthz(void *ctx, const struct kw_request *req, struct kw_buf 
 }
 
 static const struct kw_route routes[] = {
-	{ "/metrics", route_metrics },	    { "/api/v1/upstreams", route_upstreams },
-	{ "/api/v1/events", route_events }, { "/api/v1/doctor", route_doctor },
-	{ "/healthz", route_healthz },
+	{ "/metrics", route_metrics, KW_ROUTE_HEAVY, NULL },
+	{ "/api/v1/upstreams", route_upstreams, KW_ROUTE_HEAVY, NULL },
+	{ "/api/v1/events", route_events, KW_ROUTE_HEAVY, "since,limit" },
+	{ "/api/v1/doctor", route_doctor, KW_ROUTE_HEAVY, "peer" },
+	{ "/healthz", route_healthz, 0, NULL },
 };
 
 static void evicted(void *ctx, const struct kw_upstream *u)
@@ -608,8 +620,27 @@ static int unpin(const char *dir)
 	return 0;
 }
 
+/* The web configuration, read before anything is loaded: a bad one stops the start. */
+static int load_web_config(const struct options *o, struct kw_webcfg *web)
+{
+	char why[512];
+	int err;
+
+	if (!o->web_config)
+		return 0;
+	err = kw_webcfg_load(o->web_config, web, why, sizeof(why));
+	if (err) {
+		kw_err("--web.config.file %s: %s", o->web_config, why);
+		return err;
+	}
+	kw_info("web config %s: %s, users for basic authentication: %u", o->web_config,
+		web->cert_pem ? "TLS" : "no TLS", web->nusers);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	struct kw_webcfg web = {};
 	struct options opts = {};
 	struct agent agent = { .opts = &opts };
 	struct kw_http *http;
@@ -622,17 +653,19 @@ int main(int argc, char **argv)
 	if (opts.unpin)
 		return unpin(opts.pin_dir);
 	err = block_signals();
-	if (err)
+	if (err || load_web_config(&opts, &web))
 		return 1;
 	/* The port first: one in use stops the start before BPF is loaded or pinned. */
 	listen_fd = kw_http_listen(opts.host, opts.port);
 	if (listen_fd < 0) {
 		kw_err("listen on %s:%u: %s", opts.host, opts.port, strerror(-listen_fd));
+		kw_webcfg_free(&web);
 		return 1;
 	}
 	bpf = kw_bpf_start(&opts.bpf);
 	if (!bpf) {
 		close(listen_fd);
+		kw_webcfg_free(&web);
 		return 1;
 	}
 	adopt(bpf, &opts);
@@ -657,16 +690,17 @@ int main(int argc, char **argv)
 		kw_err("start collector: %s", strerror(-err));
 		goto free_view;
 	}
-	http = kw_http_serve(listen_fd, routes, sizeof(routes) / sizeof(routes[0]), &agent);
+	http = kw_http_serve_web(listen_fd, routes, sizeof(routes) / sizeof(routes[0]), &agent,
+				 &web);
 	if (!http) {
 		err = -errno;
 		kw_err("serve on %s:%u: %s", opts.host, opts.port, strerror(errno));
 		goto fini_collector;
 	}
 	listen_fd = -1; /* the server's now */
-	kw_info("serving http://%s%s%s:%u/metrics (%u namespaces, %u ports filtered; pins %s)",
-		strchr(opts.host, ':') ? "[" : "", opts.host, strchr(opts.host, ':') ? "]" : "",
-		opts.port, opts.bpf.n_netns, opts.bpf.n_ports,
+	kw_info("serving http%s://%s%s%s:%u/metrics (%u namespaces, %u ports filtered; pins %s)",
+		web.cert_pem ? "s" : "", strchr(opts.host, ':') ? "[" : "", opts.host,
+		strchr(opts.host, ':') ? "]" : "", opts.port, opts.bpf.n_netns, opts.bpf.n_ports,
 		opts.bpf.pin_dir ? opts.bpf.pin_dir : "off");
 	serve_until_signal(&agent);
 	kw_http_stop(http);
@@ -680,5 +714,6 @@ destroy_bpf:
 	kw_bpf_destroy(bpf);
 	if (listen_fd >= 0)
 		close(listen_fd);
+	kw_webcfg_free(&web);
 	return err ? 1 : 0;
 }

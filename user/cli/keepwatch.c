@@ -194,7 +194,7 @@ static void print_usage(FILE *f)
 	fprintf(f,
 		"\noptions:\n"
 		"  --agent URL    the agent's base URL (default: $KEEPWATCH_AGENT, else\n"
-		"                 %s)\n"
+		"                 %s); https:// for an agent with TLS\n"
 		"  -h, --help     this help\n"
 		"  -V, --version  print the version\n"
 		"\ncommand options:\n"
@@ -210,6 +210,9 @@ static void print_usage(FILE *f)
 		"                 diagnosed by the same rules, proxies paired with backends\n"
 		"  -s, --selector SEL    doctor -P: only series matching SEL, e.g.\n"
 		"                 '{job=\"keepwatch\"}'\n"
+		"\nenvironment:\n"
+		"  KEEPWATCH_CACERT  CA file to check an https agent's certificate with\n"
+		"  KEEPWATCH_USER    USER:PASSWORD for an agent with basic authentication\n"
 		"\nexit status: 0 done, 1 failed, 2 usage error\n",
 		DEFAULT_AGENT);
 }
@@ -361,6 +364,14 @@ static CURL *agent_handle(const char *url, struct kw_buf *body, char *errbuf)
 #else
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
+	/* an agent with --web.config.file: from the environment, so that no password is
+	 * in the command line for ps to show */
+	if (getenv("KEEPWATCH_CACERT") && *getenv("KEEPWATCH_CACERT"))
+		curl_easy_setopt(h, CURLOPT_CAINFO, getenv("KEEPWATCH_CACERT"));
+	if (getenv("KEEPWATCH_USER") && *getenv("KEEPWATCH_USER")) {
+		curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+		curl_easy_setopt(h, CURLOPT_USERPWD, getenv("KEEPWATCH_USER"));
+	}
 	return h;
 }
 

@@ -40,9 +40,21 @@ static int route_bad(void *ctx, const struct kw_request *req, struct kw_buf *bod
 	return 400;
 }
 
+/* A route that fails: with a line of text (?text), or with nothing to say. */
+static int route_fail(void *ctx, const struct kw_request *req, struct kw_buf *body,
+		      const char **ctype)
+{
+	(void)ctx;
+	(void)ctype;
+	if (kw_request_arg(req, "text"))
+		kw_buf_puts(body, "collect: \"boom\"\nsecond line\n");
+	return 500;
+}
+
 static const struct kw_route routes[] = {
-	{ "/echo", route_echo },
-	{ "/api/v1/bad", route_bad },
+	{ "/echo", route_echo, 0, "since,peer,other" },
+	{ "/api/v1/bad", route_bad, 0, "x" },
+	{ "/fail", route_fail, 0, "text" },
 };
 
 struct reply {
@@ -120,7 +132,7 @@ static void test_routes(void **state)
 	int calls = 0;
 
 	(void)state;
-	http = kw_http_start("127.0.0.1", 0, routes, 2, &calls);
+	http = kw_http_start("127.0.0.1", 0, routes, 3, &calls);
 	assert_non_null(http);
 	port = kw_http_port(http);
 	assert_true(port > 0);
@@ -151,9 +163,25 @@ static void test_routes(void **state)
 	/* the path matches exactly; the query is no part of it */
 	get(port, "GET", "/echo/", &r);
 	assert_int_equal(r.status, 404);
-	assert_string_equal(r.body, "not found: try /echo, /api/v1/bad\n");
+	assert_string_equal(r.body, "not found: try /echo, /api/v1/bad, /fail\n");
 	get(port, "GET", "/nope?since=1", &r);
 	assert_int_equal(r.status, 404);
+
+	/* arguments a route does not take are refused, never ignored */
+	calls = 0;
+	get(port, "GET", "/echo?sinc=1", &r);
+	assert_int_equal(r.status, 400);
+	assert_string_equal(r.body, "{\"error\":\"unknown query argument 'sinc' (this path "
+				    "takes since,peer,other)\"}\n");
+	get(port, "GET", "/echo?since=1&pe", &r);
+	assert_int_equal(r.status, 400);
+	get(port, "GET", "/echo?peer&other&since=", &r);
+	assert_int_equal(r.status, 200);
+	get(port, "GET", "/echo?sincesince", &r);
+	assert_int_equal(r.status, 400);
+	get(port, "GET", "/echo?", &r);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(calls, 2);
 
 	calls = 0;
 	get(port, "POST", "/echo", &r);
@@ -163,6 +191,98 @@ static void test_routes(void **state)
 	assert_int_equal(r.status, 405);
 	assert_int_equal(calls, 0);
 
+	kw_http_stop(http);
+}
+
+/* Every 5xx: a JSON body that says why (the route's first line), never an empty one. */
+static void test_server_errors(void **state)
+{
+	struct kw_http *http;
+	struct reply r;
+
+	(void)state;
+	http = kw_http_start("127.0.0.1", 0, routes, 3, NULL);
+	assert_non_null(http);
+	get(kw_http_port(http), "GET", "/fail?text", &r);
+	assert_int_equal(r.status, 500);
+	assert_string_equal(r.ctype, "application/json");
+	assert_string_equal(r.body, "{\"error\":\"collect: \\\"boom\\\"\"}\n");
+	get(kw_http_port(http), "GET", "/fail", &r);
+	assert_int_equal(r.status, 500);
+	assert_string_equal(r.ctype, "application/json");
+	assert_string_equal(r.body, "{\"error\":\"internal error\"}\n");
+	kw_http_stop(http);
+}
+
+static void target(const char *uri, unsigned int status, const char *why)
+{
+	const char *w = NULL;
+
+	assert_int_equal(kw_http_check_target(uri, &w), status);
+	if (why)
+		assert_string_equal(w, why);
+}
+
+/* The raw request target, before any decoding. */
+static void test_check_target(void **state)
+{
+	char big[KW_HTTP_MAX_TARGET + 2], args[128];
+	unsigned int i;
+
+	(void)state;
+	target("/metrics", 0, NULL);
+	target("/api/v1/events?since=1&limit=10", 0, NULL);
+	target("/api/v1/doctor?peer=%5Bfd00%3A%3A1%5D%3A80", 0, NULL);
+	target("/x?a=%0a", 0, NULL); /* an encoded byte other than NUL is the route's to judge */
+	target("/healthz%00.json", 400, "percent-encoded path (paths are plain ASCII)");
+	target("/%6detrics", 400, "percent-encoded path (paths are plain ASCII)");
+	target("/api/v1/events?since=1%00abc", 400, "NUL byte in the query");
+	target("/api/v1/doctor?peer=1.2.3.4%00:80", 400, "NUL byte in the query");
+	target("/metrics\x7f", 400, "request target with a control character or a non-ASCII byte");
+	target("/metrics\xc3\xa9", 400,
+	       "request target with a control character or a non-ASCII byte");
+	target("/metrics?a=\x01", 400,
+	       "request target with a control character or a non-ASCII byte");
+
+	/* KW_HTTP_MAX_ARGS arguments pass, one more does not */
+	snprintf(args, sizeof(args), "/x?a");
+	for (i = 1; i < KW_HTTP_MAX_ARGS; i++)
+		strcat(args, "&a");
+	target(args, 0, NULL);
+	strcat(args, "&");
+	target(args, 400, "more than 16 query arguments");
+
+	memset(big, 'a', sizeof(big));
+	big[0] = '/';
+	big[KW_HTTP_MAX_TARGET] = '\0';
+	target(big, 0, NULL);
+	big[KW_HTTP_MAX_TARGET] = 'a';
+	big[KW_HTTP_MAX_TARGET + 1] = '\0';
+	target(big, 414, "request target longer than 4096 bytes");
+}
+
+/* What a client sends raw reaches no route (curl sends the target as given). */
+static void test_refused_targets(void **state)
+{
+	struct kw_http *http;
+	struct reply r;
+	int calls = 0;
+
+	(void)state;
+	http = kw_http_start("127.0.0.1", 0, routes, 3, &calls);
+	assert_non_null(http);
+	get(kw_http_port(http), "GET", "/%65cho", &r);
+	assert_int_equal(r.status, 400);
+	assert_string_equal(r.ctype, "application/json");
+	assert_string_equal(r.body,
+			    "{\"error\":\"percent-encoded path (paths are plain ASCII)\"}\n");
+	get(kw_http_port(http), "GET", "/echo?since=1%00abc", &r);
+	assert_int_equal(r.status, 400);
+	assert_string_equal(r.body, "{\"error\":\"NUL byte in the query\"}\n");
+	assert_int_equal(calls, 0);
+	get(kw_http_port(http), "GET", "/echo?since=1", &r);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(calls, 1);
 	kw_http_stop(http);
 }
 
@@ -233,7 +353,7 @@ static int route_stream(void *ctx, const struct kw_request *req, struct kw_buf *
 }
 
 static const struct kw_route stream_routes[] = {
-	{ "/parts", route_stream },
+	{ "/parts", route_stream, 0, NULL },
 };
 
 /* The release runs on the server's thread once the response is done with. */
@@ -306,9 +426,9 @@ static void test_stream(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_routes),
-		cmocka_unit_test(test_port_in_use),
-		cmocka_unit_test(test_stream),
+		cmocka_unit_test(test_routes),		cmocka_unit_test(test_port_in_use),
+		cmocka_unit_test(test_server_errors),	cmocka_unit_test(test_check_target),
+		cmocka_unit_test(test_refused_targets), cmocka_unit_test(test_stream),
 	};
 	int ret;
 

@@ -234,7 +234,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ctx)
 
 static void test_served(void **state)
 {
-	static const struct kw_route routes[] = { { "/metrics", route_many } };
+	static const struct kw_route routes[] = { { "/metrics", route_many, 0, NULL } };
 	curl_off_t length = -1;
 	struct kw_buf whole, body;
 	struct kw_http *http;
