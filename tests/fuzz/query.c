@@ -5,7 +5,7 @@
  * selection and rendering of an event ring with the query) and peer of /api/v1/doctor
  * (kw_addr_parse_peer). The input is a query string, "since=5&limit=2&peer=10.0.0.1:80";
  * what follows a NUL fills the ring's events byte by byte (types, reasons, addresses
- * beyond the known ones).
+ * beyond the known ones, times from INT64_MIN to INT64_MAX).
  */
 #include <errno.h>
 #include <jansson.h>
@@ -41,7 +41,8 @@ static void render(const struct kw_events_query *q, const uint8_t *ev_bytes, siz
 		memset(&ev, 0, sizeof(ev));
 		for (j = 0; ev_size && j < sizeof(ev); j++)
 			((uint8_t *)&ev)[j] = ev_bytes[(i * sizeof(ev) + j) % ev_size];
-		kw_event_ring_push(&r, &ev, (__s64)i * 1000000);
+		/* the wall-clock time too: any value, INT64_MIN included */
+		kw_event_ring_push(&r, &ev, (__s64)ev.ts_ns);
 	}
 	kw_buf_init(&out);
 	FUZZ_CHECK(!kw_event_ring_render(&r, q, &out));
