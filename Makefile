@@ -12,6 +12,8 @@
 #   make SANITIZE=1 unit   the unit tests under ASan/UBSan
 #   make render-bench ARGS='-n 10000'   time /metrics and JSON rendering (no kernel needed)
 #   make bench-kernels   BPF cost of the 6.1 fallbacks and of 6.12's programs in qemu guests
+#   make fuzz     every libFuzzer harness of tests/fuzz for FUZZ_SECONDS (60) each; make
+#                 check runs each for FUZZ_CHECK_SECONDS (3), or says why it cannot
 #
 # The layers, each built from its own folder, each using only those below it:
 #   user/lib     (libkw.a)       plain helpers and the table of figures; no BPF, no HTTP
@@ -50,6 +52,13 @@ ifeq ($(SANITIZE),1)
 CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer
 LDFLAGS  += -fsanitize=address,undefined
 endif
+# The fuzz harnesses' build (make fuzz-build, with clang): libFuzzer's coverage, ASan and
+# UBSan, every UBSan report fatal so that the fuzzer keeps its input.
+ifeq ($(SANITIZE),fuzz)
+CFLAGS   += -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all \
+	    -fno-omit-frame-pointer
+LDFLAGS  += -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+endif
 # vmlinux.h: the committed one of the target architecture (tools/gen-vmlinux.sh), not the
 # build host's kernel.
 BPF_CFLAGS := -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(ARCH) -Iinclude \
@@ -68,6 +77,8 @@ LIBKW      := $(OUT)/libkw.a
 LIBDOCTOR  := $(OUT)/libkwdoctor.a
 LIBAGENT   := $(OUT)/libkwagent.a
 LIBCLI     := $(OUT)/libkwcli.a
+# The agent without its loader (which needs the BPF skeleton), for the fuzz harnesses.
+LIBFUZZAGENT := $(OUT)/libkwagent-noloader.a
 
 # Unit tests mirror the layers: tests/unit/<layer>/test_*.c link that layer and those below.
 UNIT_LIB   := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(wildcard tests/unit/lib/test_*.c))
@@ -76,10 +87,11 @@ UNIT_AGENT := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(wildcard tests/unit/age
 UNIT_CLI   := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(wildcard tests/unit/cli/test_*.c))
 UNIT_BINS  := $(UNIT_LIB) $(UNIT_DOCTOR) $(UNIT_AGENT) $(UNIT_CLI)
 
-C_FORMAT   := $(wildcard bpf/*.c bpf/*.h include/*.h user/*/*.[ch] \
-		tests/unit/*/*.c tools/bench/*.c)
+C_FORMAT   := $(wildcard bpf/*.c bpf/*.h include/*.h user/*/*.[ch] user/*/*/*.[ch] \
+		tests/unit/*/*.c tests/fuzz/*.[ch] tools/bench/*.c)
 PY_LINT    := $(wildcard tests/*/*.py tools/*.py tools/*/*.py)
 
+.PHONY: fuzz fuzz-build fuzz-check fuzzers
 .PHONY: all run test check unit e2e e2e-fallbacks test-kernels test-kernels-arm64 cross-arm64 deps clean format format-check lint bench \
 	bench-kernels render-bench docs FORCE
 all: $(OUT)/keepwatchd $(OUT)/keepwatch
@@ -114,7 +126,8 @@ $(LIBKW): $(call obj,$(LIB_SRCS))
 $(LIBDOCTOR): $(call obj,$(DOCTOR_SRCS))
 $(LIBAGENT): $(call obj,$(AGENT_SRCS))
 $(LIBCLI): $(call obj,$(CLI_SRCS))
-$(LIBKW) $(LIBDOCTOR) $(LIBAGENT) $(LIBCLI):
+$(LIBFUZZAGENT): $(call obj,$(filter-out user/agent/loader.c,$(AGENT_SRCS)))
+$(LIBKW) $(LIBDOCTOR) $(LIBAGENT) $(LIBCLI) $(LIBFUZZAGENT):
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
@@ -173,6 +186,7 @@ test: deps all
 	$(MAKE) lint
 	$(MAKE) unit
 	$(MAKE) OUT=$(OUT)/asan SANITIZE=1 unit
+	$(MAKE) fuzz-check
 	$(MAKE) e2e
 	$(MAKE) e2e-fallbacks
 	$(MAKE) test-kernels
@@ -206,6 +220,36 @@ check: all $(OUT)/render_bench
 	$(MAKE) lint
 	$(MAKE) unit
 	$(MAKE) OUT=$(OUT)/asan SANITIZE=1 unit
+	$(MAKE) fuzz-check
+
+# Fuzzing (tests/fuzz/README.md): one libFuzzer harness per tests/fuzz/NAME.c, its seed
+# corpus in tests/fuzz/corpus/NAME/ (committed), what the runs add in $(FUZZ_OUT)/corpus/.
+FUZZ_NAMES := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/*.c))
+FUZZ_BINS  := $(patsubst %,$(OUT)/fuzzers/%,$(FUZZ_NAMES))
+FUZZ_OUT   := $(OUT)/fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_CHECK_SECONDS ?= 3
+
+$(FUZZ_BINS): $(OUT)/fuzzers/%: $(OUT)/obj/tests/fuzz/%.o $(LIBFUZZAGENT) $(LIBCLI) $(LIBDOCTOR) $(LIBKW)
+	$(call msg,LD,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) $^ $(AGENT_LDLIBS) $(CLI_LDLIBS) -o $@
+
+fuzzers: $(FUZZ_BINS)
+
+fuzz-build:
+	$(MAKE) OUT=$(FUZZ_OUT) CC=$(CLANG) SANITIZE=fuzz fuzzers
+
+fuzz: fuzz-build
+	tools/fuzz.sh $(FUZZ_OUT) $(FUZZ_SECONDS) $(FUZZ_NAMES)
+
+# Part of make check: a short run of each, skipped (saying why) where clang's libFuzzer
+# runtime is missing (Debian's libclang-rt-14-dev; tools/install-deps.sh test has it).
+fuzz-check:
+	@if tools/fuzz.sh --available "$(CLANG)"; then \
+		$(MAKE) fuzz-build && \
+		tools/fuzz.sh $(FUZZ_OUT) $(FUZZ_CHECK_SECONDS) $(FUZZ_NAMES); \
+	fi
 
 docs: $(OUT)/keepwatchd
 	tools/update-docs.sh

@@ -19,6 +19,7 @@
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/numfmt.h"
+#include "lib/text.h"
 
 #define CACHE_MAX 256
 #define CACHE_TTL 5.0
@@ -70,12 +71,18 @@ static void reload(void)
 	while ((d = readdir(dir)) && cache.n < CACHE_MAX) {
 		__u32 ino;
 
-		if (d->d_name[0] == '.' || strlen(d->d_name) >= KW_NETNS_NAMELEN)
+		if (d->d_name[0] == '.')
+			continue;
+		/*
+		 * The name is any bytes but '/': as a label it must be UTF-8 without control
+		 * characters (JSON and Prometheus reject others). One that does not fit,
+		 * escapes included, goes by its inode number like an unnamed one.
+		 */
+		if (kw_text_escape_name(d->d_name, cache.e[cache.n].name, KW_NETNS_NAMELEN) < 0)
 			continue;
 		if (kw_netns_resolve(d->d_name, &ino))
 			continue;
 		cache.e[cache.n].inode = ino;
-		snprintf(cache.e[cache.n].name, KW_NETNS_NAMELEN, "%s", d->d_name);
 		cache.n++;
 	}
 	closedir(dir);

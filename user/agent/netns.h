@@ -16,7 +16,12 @@
 
 /* NAME (under /var/run/netns) or a path; 0 or -errno. */
 int kw_netns_resolve(const char *arg, __u32 *inode);
-/* Writes the label for inode into out; thread-safe, names cached for a few seconds. */
+/*
+ * Writes the label for inode into out; thread-safe, names cached for a few seconds. A
+ * name is written as kw_text_escape_name() makes it (bytes of invalid UTF-8 and control
+ * characters as \xNN); one longer than KW_NETNS_NAMELEN - 1 bytes so escaped is not
+ * used.
+ */
 void kw_netns_name(__u32 inode, char *out, size_t len);
 
 /*

@@ -110,6 +110,24 @@ static int get_num(const json_t *ev, const char *key, double *out)
 	return 0;
 }
 
+/*
+ * A line snprintf cut at len - 1 bytes ends with '~' instead, on a UTF-8 character's
+ * boundary (the agent's texts may hold any character). -ENOSPC without room for '~'.
+ */
+static int cut_line(char *out, size_t len)
+{
+	size_t end = len - 2; /* where '~' goes */
+
+	if (len < 2)
+		return -ENOSPC;
+	/* back over a character cut short: its continuation bytes, then its lead byte */
+	while (end > 0 && ((unsigned char)out[end] & 0xc0) == 0x80)
+		end--;
+	out[end] = '~';
+	out[end + 1] = '\0';
+	return 0;
+}
+
 int kw_ev_format(const json_t *ev, char *out, size_t len)
 {
 	const char *time, *type, *dir, *local, *peer, *reason;
@@ -147,5 +165,7 @@ int kw_ev_format(const json_t *ev, char *out, size_t len)
 						"?",
 		     local, peer, what(type), idle_s, gap_s, reason ? " " : "",
 		     reason ? reason : "");
-	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
+	if (n < 0)
+		return -EINVAL;
+	return (size_t)n < len ? 0 : cut_line(out, len);
 }

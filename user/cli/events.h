@@ -19,8 +19,9 @@ int kw_ev_doc_parse(const json_t *doc, __u64 *next, const json_t **events);
 
 /*
  * One event as "13:05:01.123 in  10.77.1.2:80 -> 10.77.1.1:50312 race idle 1.004s
- * gap 200us abort_on_data" in local time, without newline. Absent parts are left out.
- * 0, -EPROTO for an event of the wrong shape, -ENOSPC if out is too small.
+ * gap 200us abort_on_data" in local time, without newline. Absent parts are left out;
+ * a line longer than len - 1 bytes is cut and ends with '~'. 0, -EPROTO for an event of
+ * the wrong shape, -ENOSPC if len < 2.
  */
 int kw_ev_format(const json_t *ev, char *out, size_t len);
 

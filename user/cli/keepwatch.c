@@ -390,8 +390,11 @@ static const char *agent_error_text(const struct kw_buf *body)
 	return text;
 }
 
-/* Why a request to the agent failed; the hint to start it only where none answered. */
-static void transfer_error(const struct cli *c, CURLcode rc, const char *errbuf)
+/*
+ * Why a request to the agent failed; the hint to start it only where none answered.
+ * connected: whether the connection was made (a time-out before it is the connect one).
+ */
+static void transfer_error(const struct cli *c, CURLcode rc, const char *errbuf, int connected)
 {
 	const char *why = errbuf[0] ? errbuf : curl_easy_strerror(rc);
 
@@ -402,17 +405,23 @@ static void transfer_error(const struct cli *c, CURLcode rc, const char *errbuf)
 		fprintf(stderr, "start it with 'make run' or 'build/keepwatchd' (needs root)\n");
 		break;
 	case CURLE_OPERATION_TIMEDOUT:
-		cli_error(c, "the agent at %s did not answer within %ld s: %s", c->agent,
-			  TOTAL_TIMEOUT / 1000, why);
+		if (!connected)
+			cli_error(c, "cannot connect to the agent at %s within %ld s: %s", c->agent,
+				  CONNECT_TIMEOUT / 1000, why);
+		else
+			cli_error(c, "the agent at %s did not answer within %ld s: %s", c->agent,
+				  TOTAL_TIMEOUT / 1000, why);
 		break;
 	case CURLE_WRITE_ERROR:
 		cli_error(c, "the agent at %s sent more than %u MiB: not read", c->agent,
 			  MAX_BODY >> 20);
 		break;
 	case CURLE_PARTIAL_FILE:
-	case CURLE_RECV_ERROR:
 	case CURLE_GOT_NOTHING:
 		cli_error(c, "the agent at %s cut its answer short: %s", c->agent, why);
+		break;
+	case CURLE_RECV_ERROR: /* a reset, or an encoding curl cannot read */
+		cli_error(c, "cannot read the answer of the agent at %s: %s", c->agent, why);
 		break;
 	default:
 		cli_error(c, "request to the agent at %s failed: %s", c->agent, why);
@@ -422,8 +431,10 @@ static void transfer_error(const struct cli *c, CURLcode rc, const char *errbuf)
 /* GET agent + path and parse the JSON answer into *doc; returns an exit status. */
 static int agent_get(const struct cli *c, const char *path, json_t **doc)
 {
-	char url[2048], errbuf[CURL_ERROR_SIZE] = "";
+	char url[2048], errbuf[CURL_ERROR_SIZE] = "", location[256] = "";
 	size_t alen = strlen(c->agent);
+	double connect_time = 0;
+	char *redirect = NULL, *nul;
 	struct kw_buf body;
 	json_error_t jerr;
 	long status = 0;
@@ -442,15 +453,37 @@ static int agent_get(const struct cli *c, const char *path, json_t **doc)
 	}
 	rc = curl_easy_perform(h);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_getinfo(h, CURLINFO_CONNECT_TIME, &connect_time);
+	if (!curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &redirect) && redirect)
+		snprintf(location, sizeof(location), "%s", redirect);
 	curl_easy_cleanup(h);
 
 	if (rc != CURLE_OK) {
-		transfer_error(c, rc, errbuf);
+		transfer_error(c, rc, errbuf, connect_time > 0);
+		goto fail;
+	}
+	/*
+	 * The agent never redirects: one that does is not the agent, or --agent names a
+	 * proxy in front of it. Following could take the request anywhere; it is not done.
+	 */
+	if (status >= 300 && status < 400) {
+		cli_error(
+			c,
+			"the agent at %s answered HTTP %ld for %s, a redirect%s%s, which keepwatch "
+			"does not follow: give --agent the URL of the agent itself",
+			c->agent, status, path, location[0] ? " to " : "", location);
 		goto fail;
 	}
 	if (status != 200) {
 		cli_error(c, "the agent at %s answered HTTP %ld for %s%s", c->agent, status, path,
 			  agent_error_text(&body));
+		goto fail;
+	}
+	/* jansson reads a NUL outside strings as white space; JSON has none */
+	nul = body.data ? memchr(body.data, '\0', body.len) : NULL;
+	if (nul) {
+		cli_error(c, "bad JSON from the agent at %s: a NUL byte at offset %zu", c->agent,
+			  (size_t)(nul - body.data));
 		goto fail;
 	}
 	*doc = json_loadb(body.data ? body.data : "", body.len, 0, &jerr);
@@ -472,6 +505,11 @@ static int bad_document(const struct cli *c, int err)
 	if (err == -EPROTONOSUPPORT)
 		cli_error(c, "the agent at %s speaks another API version; update keepwatch",
 			  c->agent);
+	else if (err == -EPROTO)
+		cli_error(c,
+			  "unexpected answer from the agent at %s: JSON of the wrong shape for "
+			  "'keepwatch %s' (a member missing, or of another type)",
+			  c->agent, c->cmd->name);
 	else
 		cli_error(c, "unexpected answer from the agent at %s: %s", c->agent,
 			  strerror(-err));

@@ -716,7 +716,7 @@ static void rule_single_use_connections(struct ctx *c)
 	    "FINs cross, each end counts the close as its own, so the other host may count "
 	    "them the other way round)",
 	    (unsigned long long)r->single[!by],
-	    !by == KW_BY_LOCAL ? "us" : (out ? "the backend" : "the client"));
+	    (!by) == KW_BY_LOCAL ? "us" : (out ? "the backend" : "the client"));
 	cat_rate(c, f->evidence, sizeof(f->evidence));
 	cat_time_wait(c, f->evidence, sizeof(f->evidence));
 	if (server_culprit)

@@ -131,12 +131,48 @@ static void test_bad_events(void **state)
 			fail_msg("accepted %s", bad[i]);
 		json_decref(ev);
 	}
-	{
-		json_t *ev = load(EV("race", "inbound", "1.004", "0.0002", "\"abort_on_data\""));
+}
 
-		assert_int_equal(kw_ev_format(ev, line, 20), -ENOSPC);
-		json_decref(ev);
-	}
+/*
+ * A line longer than the buffer (a long reason, peer or local text from the agent) is cut
+ * and ends with '~', as the upstreams table cuts a column: the command goes on (it failed
+ * with "No space left on device"). The cut falls between UTF-8 characters.
+ */
+static void test_long_lines(void **state)
+{
+	const char *head = "13:05:01.123 in  10.77.1.2:80 -> 10.77.1.1:50312 race idle 1.004s ";
+	char line[512], reason[1001], text[1400];
+	json_t *ev;
+	size_t i;
+
+	(void)state;
+	memset(reason, 'r', 1000);
+	reason[1000] = '\0';
+	snprintf(text, sizeof(text), EV("race", "inbound", "1.004", "null", "\"%s\""), reason);
+	ev = load(text);
+	assert_int_equal(kw_ev_format(ev, line, sizeof(line)), 0);
+	assert_int_equal(strlen(line), sizeof(line) - 1);
+	assert_memory_equal(line, head, strlen(head));
+	assert_int_equal(line[sizeof(line) - 2], '~');
+	assert_int_equal(line[sizeof(line) - 3], 'r');
+	/* the smallest buffers: room for '~' alone, then for nothing */
+	assert_int_equal(kw_ev_format(ev, line, 2), 0);
+	assert_string_equal(line, "~");
+	assert_int_equal(kw_ev_format(ev, line, 1), -ENOSPC);
+	json_decref(ev);
+
+	/* two-byte characters (U+00E9) from the head's end on: no half of one is left */
+	for (i = 0; i < 500; i++)
+		memcpy(reason + 2 * i, "\xc3\xa9", 2);
+	reason[1000] = '\0';
+	snprintf(text, sizeof(text), EV("race", "inbound", "1.004", "null", "\"%s\""), reason);
+	ev = load(text);
+	assert_int_equal(kw_ev_format(ev, line, sizeof(line)), 0);
+	/* the head (66 bytes) and 222 characters fill 510 bytes: the 511th is not cut */
+	assert_int_equal(strlen(line), strlen(head) + 2 * 222 + 1);
+	assert_int_equal(line[strlen(line) - 1], '~');
+	assert_int_equal((unsigned char)line[strlen(line) - 2], 0xa9);
+	json_decref(ev);
 }
 
 static void test_local_time(void **state)
@@ -190,7 +226,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_doc_parse),  cmocka_unit_test(test_lines),
 		cmocka_unit_test(test_bad_events), cmocka_unit_test(test_local_time),
-		cmocka_unit_test(test_seconds),
+		cmocka_unit_test(test_seconds),	   cmocka_unit_test(test_long_lines),
 	};
 
 	return cmocka_run_group_tests(tests, setup_utc, NULL);
