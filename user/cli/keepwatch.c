@@ -157,8 +157,8 @@ static const struct command commands[] = {
 	  cmd_events },
 	{ "doctor", "[PEER] [-j]", "keep-alive timeouts and what to fix", NULL, doctor_operands,
 	  cmd_doctor },
-	{ "top", "[-trp] [-i S] [-s C] [-f GLOB]", "live view, one row per upstream",
-	  &top_options, NULL, cmd_top },
+	{ "top", "[-trp] [-i S] [-s C] [-f GLOB]", "live view, one row per upstream", &top_options,
+	  NULL, cmd_top },
 	{ NULL, NULL, NULL, NULL, NULL, NULL },
 };
 
@@ -818,8 +818,9 @@ static int cmd_doctor(struct cli *c)
 static int opt_interval(struct cli *c, const char *arg)
 {
 	if (kw_top_parse_interval(arg, &c->top.interval))
-		return usage_error(c, "-i wants seconds from %g to %g with at most 3 decimals, not '%s'",
-				   KW_TOP_INTERVAL_MIN, KW_TOP_INTERVAL_MAX, arg);
+		return usage_error(
+			c, "-i wants seconds from %g to %g with at most 3 decimals, not '%s'",
+			KW_TOP_INTERVAL_MIN, KW_TOP_INTERVAL_MAX, arg);
 	return -1;
 }
 
@@ -827,8 +828,9 @@ static int opt_interval(struct cli *c, const char *arg)
 static int opt_sort(struct cli *c, const char *arg)
 {
 	if (kw_top_parse_sort(arg, &c->top.order.col))
-		return usage_error(c, "-s wants peer, conn, req, reuse, race, rst, tw or active, "
-				      "not '%s'",
+		return usage_error(c,
+				   "-s wants peer, conn, req, reuse, race, rst, tw or active, "
+				   "not '%s'",
 				   arg);
 	return -1;
 }

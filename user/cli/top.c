@@ -20,11 +20,11 @@
 #define NUM_W	  6 /* a figure's column, REQ's 7 */
 
 struct col_desc {
-	const char *sort;   /* --sort name */
-	const char *rate;   /* header in rates mode */
-	const char *total;  /* header in totals mode */
-	int count;	    /* enum kw_top_count, or -1 */
-	int gauge;	    /* shows its sampled value in both modes */
+	const char *sort;  /* --sort name */
+	const char *rate;  /* header in rates mode */
+	const char *total; /* header in totals mode */
+	int count;	   /* enum kw_top_count, or -1 */
+	int gauge;	   /* shows its sampled value in both modes */
 	int width;
 };
 
@@ -181,7 +181,8 @@ void kw_top_rates(struct kw_top_sample *cur, const struct kw_top_sample *prev)
 		if (prev->n)
 			p = bsearch(r, prev->rows, prev->n, sizeof(*r), cmp_key);
 		for (c = 0; c < KW_TC_MAX; c++)
-			r->delta[c] = p && p->now[c] <= r->now[c] ? r->now[c] - p->now[c] : r->now[c];
+			r->delta[c] = p && p->now[c] <= r->now[c] ? r->now[c] - p->now[c] :
+								    r->now[c];
 	}
 }
 
@@ -235,13 +236,20 @@ const char *kw_top_col_header(enum kw_top_col col, int totals)
 int kw_top_match(const struct kw_top_row *r, const struct kw_globs *g)
 {
 	char hostport[KW_ADDR_STRLEN + 8];
+	size_t i;
 
 	if (!g->n)
 		return 1;
 	snprintf(hostport, sizeof(hostport), strchr(r->peer, ':') ? "[%s]:%u" : "%s:%u", r->peer,
 		 r->port);
-	return kw_globs_match(g, r->peer) || kw_globs_match(g, hostport) ||
-	       kw_globs_match(g, r->netns) || kw_globs_match(g, r->dir);
+	if (kw_globs_match(g, r->peer) || kw_globs_match(g, hostport) ||
+	    kw_globs_match(g, r->netns) || kw_globs_match(g, r->dir))
+		return 1;
+	/* "[fd00::2]:80" as typed: its brackets would be a glob's character class */
+	for (i = 0; i < g->n; i++)
+		if (!strcmp(g->v[i], hostport))
+			return 1;
+	return 0;
 }
 
 /* Descending by value, NAN last; 0 for a tie. */
@@ -262,7 +270,8 @@ static int cmp_rows(const void *pa, const void *pb)
 	int c = 0;
 
 	if (o->col != KW_TOP_PEER) {
-		double va = kw_top_value(a, o->col, o->totals), vb = kw_top_value(b, o->col, o->totals);
+		double va = kw_top_value(a, o->col, o->totals),
+		       vb = kw_top_value(b, o->col, o->totals);
 
 		c = cmp_value(va, vb);
 		if (o->reverse && !isnan(va) && !isnan(vb))
@@ -355,7 +364,8 @@ int kw_top_format_header(const struct kw_top_layout *l, int totals, char *out, s
 
 	n = snprintf(out, len, "%-3s %-*s %5s", "DIR", l->peer, "PEER", "PORT");
 	for (c = KW_TOP_CONN; c < KW_TOP_NCOLS && n >= 0 && (size_t)n < len; c++)
-		n += snprintf(out + n, len - n, " %*s", cols[c].width, kw_top_col_header(c, totals));
+		n += snprintf(out + n, len - n, " %*s", cols[c].width,
+			      kw_top_col_header(c, totals));
 	if (l->netns && n >= 0 && (size_t)n < len)
 		n += snprintf(out + n, len - n, " %s", "NETNS");
 	return finish(l, out, len, n);
@@ -398,7 +408,8 @@ int kw_top_format_title(const struct kw_top_status *st, int width, char *out, si
 	else
 		snprintf(window, sizeof(window), "first sample");
 	n = snprintf(out, len, "keepwatch top  up %s  %s  %zu/%zu upstreams  by %s%s%s%s%s", up,
-		     window, st->shown, st->total, kw_top_col_header(st->order.col, st->order.totals),
+		     window, st->shown, st->total,
+		     kw_top_col_header(st->order.col, st->order.totals),
 		     st->order.reverse ? " (reversed)" : "", st->filter ? "  filter " : "",
 		     st->filter ? st->filter : "", st->order.totals ? "  totals" : "");
 	return finish(&l, out, len, n);

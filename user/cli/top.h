@@ -128,11 +128,11 @@ int kw_top_format_row(const struct kw_top_row *r, const struct kw_top_layout *l,
 
 /* What the title line says. */
 struct kw_top_status {
-	double uptime;	      /* s, the agent's */
-	double window;	      /* s; 0 before the second sample */
-	size_t shown, total;  /* upstreams shown and known */
+	double uptime;	     /* s, the agent's */
+	double window;	     /* s; 0 before the second sample */
+	size_t shown, total; /* upstreams shown and known */
 	struct kw_top_order order;
-	const char *filter;   /* as given, or NULL */
+	const char *filter; /* as given, or NULL */
 };
 
 /* "keepwatch top  up 1h02m  window 1.00 s  3/12 upstreams  by REQ/s  filter 10.*" */

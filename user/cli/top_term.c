@@ -223,10 +223,10 @@ out:
 
 struct screen {
 	struct top_state st;
-	size_t scroll;	    /* first row shown */
-	int editing;	    /* typing a filter after '/' */
+	size_t scroll; /* first row shown */
+	int editing;   /* typing a filter after '/' */
 	char edit[FILTER_MAX];
-	char note[256];	    /* a message for the status line until the next key */
+	char note[256]; /* a message for the status line until the next key */
 };
 
 /* Rows of upstreams the screen has room for: all but the title, header and status. */

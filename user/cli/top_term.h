@@ -16,10 +16,10 @@
 typedef int (*kw_top_fetch_fn)(void *ctx, json_t **doc, char *err, size_t len);
 
 struct kw_top_opts {
-	double interval;	  /* s between samples */
-	__u32 iterations;	  /* samples with rates before exiting; 0: until quit */
+	double interval;  /* s between samples */
+	__u32 iterations; /* samples with rates before exiting; 0: until quit */
 	struct kw_top_order order;
-	const char *filter;	  /* the --filter text, or NULL */
+	const char *filter; /* the --filter text, or NULL */
 	kw_top_fetch_fn fetch;
 	void *ctx;
 };
