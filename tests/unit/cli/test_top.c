@@ -450,7 +450,7 @@ static void test_title(void **state)
 	st.filter = "10.*";
 	assert_int_equal(kw_top_format_title(&st, 200, line, sizeof(line)), 0);
 	assert_string_equal(line, "keepwatch top  up 1h02m  first sample  2/5 upstreams  by REUSE% "
-				  "(reversed)  filter 10.*  totals");
+				  "totals (reversed)  filter 10.*");
 	assert_int_equal(kw_top_format_title(&st, 20, line, sizeof(line)), 0);
 	assert_string_equal(line, "keepwatch top  up 1h");
 }
