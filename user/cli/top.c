@@ -407,10 +407,9 @@ int kw_top_format_title(const struct kw_top_status *st, int width, char *out, si
 		snprintf(window, sizeof(window), "window %.3f s", st->window);
 	else
 		snprintf(window, sizeof(window), "first sample");
-	n = snprintf(out, len, "keepwatch top  up %s  %s  %zu/%zu upstreams  by %s%s%s%s%s", up,
-		     window, st->shown, st->total,
-		     kw_top_col_header(st->order.col, st->order.totals),
-		     st->order.totals ? " totals" : "", st->order.reverse ? " (reversed)" : "",
+	n = snprintf(out, len, "up %s  %s  %zu/%zu upstreams  by %s%s%s%s%s", up, window, st->shown,
+		     st->total, kw_top_col_header(st->order.col, st->order.totals),
+		     st->order.totals ? " totals" : "", st->order.reverse ? " reversed" : "",
 		     st->filter ? "  filter " : "", st->filter ? st->filter : "");
 	return finish(&l, out, len, n);
 }

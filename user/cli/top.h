@@ -135,7 +135,7 @@ struct kw_top_status {
 	const char *filter; /* as given, or NULL */
 };
 
-/* "keepwatch top  up 1h02m  window 1.000 s  3/12 upstreams  by REQ/s  filter 10.*" */
+/* "up 1h02m  window 1.000 s  3/12 upstreams  by REQ/s  filter 10.*" */
 int kw_top_format_title(const struct kw_top_status *st, int width, char *out, size_t len);
 
 /*

@@ -256,7 +256,7 @@ static void draw_status(const struct screen *sc)
 			 sc->edit);
 		put_line(LINES - 1, line, A_NORMAL);
 	} else if (sc->st.error[0]) {
-		snprintf(line, sizeof(line), "error: %s (retrying)", sc->st.error);
+		snprintf(line, sizeof(line), "error (retrying): %s", sc->st.error);
 		put_line(LINES - 1, line, A_BOLD);
 	} else if (sc->note[0]) {
 		put_line(LINES - 1, sc->note, A_BOLD);
@@ -277,7 +277,9 @@ static void draw(struct screen *sc)
 	select_rows(st);
 	erase();
 	status_of(st, &s);
-	if (!kw_top_format_title(&s, width, line, sizeof(line)))
+	if (!st->have_cur)
+		put_line(0, "no answer from the agent yet", A_BOLD);
+	else if (!kw_top_format_title(&s, width, line, sizeof(line)))
 		put_line(0, line, A_BOLD);
 	kw_top_layout(st->sel, st->nsel, width, &l);
 	if (!kw_top_format_header(&l, st->order.totals, line, sizeof(line))) {

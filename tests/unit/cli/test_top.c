@@ -443,16 +443,15 @@ static void test_title(void **state)
 
 	(void)state;
 	assert_int_equal(kw_top_format_title(&st, 79, line, sizeof(line)), 0);
-	assert_string_equal(line,
-			    "keepwatch top  up 1h02m  window 1.000 s  2/5 upstreams  by REQ/s");
+	assert_string_equal(line, "up 1h02m  window 1.000 s  2/5 upstreams  by REQ/s");
 	st.window = 0;
 	st.order = (struct kw_top_order){ KW_TOP_REUSE, 1, 1 };
 	st.filter = "10.*";
 	assert_int_equal(kw_top_format_title(&st, 200, line, sizeof(line)), 0);
-	assert_string_equal(line, "keepwatch top  up 1h02m  first sample  2/5 upstreams  by REUSE% "
-				  "totals (reversed)  filter 10.*");
+	assert_string_equal(line, "up 1h02m  first sample  2/5 upstreams  by REUSE% totals "
+				  "reversed  filter 10.*");
 	assert_int_equal(kw_top_format_title(&st, 20, line, sizeof(line)), 0);
-	assert_string_equal(line, "keepwatch top  up 1h");
+	assert_string_equal(line, "up 1h02m  first samp");
 }
 
 static void expect_num(double v, int rate, const char *expected)
