@@ -240,6 +240,23 @@ def test_plain_blocks(step_agent):
         "", ""])
 
 
+def test_unknown_terminal():
+    """A TERM terminfo does not know: said, exit 1, the terminal untouched."""
+    master, slave = os.openpty()
+    try:
+        before = termios.tcgetattr(slave)
+        p = subprocess.run([str(kw.KEEPWATCH), "--agent", "http://127.0.0.1:1", "top"],
+                           stdin=slave, stdout=slave, stderr=subprocess.PIPE, text=True,
+                           env=dict(os.environ, TERM="no-such-terminal"), timeout=10)
+        assert_eq("exit status", p.returncode, 1)
+        assert "TERM='no-such-terminal' is not in the terminfo database; -p" in p.stderr, \
+            p.stderr
+        assert_eq("terminal after", termios.tcgetattr(slave), before)
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
 def test_plain_errors():
     p = kw.cli("--agent", "http://127.0.0.1:1", "top", "-n", "1")
     assert_eq("exit status with no agent", p.returncode, 1)

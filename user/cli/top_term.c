@@ -457,7 +457,9 @@ int kw_top_run_screen(const struct kw_top_opts *o)
 	}
 	scr = screen_start();
 	if (!scr) {
-		fprintf(stderr, "keepwatch: cannot use the terminal (TERM=%s)\n",
+		fprintf(stderr,
+			"keepwatch: cannot use the terminal: TERM='%s' is not in the terminfo "
+			"database; -p prints plain blocks\n",
 			getenv("TERM") ?: "");
 		state_free(&sc.st);
 		return 1;
