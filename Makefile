@@ -45,7 +45,7 @@ CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-proto
 	    -Iinclude -Iuser -I$(OUT) -DKW_VERSION='"$(VERSION)"' -MMD -MP
 LIB_LDLIBS   := -lpthread -lm
 AGENT_LDLIBS := -lbpf -lelf -lz -lmicrohttpd -lgnutls -lyaml -lcrypt -ljansson $(LIB_LDLIBS)
-CLI_LDLIBS   := -ljansson -lcurl $(LIB_LDLIBS)
+CLI_LDLIBS   := -ljansson -lcurl -lncurses $(LIB_LDLIBS)
 # Tests may be clients of what they test (curl against the HTTP server, jansson on JSON).
 TEST_LDLIBS  := -lcmocka -lcurl -ljansson
 ifeq ($(SANITIZE),1)

@@ -23,14 +23,15 @@ usage() {
 
 # An entry "a|b" is satisfied by either package; when neither is there, "a" is installed.
 run_pkgs=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libmicrohttpd-dev libjansson-dev
-	  libcurl4-openssl-dev libgnutls28-dev libyaml-dev libcrypt-dev make pkg-config gcc iproute2)
+	  libcurl4-openssl-dev libgnutls28-dev libyaml-dev libcrypt-dev libncurses-dev make pkg-config
+	  gcc iproute2)
 test_pkgs=(libcmocka-dev clang-format python3-pytest python3-pyflakes "nginx-light|nginx" prometheus curl apache2-utils wrk
 	   nftables apache2 haproxy varnish procps qemu-system-x86 busybox-static zstd systemd openssl
-	   libclang-rt-14-dev)
+	   libclang-rt-14-dev python3-pyte)
 cross_arm64_pkgs=(gcc-aarch64-linux-gnu qemu-user-static libbpf-dev:arm64 libelf-dev:arm64
 		  zlib1g-dev:arm64 libmicrohttpd-dev:arm64 libjansson-dev:arm64
 		  libcurl4-openssl-dev:arm64 libcmocka-dev:arm64 libgnutls28-dev:arm64
-		  libyaml-dev:arm64 libcrypt-dev:arm64)
+		  libyaml-dev:arm64 libcrypt-dev:arm64 libncurses-dev:arm64)
 # Daemons the test packages may start: "service:process" (the name pgrep -x matches).
 daemons=(nginx:nginx apache2:apache2 apache-htcacheclean:htcacheclean haproxy:haproxy
 	 varnish:varnishd varnishncsa:varnishncsa prometheus:prometheus

@@ -2,8 +2,8 @@
 /*
  * keepwatch, the command-line client of keepwatchd: fetches the agent's JSON API over
  * HTTP and prints counters (stat, varnishstat-style), the upstream table (upstreams), the
- * notable events (events, optionally following them) or the doctor's diagnosis (doctor),
- * as text under 80 columns or as JSON with -j. Commands are rows of one table, each with
+ * notable events (events, optionally following them), the doctor's diagnosis (doctor) or
+ * a live view of the upstreams (top), as text under 80 columns or as JSON with -j. Commands are rows of one table, each with
  * its options; one parser reads them all. Exit status: 0 done, 1 failed (agent unreachable
  * or answering wrongly), 2 usage error. In JSON mode errors go to stdout as {"error": "..."}.
  */
@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <curl/curl.h>
 #include <jansson.h>
 #include "lib/addr.h"
@@ -24,6 +25,8 @@
 #include "cli/events.h"
 #include "cli/fleet.h"
 #include "cli/stat.h"
+#include "cli/top.h"
+#include "cli/top_term.h"
 #include "cli/upstreams.h"
 #include "lib/log.h"
 #include "lib/parse.h"
@@ -59,6 +62,11 @@ struct cli {
 	const char *peer;	   /* doctor PEER, or NULL */
 	const char *prometheus;	   /* doctor --prometheus URL, or NULL */
 	const char *selector;	   /* doctor --selector, or NULL */
+	struct kw_top_opts top;	   /* top's options */
+	char top_filter[256];	   /* top -f, every one given, comma-separated */
+	int plain;		   /* top -p */
+	char *errbuf;		   /* non-NULL: errors go here, not to the terminal */
+	size_t errlen;
 };
 
 /*
@@ -73,7 +81,7 @@ struct cli_option {
 };
 
 /* The most options a command has besides -j and -h, which all have: raise it for more. */
-#define CMD_OPTIONS 2
+#define CMD_OPTIONS 7
 
 struct command {
 	const char *name;
@@ -94,11 +102,19 @@ static int opt_follow(struct cli *c, const char *arg);
 static int opt_events(struct cli *c, const char *arg);
 static int opt_prometheus(struct cli *c, const char *arg);
 static int opt_selector(struct cli *c, const char *arg);
+static int opt_interval(struct cli *c, const char *arg);
+static int opt_sort(struct cli *c, const char *arg);
+static int opt_top_filter(struct cli *c, const char *arg);
+static int opt_iterations(struct cli *c, const char *arg);
+static int opt_totals(struct cli *c, const char *arg);
+static int opt_reverse(struct cli *c, const char *arg);
+static int opt_plain(struct cli *c, const char *arg);
 static int doctor_operands(struct cli *c, int argc, char **argv);
 static int cmd_stat(struct cli *c);
 static int cmd_upstreams(struct cli *c);
 static int cmd_events(struct cli *c);
 static int cmd_doctor(struct cli *c);
+static int cmd_top(struct cli *c);
 
 /* The options of every command. */
 static const struct cli_option common_options[] = {
@@ -128,6 +144,16 @@ static const struct cli_option doctor_options[CMD_OPTIONS] = {
 	{ 's', "selector", required_argument, opt_selector },
 };
 
+static const struct cli_option top_options[CMD_OPTIONS] = {
+	{ 'i', "interval", required_argument, opt_interval },
+	{ 's', "sort", required_argument, opt_sort },
+	{ 'f', "filter", required_argument, opt_top_filter },
+	{ 'n', "iterations", required_argument, opt_iterations },
+	{ 't', "totals", no_argument, opt_totals },
+	{ 'r', "reverse", no_argument, opt_reverse },
+	{ 'p', "plain", no_argument, opt_plain },
+};
+
 /*
  * Adding a command is a row here, its options above and its functions below; adding an
  * option is a row of its command's options and a function.
@@ -141,6 +167,8 @@ static const struct command commands[] = {
 	  cmd_events },
 	{ "doctor", "[PEER] [-j] [-P URL [-s SEL]]", "keep-alive timeouts and what to fix",
 	  &doctor_options, doctor_operands, cmd_doctor },
+	{ "top", "[-trp] [-i S] [-s C] [-f GLOB]", "live view, one row per upstream", &top_options,
+	  NULL, cmd_top },
 	{ NULL, NULL, NULL, NULL, NULL, NULL },
 };
 
@@ -156,6 +184,10 @@ cli_error(const struct cli *c, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	kw_text_safe(msg, 0); /* it may quote the agent's answer */
+	if (c->errbuf) {
+		snprintf(c->errbuf, c->errlen, "%s", msg);
+		return;
+	}
 	if (!c->json) {
 		kw_err("%s", msg);
 		return;
@@ -210,6 +242,16 @@ static void print_usage(FILE *f)
 		"                 diagnosed by the same rules, proxies paired with backends\n"
 		"  -s, --selector SEL    doctor -P: only series matching SEL, e.g.\n"
 		"                 '{job=\"keepwatch\"}'\n"
+		"  -i S           top: seconds between samples (default 1, 0.1 to 3600)\n"
+		"  -s COL         top: sort by peer, conn, req (default), reuse, race, rst,\n"
+		"                 tw or active\n"
+		"  -f GLOB[,...]  top: only upstreams whose peer, PEER:PORT, [IPV6]:PORT,\n"
+		"                 namespace or direction (out, in) matches (repeatable)\n"
+		"  -n N           top: exit after N samples (default: until q or Ctrl-C)\n"
+		"  -t             top: totals since the agent started instead of rates/s\n"
+		"  -r             top: reverse the order\n"
+		"  -p             top: plain blocks of lines even on a terminal (the\n"
+		"                 default when stdin or stdout is not one)\n"
 		"\nenvironment:\n"
 		"  KEEPWATCH_CACERT  CA file to check an https agent's certificate with\n"
 		"  KEEPWATCH_USER    USER:PASSWORD for an agent with basic authentication\n"
@@ -402,7 +444,9 @@ static void transfer_error(const struct cli *c, CURLcode rc, const char *errbuf,
 	case CURLE_COULDNT_CONNECT:
 	case CURLE_COULDNT_RESOLVE_HOST:
 		cli_error(c, "cannot reach the agent at %s: %s", c->agent, why);
-		fprintf(stderr, "start it with 'make run' or 'build/keepwatchd' (needs root)\n");
+		if (!c->errbuf)
+			fprintf(stderr,
+				"start it with 'make run' or 'build/keepwatchd' (needs root)\n");
 		break;
 	case CURLE_OPERATION_TIMEDOUT:
 		if (!connected)
@@ -998,6 +1042,100 @@ static int cmd_doctor(struct cli *c)
 	return err ? EXIT_FAIL : EXIT_OK;
 }
 
+/* ---- top ---- */
+
+/* top -i */
+static int opt_interval(struct cli *c, const char *arg)
+{
+	if (kw_top_parse_interval(arg, &c->top.interval))
+		return usage_error(
+			c, "-i wants seconds from %g to %g with at most 3 decimals, not '%s'",
+			KW_TOP_INTERVAL_MIN, KW_TOP_INTERVAL_MAX, arg);
+	return -1;
+}
+
+/* top -s */
+static int opt_sort(struct cli *c, const char *arg)
+{
+	if (kw_top_parse_sort(arg, &c->top.order.col))
+		return usage_error(c,
+				   "-s wants peer, conn, req, reuse, race, rst, tw or active, "
+				   "not '%s'",
+				   arg);
+	return -1;
+}
+
+/* top -f: checked here, kept as text for the screen to show and edit */
+static int opt_top_filter(struct cli *c, const char *arg)
+{
+	size_t n = strlen(c->top_filter);
+	int ret = opt_filter(c, arg);
+
+	if (ret >= 0)
+		return ret;
+	if (n + 1 + strlen(arg) >= sizeof(c->top_filter))
+		return usage_error(c, "-f: the globs are longer than %zu characters in all",
+				   sizeof(c->top_filter) - 1);
+	snprintf(c->top_filter + n, sizeof(c->top_filter) - n, "%s%s", n ? "," : "", arg);
+	return -1;
+}
+
+/* top -n */
+static int opt_iterations(struct cli *c, const char *arg)
+{
+	if (kw_parse_u32(arg, 1, UINT32_MAX, &c->top.iterations))
+		return usage_error(c, "-n wants a number of samples from 1, not '%s'", arg);
+	return -1;
+}
+
+static int opt_totals(struct cli *c, const char *arg)
+{
+	(void)arg;
+	c->top.order.totals = 1;
+	return -1;
+}
+
+static int opt_reverse(struct cli *c, const char *arg)
+{
+	(void)arg;
+	c->top.order.reverse = 1;
+	return -1;
+}
+
+static int opt_plain(struct cli *c, const char *arg)
+{
+	(void)arg;
+	c->plain = 1;
+	return -1;
+}
+
+/* The agent's upstreams for top, errors into err rather than onto the screen. */
+static int top_fetch(void *ctx, json_t **doc, char *err, size_t len)
+{
+	struct cli *c = ctx;
+	int ret;
+
+	c->errbuf = err;
+	c->errlen = len;
+	ret = agent_get(c, UPSTREAMS_PATH, doc);
+	c->errbuf = NULL;
+	return ret;
+}
+
+static int cmd_top(struct cli *c)
+{
+	if (c->json)
+		return usage_error(c, "top has no JSON output: use 'keepwatch upstreams -j'");
+	if (!c->top.interval)
+		c->top.interval = 1;
+	c->top.filter = c->top_filter[0] ? c->top_filter : NULL;
+	c->top.fetch = top_fetch;
+	c->top.ctx = c;
+	if (c->plain || !isatty(STDOUT_FILENO) || !isatty(STDIN_FILENO))
+		return kw_top_run_plain(&c->top);
+	return kw_top_run_screen(&c->top);
+}
+
 /* ---- main ---- */
 
 /* Global options; returns an exit status, or -1 to go on with the command at optind. */
@@ -1067,6 +1205,7 @@ int main(int argc, char **argv)
 		c.agent = DEFAULT_AGENT;
 	c.json = wants_json(argc, argv);
 	kw_globs_init(&c.globs);
+	c.top.order.col = KW_TOP_REQ;
 
 	ret = global_options(&c, argc, argv);
 	if (ret >= 0)
