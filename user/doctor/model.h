@@ -97,7 +97,7 @@ struct kw_census_result {
 	size_t n_addr;
 	__u64 addr_dropped; /* addresses beyond KW_CENSUS_ADDRS_MAX of a namespace */
 	__u64 skipped;	    /* namespaces not found or not entered (a debug line each) */
-	__u64 errors; /* namespaces entered but not read: iterator, sysctls, too many sockets */
+	__u64 errors;	  /* namespaces entered but not read: iterator, sysctls, too many sockets */
 	__u64 unreadable; /* processes whose namespace could not be read (kw_netns_unreadable) */
 };
 
