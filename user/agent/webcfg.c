@@ -370,8 +370,9 @@ static int read_file(const char *path, char **out, size_t *outlen)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
+	errno = 0;
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size > MAX_FILE_SIZE) {
-		err = S_ISREG(st.st_mode) ? -EFBIG : -EINVAL;
+		err = errno ? -errno : S_ISREG(st.st_mode) ? -EFBIG : -EINVAL;
 		close(fd);
 		return err;
 	}
