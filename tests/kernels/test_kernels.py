@@ -182,9 +182,12 @@ def race_reason(name, base, linger2, reason):
 
 
 # Requests sent and responses read per scenario (race_timewait: 3 of its 6 requests met
-# a reset), and where the lifetimes start (the server's 1 s idle close).
-TRANSFERS = {"reuse": (15, 15, None), "idle_close": (6, 6, 1), "unused": (0, 0, 1),
-             "race_timewait": (6, 3, 1), "linger0": (4, 4, None)}
+# a reset), and where the lifetimes start: the server's 1 s idle close, which its poll
+# timer (ms, counted from accept) may end a hair before 1 s after the kernel's
+# ESTABLISHED under TCG (seen once on x86 6.1: 999 ms, the slot below 1 s), so the bound
+# below is the 100 ms one, as idle_before_close's 0.9 allows for the same.
+TRANSFERS = {"reuse": (15, 15, None), "idle_close": (6, 6, 0.1), "unused": (0, 0, 0.1),
+             "race_timewait": (6, 3, 0.1), "linger0": (4, 4, None)}
 SCENARIOS = [with_transfer(s, *TRANSFERS[s.name]) for s in SCENARIOS]
 
 SCENARIOS += [

@@ -23,12 +23,13 @@
  */
 #define KW_VIEW_PEERS_PER_PORT_DEFAULT 100
 /*
- * Per-upstream series of a page at most by default: the default 4,096 upstreams at ~20
- * series each fit, with room for their groups' histograms; about 13 MB of text, a scrape
- * Prometheus takes in well under a second. Below the minimum not even every direction
- * collapsed would fit (the overflow upstreams alone are ~520 series).
+ * Per-upstream series of a page at most by default: about 4.7 MB of text (118 bytes a
+ * series), so that 10,000 upstreams of any mix fit 5 MB; a proxy's 10,000 (clients folded
+ * per port) need 20,000. Beyond it more peers are folded, their counts exact in peer="*".
+ * Below the minimum not even every direction collapsed would fit (the overflow upstreams
+ * alone are ~520 series).
  */
-#define KW_VIEW_SERIES_DEFAULT 100000
+#define KW_VIEW_SERIES_DEFAULT 40000
 #define KW_VIEW_SERIES_MIN     1000
 
 struct kw_view_opts {
