@@ -419,3 +419,29 @@ def test_long_event_line():
     line = p.stdout.rstrip("\n")
     assert_eq("the line's length (the CLI's 511 bytes)", len(line), 511)
     assert line.endswith("r~") and "race idle" in line, line
+
+
+def test_agent_credentials_go_to_the_agent_only(monkeypatch):
+    """KEEPWATCH_USER is the agent's basic authentication: sent to the agent, never to the
+    Prometheus server doctor -P asks (another server, with its own access control)."""
+    seen = {}
+
+    def record(name, body):
+        def handler(h):
+            seen.setdefault(name, []).append(h.headers.get("Authorization"))
+            h.send_response(200)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(body)))
+            h.end_headers()
+            h.wfile.write(body)
+        return handler
+
+    empty = json.dumps({"status": "success",
+                        "data": {"resultType": "vector", "result": []}}).encode()
+    monkeypatch.setenv("KEEPWATCH_USER", "alice:secret")
+    with FakeAgent({"*": record("agent", doc(upstream()))}) as agent, \
+            FakeAgent({"*": record("prometheus", empty)}) as prom:
+        kw.cli("--agent", agent.url, "upstreams")
+        kw.cli("doctor", "--prometheus", prom.url)
+    assert_eq("Authorization the agent got", seen.get("agent"), ["Basic YWxpY2U6c2VjcmV0"])
+    assert_eq("Authorization Prometheus got", seen.get("prometheus"), [None])

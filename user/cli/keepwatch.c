@@ -385,12 +385,29 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ctx)
 	return n;
 }
 
-static CURL *agent_handle(const char *url, struct kw_buf *body, char *errbuf)
-{
-	CURL *h = curl_easy_init();
+/* What an answer said besides its body. */
+struct answer {
+	long status;	     /* HTTP status, 0 if none came */
+	double connect_time; /* s; 0: no connection was made */
+	char location[256];  /* a redirect's target, or "" */
+};
 
-	if (!h)
-		return NULL;
+/*
+ * GET url into body (at most MAX_BODY bytes), with the agent's credentials only if it is
+ * the agent that is asked (to_agent), never Prometheus. A transfer's error is in errbuf.
+ */
+static CURLcode http_get(const char *url, int to_agent, struct kw_buf *body, char *errbuf,
+			 struct answer *a)
+{
+	char *redirect = NULL;
+	CURL *h = curl_easy_init();
+	CURLcode rc;
+
+	memset(a, 0, sizeof(*a));
+	if (!h) {
+		snprintf(errbuf, CURL_ERROR_SIZE, "out of memory");
+		return CURLE_OUT_OF_MEMORY;
+	}
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
@@ -408,13 +425,19 @@ static CURL *agent_handle(const char *url, struct kw_buf *body, char *errbuf)
 #endif
 	/* an agent with --web.config.file: from the environment, so that no password is
 	 * in the command line for ps to show */
-	if (getenv("KEEPWATCH_CACERT") && *getenv("KEEPWATCH_CACERT"))
+	if (to_agent && getenv("KEEPWATCH_CACERT") && *getenv("KEEPWATCH_CACERT"))
 		curl_easy_setopt(h, CURLOPT_CAINFO, getenv("KEEPWATCH_CACERT"));
-	if (getenv("KEEPWATCH_USER") && *getenv("KEEPWATCH_USER")) {
+	if (to_agent && getenv("KEEPWATCH_USER") && *getenv("KEEPWATCH_USER")) {
 		curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
 		curl_easy_setopt(h, CURLOPT_USERPWD, getenv("KEEPWATCH_USER"));
 	}
-	return h;
+	rc = curl_easy_perform(h);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &a->status);
+	curl_easy_getinfo(h, CURLINFO_CONNECT_TIME, &a->connect_time);
+	if (!curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &redirect) && redirect)
+		snprintf(a->location, sizeof(a->location), "%s", redirect);
+	curl_easy_cleanup(h);
+	return rc;
 }
 
 /* The "error" member of an agent's error answer, or "". */
@@ -475,51 +498,38 @@ static void transfer_error(const struct cli *c, CURLcode rc, const char *errbuf,
 /* GET agent + path and parse the JSON answer into *doc; returns an exit status. */
 static int agent_get(const struct cli *c, const char *path, json_t **doc)
 {
-	char url[2048], errbuf[CURL_ERROR_SIZE] = "", location[256] = "";
+	char url[2048], errbuf[CURL_ERROR_SIZE] = "";
 	size_t alen = strlen(c->agent);
-	double connect_time = 0;
-	char *redirect = NULL, *nul;
+	struct answer a;
 	struct kw_buf body;
 	json_error_t jerr;
-	long status = 0;
 	CURLcode rc;
-	CURL *h;
+	char *nul;
 
 	while (alen && c->agent[alen - 1] == '/')
 		alen--;
 	if ((size_t)snprintf(url, sizeof(url), "%.*s%s", (int)alen, c->agent, path) >= sizeof(url))
 		return usage_error(c, "agent URL too long");
 	kw_buf_init(&body);
-	h = agent_handle(url, &body, errbuf);
-	if (!h) {
-		cli_error(c, "cannot start an HTTP request: out of memory");
-		return EXIT_FAIL;
-	}
-	rc = curl_easy_perform(h);
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-	curl_easy_getinfo(h, CURLINFO_CONNECT_TIME, &connect_time);
-	if (!curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &redirect) && redirect)
-		snprintf(location, sizeof(location), "%s", redirect);
-	curl_easy_cleanup(h);
-
+	rc = http_get(url, 1, &body, errbuf, &a);
 	if (rc != CURLE_OK) {
-		transfer_error(c, rc, errbuf, connect_time > 0);
+		transfer_error(c, rc, errbuf, a.connect_time > 0);
 		goto fail;
 	}
 	/*
 	 * The agent never redirects: one that does is not the agent, or --agent names a
 	 * proxy in front of it. Following could take the request anywhere; it is not done.
 	 */
-	if (status >= 300 && status < 400) {
+	if (a.status >= 300 && a.status < 400) {
 		cli_error(
 			c,
 			"the agent at %s answered HTTP %ld for %s, a redirect%s%s, which keepwatch "
 			"does not follow: give --agent the URL of the agent itself",
-			c->agent, status, path, location[0] ? " to " : "", location);
+			c->agent, a.status, path, a.location[0] ? " to " : "", a.location);
 		goto fail;
 	}
-	if (status != 200) {
-		cli_error(c, "the agent at %s answered HTTP %ld for %s%s", c->agent, status, path,
+	if (a.status != 200) {
+		cli_error(c, "the agent at %s answered HTTP %ld for %s%s", c->agent, a.status, path,
 			  agent_error_text(&body));
 		goto fail;
 	}
@@ -892,12 +902,11 @@ static int prom_query(const struct cli *c, const char *promql, json_t **doc, con
 	char url[4096], errbuf[CURL_ERROR_SIZE] = "";
 	size_t ulen = strlen(c->prometheus);
 	const char *status, *why;
+	struct answer a;
 	struct kw_buf body;
 	json_error_t jerr;
-	long code = 0;
 	char *esc;
 	CURLcode rc;
-	CURL *h;
 
 	while (ulen && c->prometheus[ulen - 1] == '/')
 		ulen--;
@@ -912,14 +921,7 @@ static int prom_query(const struct cli *c, const char *promql, json_t **doc, con
 	if (rc)
 		return usage_error(c, "Prometheus URL too long");
 	kw_buf_init(&body);
-	h = agent_handle(url, &body, errbuf);
-	if (!h) {
-		cli_error(c, "cannot start an HTTP request: out of memory");
-		return EXIT_FAIL;
-	}
-	rc = curl_easy_perform(h);
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-	curl_easy_cleanup(h);
+	rc = http_get(url, 0, &body, errbuf, &a);
 	*doc = NULL;
 	if (rc != CURLE_OK) {
 		prom_transfer_error(c, rc, errbuf);
@@ -928,13 +930,13 @@ static int prom_query(const struct cli *c, const char *promql, json_t **doc, con
 	*doc = json_loadb(body.data ? body.data : "", body.len, 0, &jerr);
 	status = json_string_value(json_object_get(*doc, "status"));
 	why = json_string_value(json_object_get(*doc, "error"));
-	if (code != 200 || !status || strcmp(status, "success")) {
+	if (a.status != 200 || !status || strcmp(status, "success")) {
 		if (why)
-			cli_error(c, "Prometheus at %s answered HTTP %ld: %s", c->prometheus, code,
-				  why);
+			cli_error(c, "Prometheus at %s answered HTTP %ld: %s", c->prometheus,
+				  a.status, why);
 		else
 			cli_error(c, "Prometheus at %s answered HTTP %ld, not a query result",
-				  c->prometheus, code);
+				  c->prometheus, a.status);
 		goto fail;
 	}
 	*result = json_object_get(json_object_get(*doc, "data"), "result");
